@@ -1,0 +1,79 @@
+// The node's configuration: one schema with defaults, loaded from a file, then
+// GIGMESH_* environment variables, then command-line flags (later wins), and
+// validated before anything starts.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace gm::config {
+
+/// Thrown for any bad configuration; what() is one line naming the key.
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class run_mode { dev, production };
+
+struct redis_endpoint {
+  std::string host = "127.0.0.1";
+  uint16_t port = 6379;
+  int db = 0;
+  std::string password;
+};
+
+struct settings {
+  run_mode mode = run_mode::dev;
+  std::string log_level = "info";
+  std::string log_format;  // "json" | "text"; empty: json in production, text in dev
+  std::string node_id;     // empty: generated at start
+
+  std::string http_host = "0.0.0.0";
+  uint16_t http_port = 8080;  // 0: pick an ephemeral port (tests)
+  std::string port_file;      // if set, the bound HTTP port is written here
+  int http_threads = 2;
+  int64_t http_body_limit = 1 << 20;
+  int64_t http_header_limit = 16 << 10;
+  int64_t http_read_timeout_ms = 30000;
+  int http_max_pipeline = 16;
+  int64_t http_drain_timeout_ms = 10000;
+  int64_t request_timeout_ms = 5000;
+  int gateway_workers = 4;
+
+  std::string pg_url = "postgresql://postgres@127.0.0.1:5432/gigmesh";
+  int pg_pool_size = 4;
+  int64_t pg_connect_timeout_ms = 2000;
+  int64_t health_interval_ms = 1000;
+
+  std::string redis_url = "redis://127.0.0.1:6379/0";
+  redis_endpoint redis;  // parsed from redis_url
+
+  std::string jwt_secret;  // secret: never logged
+  std::string jwt_secret_file;
+
+  int caf_threads = 2;
+  int supervisor_intensity = 3;
+  int64_t supervisor_period_ms = 5000;
+  int64_t shutdown_timeout_ms = 15000;
+};
+
+/// Returns the settings built from defaults, the config file (from `--config`
+/// or GIGMESH_CONFIG), `env` (GIGMESH_* names) and `args` (argv without the
+/// program name). Throws config_error on any unknown key or bad value.
+settings load(const std::vector<std::string>& args,
+              const std::map<std::string, std::string>& env);
+
+/// Returns the environment of this process as a map, for `load`.
+std::map<std::string, std::string> process_env();
+
+/// Returns a one-line description of `s` for the start-up log; secrets masked.
+std::string describe(const settings& s);
+
+/// Returns the help text listing every key, its default and its variable.
+std::string help_text();
+
+} // namespace gm::config

@@ -1,0 +1,153 @@
+// Implements route matching and the OpenAPI document.
+#include "gateway/routes.hpp"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+namespace gm::gateway {
+namespace {
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 1;  // paths start with '/'
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    if (slash == std::string::npos) {
+      out.push_back(path.substr(start));
+      break;
+    }
+    out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+bool is_param(const std::string& seg) {
+  return seg.size() > 2 && seg.front() == '{' && seg.back() == '}';
+}
+
+} // namespace
+
+route io_route(std::string method, std::string pattern, std::string summary, std::string tag,
+               std::vector<std::pair<int, std::string>> responses, inline_handler h) {
+  route r;
+  r.method = std::move(method);
+  r.pattern = std::move(pattern);
+  r.summary = std::move(summary);
+  r.tag = std::move(tag);
+  r.responses = std::move(responses);
+  r.on_io = std::move(h);
+  return r;
+}
+
+route actor_route(std::string method, std::string pattern, std::string summary,
+                  std::string tag, std::vector<std::pair<int, std::string>> responses,
+                  actor_handler h) {
+  auto r = io_route(std::move(method), std::move(pattern), std::move(summary), std::move(tag),
+                    std::move(responses), nullptr);
+  r.on_actor = std::move(h);
+  return r;
+}
+
+void route_table::add(route r) {
+  r.segments = split_path(r.pattern);
+  r.index = routes_.size();
+  routes_.push_back(std::make_unique<route>(std::move(r)));
+}
+
+match_result route_table::match(const std::string& method, const std::string& path) const {
+  match_result out;
+  if (path.empty() || path[0] != '/') {
+    return out;
+  }
+  auto segs = split_path(path);
+  for (auto& r : routes_) {
+    if (r->segments.size() != segs.size()) {
+      continue;
+    }
+    std::map<std::string, std::string> params;
+    bool ok = true;
+    for (size_t i = 0; i < segs.size() && ok; ++i) {
+      const auto& p = r->segments[i];
+      if (is_param(p)) {
+        ok = !segs[i].empty();
+        if (ok) params[p.substr(1, p.size() - 2)] = segs[i];
+      } else {
+        ok = p == segs[i];
+      }
+    }
+    if (!ok) {
+      continue;
+    }
+    out.path_known = true;
+    out.allowed.push_back(r->method);
+    if (r->method == method && out.found == nullptr) {
+      out.found = r.get();
+      out.params = std::move(params);
+    }
+  }
+  return out;
+}
+
+std::string route_table::openapi(const std::string& version) const {
+  using nlohmann::json;
+  json paths = json::object();
+  for (auto& r : routes_) {
+    json op;
+    op["summary"] = r->summary;
+    op["tags"] = json::array({r->tag});
+    std::string op_id = r->method;
+    std::transform(op_id.begin(), op_id.end(), op_id.begin(), ::tolower);
+    for (auto& s : r->segments) {
+      op_id += "_";
+      op_id += is_param(s) ? "by_" + s.substr(1, s.size() - 2) : s;
+    }
+    op["operationId"] = op_id;
+    json params = json::array();
+    for (auto& s : r->segments) {
+      if (is_param(s)) {
+        params.push_back({{"name", s.substr(1, s.size() - 2)},
+                          {"in", "path"},
+                          {"required", true},
+                          {"schema", {{"type", "string"}}}});
+      }
+    }
+    if (!params.empty()) {
+      op["parameters"] = params;
+    }
+    json responses = json::object();
+    for (auto& [status, desc] : r->responses) {
+      json resp = {{"description", desc}};
+      if (status >= 400) {
+        resp["content"] = {{"application/problem+json",
+                            {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}};
+      }
+      responses[std::to_string(status)] = resp;
+    }
+    op["responses"] = responses;
+    std::string method = r->method;
+    std::transform(method.begin(), method.end(), method.begin(), ::tolower);
+    paths[r->pattern][method] = op;
+  }
+  json doc = {
+    {"openapi", "3.0.3"},
+    {"info", {{"title", "gigmesh"}, {"version", version},
+              {"description", "REST API of a gigmesh node (see API.md)."}}},
+    {"paths", paths},
+    {"components",
+     {{"schemas",
+       {{"Problem",
+         {{"type", "object"},
+          {"required", json::array({"type", "title", "status"})},
+          {"properties",
+           {{"type", {{"type", "string"}}},
+            {"title", {{"type", "string"}}},
+            {"status", {{"type", "integer"}}},
+            {"detail", {{"type", "string"}}},
+            {"errors", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}}}}}}},
+  };
+  return doc.dump(2);
+}
+
+} // namespace gm::gateway

@@ -1,0 +1,545 @@
+// Implements the Beast listener and HTTP sessions.
+//
+// A session reads requests one after another while earlier ones are still
+// being answered (pipelining), up to max_pipeline outstanding; responses are
+// written strictly in request order. Every completion runs on the session's
+// strand. A request that cannot be parsed gets a 4xx problem document with
+// `Connection: close`; the session then half-closes and reads and discards
+// what the client still sends (bounded), so the client sees the response
+// instead of a connection reset.
+#include "gateway/server.hpp"
+
+#include <array>
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+
+namespace gm::gateway {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using strand_t = asio::strand<asio::io_context::executor_type>;
+using clock = std::chrono::steady_clock;
+
+constexpr size_t discard_limit = 4 << 20;
+constexpr std::chrono::seconds discard_timeout{2};
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[33];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+/// Returns the client's X-Request-Id if it is safe to echo and log, else "".
+std::string accepted_request_id(std::string_view v) {
+  if (v.empty() || v.size() > 128) {
+    return {};
+  }
+  for (char c : v) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok) {
+      return {};
+    }
+  }
+  return std::string{v};
+}
+
+struct route_metrics {
+  std::string route;
+  metrics::histogram* latency = nullptr;
+  std::array<std::atomic<metrics::counter*>, 600> by_status{};
+};
+
+} // namespace
+
+class session;
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+  server_options opts;
+  const route_table& routes;
+  actor_dispatch dispatch;
+  asio::io_context ioc;
+  tcp::acceptor acceptor;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> inflight{0};
+  std::mutex sessions_mtx;
+  std::unordered_map<session*, std::weak_ptr<session>> sessions;
+  std::vector<std::unique_ptr<route_metrics>> per_route;  // last: unmatched
+  metrics::gauge& connections = metrics::global().get_gauge(
+    "gigmesh_http_connections", "open HTTP connections");
+  metrics::gauge& inflight_gauge = metrics::global().get_gauge(
+    "gigmesh_http_requests_in_flight", "requests read and not yet answered");
+  bool stopped = false;
+  std::shared_ptr<spdlog::logger> log = gm::log::get("http");
+
+  impl(server_options o, const route_table& r, actor_dispatch d)
+    : opts(std::move(o)), routes(r), dispatch(std::move(d)),
+      ioc(opts.threads), acceptor(ioc) {
+    for (auto& rt : routes.all()) {
+      auto m = std::make_unique<route_metrics>();
+      m->route = rt->pattern;
+      per_route.push_back(std::move(m));
+    }
+    auto m = std::make_unique<route_metrics>();
+    m->route = "unmatched";
+    per_route.push_back(std::move(m));
+    for (auto& pm : per_route) {
+      pm->latency = &metrics::global().get_histogram(
+        "gigmesh_http_request_duration_seconds", "time from request read to response written",
+        {{"route", pm->route}});
+    }
+  }
+
+  void record(size_t route_index, int status, double seconds) {
+    auto& pm = *per_route[std::min(route_index, per_route.size() - 1)];
+    pm.latency->observe(seconds);
+    auto idx = static_cast<size_t>(std::clamp(status, 0, 599));
+    auto* c = pm.by_status[idx].load(std::memory_order_acquire);
+    if (c == nullptr) {
+      c = &metrics::global().get_counter("gigmesh_http_requests_total",
+                                         "HTTP requests by route and status",
+                                         {{"route", pm.route}, {"status", std::to_string(status)}});
+      pm.by_status[idx].store(c, std::memory_order_release);
+    }
+    c->inc();
+  }
+
+  void do_accept();
+};
+
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket&& socket, strand_t strand, std::shared_ptr<server::impl> srv)
+    : strand_(std::move(strand)), stream_(std::move(socket)), srv_(std::move(srv)) {
+    srv_->connections.add(1);
+  }
+
+  ~session() {
+    srv_->connections.add(-1);
+    std::lock_guard<std::mutex> guard{srv_->sessions_mtx};
+    srv_->sessions.erase(this);
+  }
+
+  void run() {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->do_read(); });
+  }
+
+  /// Closes the connection at once if nothing is pending (used at stop).
+  void close_when_idle() {
+    asio::post(strand_, [self = shared_from_this()] {
+      self->read_closed_ = true;
+      if (self->queue_.empty()) {
+        self->close();
+      }
+    });
+  }
+
+private:
+  struct slot {
+    bool ready = false;
+    bool keep_alive = true;
+    bool discard_after = false;
+    size_t route_index = SIZE_MAX;
+    int status = 0;
+    clock::time_point start;
+    std::string request_id;
+    http::response<http::string_body> res;
+  };
+
+  void do_read() {
+    if (reading_ || read_closed_ || queue_.size() >= srv_->opts.max_pipeline) {
+      return;
+    }
+    parser_.emplace();
+    parser_->body_limit(srv_->opts.body_limit);
+    parser_->header_limit(srv_->opts.header_limit);
+    stream_.expires_after(srv_->opts.read_timeout);
+    reading_ = true;
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    reading_ = false;
+    if (ec) {
+      read_closed_ = true;
+      if (ec == http::error::body_limit) {
+        reject(413, "payload-too-large", "Payload Too Large",
+               "the request body exceeds " + std::to_string(srv_->opts.body_limit) + " bytes");
+      } else if (ec == http::error::header_limit) {
+        reject(431, "headers-too-large", "Request Header Fields Too Large",
+               "the request header block exceeds " +
+                 std::to_string(srv_->opts.header_limit) + " bytes");
+      } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+                 ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        reject(400, "malformed-request", "Bad Request",
+               "the request is not valid HTTP/1.1: " + ec.message());
+      } else {
+        // End of stream, timeout, reset: nothing more to read. Answer what
+        // is pending, then close.
+        maybe_close();
+      }
+      return;
+    }
+    handle(parser_->release());
+    do_read();
+  }
+
+  /// Queues an error response for a request that could not be read.
+  void reject(int status, const char* type, const char* title, const std::string& detail) {
+    auto s = std::make_shared<slot>();
+    s->start = clock::now();
+    s->request_id = new_request_id();
+    s->keep_alive = false;
+    s->discard_after = true;
+    queue_.push_back(s);
+    srv_->inflight.fetch_add(1);
+    srv_->inflight_gauge.add(1);
+    {
+      gm::log::request_scope scope{s->request_id};
+      srv_->log->info("rejected request from {}: {} {}", remote_ip(), status, detail);
+    }
+    complete(s, problem(status, type, title, detail));
+  }
+
+  std::string remote_ip() const {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    return ec ? std::string{} : ep.address().to_string();
+  }
+
+  void handle(http::request<http::string_body>&& req) {
+    auto s = std::make_shared<slot>();
+    s->start = clock::now();
+    s->request_id = accepted_request_id(req["X-Request-Id"]);
+    if (s->request_id.empty()) {
+      s->request_id = new_request_id();
+    }
+    s->keep_alive = req.keep_alive() && !srv_->draining.load();
+    if (!s->keep_alive) {
+      read_closed_ = true;
+    }
+    queue_.push_back(s);
+    srv_->inflight.fetch_add(1);
+    srv_->inflight_gauge.add(1);
+
+    std::string method{req.method_string()};
+    std::string target{req.target()};
+    auto q = target.find('?');
+    std::string path = q == std::string::npos ? target : target.substr(0, q);
+    auto m = srv_->routes.match(method, path);
+    if (m.found == nullptr) {
+      if (m.path_known) {
+        auto r = problem(405, "method-not-allowed", "Method Not Allowed",
+                         method + " is not allowed on " + path);
+        std::string allow;
+        for (auto& a : m.allowed) {
+          allow += allow.empty() ? a : ", " + a;
+        }
+        r.headers.emplace_back("Allow", allow);
+        complete(s, std::move(r));
+      } else {
+        complete(s, problem(404, "not-found", "Not Found", "no route for " + path));
+      }
+      return;
+    }
+    s->route_index = m.found->index;
+
+    request rq;
+    rq.method = std::move(method);
+    rq.path = std::move(path);
+    if (q != std::string::npos) {
+      rq.query = target.substr(q + 1);
+    }
+    rq.target = std::move(target);
+    for (auto& f : req) {
+      rq.headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
+    }
+    rq.body = std::move(req.body());
+    rq.request_id = s->request_id;
+    rq.remote_ip = remote_ip();
+    rq.path_params = std::move(m.params);
+
+    auto self = shared_from_this();
+    respond_fn respond = [self, s](response r) {
+      if (self->strand_.running_in_this_thread()) {
+        self->complete(s, std::move(r));
+      } else {
+        asio::post(self->strand_, [self, s, r = std::move(r)]() mutable {
+          self->complete(s, std::move(r));
+        });
+      }
+    };
+    gm::log::request_scope scope{s->request_id};
+    try {
+      if (m.found->on_io) {
+        m.found->on_io(rq, std::move(respond));
+      } else {
+        srv_->dispatch(*m.found, std::move(rq), std::move(respond));
+      }
+    } catch (const std::exception& e) {
+      // A handler bug must not take the connection or the node down.
+      srv_->log->error("handler for {} threw: {}", m.found->pattern, e.what());
+      if (!s->ready) {
+        complete(s, problem(500, "internal", "Internal Server Error", "the request failed"));
+      }
+    }
+  }
+
+  void complete(const std::shared_ptr<slot>& s, response r) {
+    if (s->ready) {
+      return; // responded twice: keep the first
+    }
+    s->ready = true;
+    s->status = r.status;
+    auto& res = s->res;
+    res.version(11);
+    res.result(static_cast<unsigned>(r.status));
+    res.set(http::field::server, "gigmesh");
+    res.set("X-Request-Id", s->request_id);
+    if (!r.body.empty() || r.status != 204) {
+      res.set(http::field::content_type, r.content_type);
+    }
+    for (auto& [k, v] : r.headers) {
+      res.set(k, v);
+    }
+    res.body() = std::move(r.body);
+    res.keep_alive(s->keep_alive);
+    res.prepare_payload();
+    do_write();
+  }
+
+  void do_write() {
+    if (writing_ || queue_.empty() || !queue_.front()->ready) {
+      return;
+    }
+    writing_ = true;
+    auto s = queue_.front();
+    http::async_write(stream_, s->res,
+                      [self = shared_from_this(), s](beast::error_code ec, size_t) {
+                        self->on_write(ec, s);
+                      });
+  }
+
+  void on_write(beast::error_code ec, const std::shared_ptr<slot>& s) {
+    writing_ = false;
+    queue_.pop_front();
+    auto elapsed = std::chrono::duration<double>(clock::now() - s->start).count();
+    srv_->record(s->route_index, s->status, elapsed);
+    srv_->inflight.fetch_sub(1);
+    srv_->inflight_gauge.add(-1);
+    if (s->status >= 500) {
+      gm::log::request_scope scope{s->request_id};
+      srv_->log->warn("answered {}", s->status);
+    }
+    if (ec) {
+      read_closed_ = true;
+      close();
+      return;
+    }
+    if (s->discard_after) {
+      discard();
+      return;
+    }
+    if (!s->keep_alive) {
+      read_closed_ = true;
+    }
+    do_write();
+    do_read();
+    maybe_close();
+  }
+
+  void maybe_close() {
+    if (read_closed_ && queue_.empty() && !writing_ && !discarding_) {
+      close();
+    }
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  void discard() {
+    discarding_ = true;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    discard_buf_ = std::make_unique<std::array<char, 16384>>();
+    stream_.expires_after(discard_timeout);
+    do_discard();
+  }
+
+  void do_discard() {
+    stream_.async_read_some(asio::buffer(*discard_buf_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->discarded_ += n;
+                              if (ec || self->discarded_ > discard_limit) {
+                                self->discarding_ = false;
+                                self->close();
+                                return;
+                              }
+                              self->do_discard();
+                            });
+  }
+
+  strand_t strand_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<server::impl> srv_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::deque<std::shared_ptr<slot>> queue_;
+  std::unique_ptr<std::array<char, 16384>> discard_buf_;
+  size_t discarded_ = 0;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool read_closed_ = false;
+  bool discarding_ = false;
+};
+
+void server::impl::do_accept() {
+  auto strand = asio::make_strand(ioc);
+  acceptor.async_accept(strand, [self = shared_from_this(), strand](beast::error_code ec,
+                                                                   tcp::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted && self->acceptor.is_open()) {
+        self->log->warn("accept failed: {}", ec.message());
+        self->do_accept();
+      }
+      return;
+    }
+    auto s = std::make_shared<session>(std::move(socket), strand, self);
+    {
+      std::lock_guard<std::mutex> guard{self->sessions_mtx};
+      self->sessions.emplace(s.get(), s);
+    }
+    s->run();
+    self->do_accept();
+  });
+}
+
+server::server(server_options opts, const route_table& routes, actor_dispatch dispatch)
+  : impl_(std::make_shared<impl>(std::move(opts), routes, std::move(dispatch))) {
+  // nop
+}
+
+server::~server() {
+  stop();
+}
+
+uint16_t server::start() {
+  auto& d = *impl_;
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(d.opts.host, ec);
+  auto where = d.opts.host + ":" + std::to_string(d.opts.port);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + where + ": bad address");
+  }
+  tcp::endpoint ep{addr, d.opts.port};
+  d.acceptor.open(ep.protocol(), ec);
+  if (!ec) d.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) d.acceptor.bind(ep, ec);
+  if (!ec) d.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+  }
+  auto port = d.acceptor.local_endpoint().port();
+  d.work.emplace(asio::make_work_guard(d.ioc));
+  d.do_accept();
+  for (int i = 0; i < d.opts.threads; ++i) {
+    d.threads.emplace_back([self = impl_] { self->ioc.run(); });
+  }
+  return port;
+}
+
+void server::stop_accepting() {
+  impl_->draining = true;
+  asio::post(impl_->ioc, [self = impl_] {
+    beast::error_code ec;
+    self->acceptor.close(ec);
+  });
+}
+
+bool server::drain(std::chrono::milliseconds timeout) {
+  auto deadline = clock::now() + timeout;
+  while (impl_->inflight.load() > 0) {
+    if (clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
+  return true;
+}
+
+void server::stop() {
+  auto& d = *impl_;
+  if (d.stopped) {
+    return;
+  }
+  d.stopped = true;
+  stop_accepting();
+  std::vector<std::shared_ptr<session>> open;
+  {
+    std::lock_guard<std::mutex> guard{d.sessions_mtx};
+    for (auto& [ptr, weak] : d.sessions) {
+      if (auto s = weak.lock()) {
+        open.push_back(std::move(s));
+      }
+    }
+  }
+  for (auto& s : open) {
+    s->close_when_idle();
+  }
+  open.clear();
+  // Give sessions a moment to close cleanly, then stop the loop.
+  auto deadline = clock::now() + std::chrono::seconds{2};
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> guard{d.sessions_mtx};
+      if (d.sessions.empty() || clock::now() >= deadline) {
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
+  d.work.reset();
+  d.ioc.stop();
+  for (auto& t : d.threads) {
+    if (t.joinable()) {
+      t.join();
+    }
+  }
+  d.threads.clear();
+}
+
+int64_t server::inflight() const {
+  return impl_->inflight.load();
+}
+
+} // namespace gm::gateway

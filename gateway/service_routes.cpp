@@ -1,0 +1,92 @@
+// Implements the service routes. /readyz asks the persistence actor through
+// the actor bridge; the others are cheap and answer on the io thread.
+#include "gateway/service_routes.hpp"
+
+#include <chrono>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/metrics.hpp"
+#include "persistence/service.hpp"
+
+namespace gm::gateway {
+namespace {
+
+nlohmann::json checks_json(const persistence::health& h) {
+  return {
+    {"postgres", {{"ok", h.pg_ok}, {"error", h.pg_error}, {"checked_ms_ago", h.pg_checked_ms_ago}}},
+    {"migrations",
+     {{"ok", h.migrations_ok}, {"schema_version", h.schema_version}, {"error", h.migration_error}}},
+    {"redis",
+     {{"ok", h.redis_ok}, {"error", h.redis_error}, {"checked_ms_ago", h.redis_checked_ms_ago}}},
+  };
+}
+
+response not_ready(const std::string& node_id, const std::string& detail,
+                   nlohmann::json checks) {
+  auto r = problem(503, "not-ready", "Service Unavailable", detail);
+  auto doc = nlohmann::json::parse(r.body);
+  doc["node"] = node_id;
+  doc["checks"] = std::move(checks);
+  r.body = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+void readyz(const service_context& ctx, caf::event_based_actor* self, request&,
+            respond_fn respond) {
+  auto persist = caf::actor_cast<caf::actor>(
+    self->system().registry().get(persistence::registry_name()));
+  if (!persist) {
+    respond(not_ready(ctx.node_id, "persistence is not running", nlohmann::json::object()));
+    return;
+  }
+  auto node_id = ctx.node_id;
+  self->request(persist, ctx.request_timeout, persistence::health_atom::value)
+    .then(
+      [respond, node_id](const persistence::health& h) {
+        auto checks = checks_json(h);
+        if (h.ready()) {
+          nlohmann::json doc = {{"status", "ready"}, {"node", node_id}, {"checks", checks}};
+          respond(json_response(200, doc.dump(-1, ' ', false,
+                                              nlohmann::json::error_handler_t::replace)));
+          return;
+        }
+        std::string why = !h.pg_ok ? "PostgreSQL unreachable: " + h.pg_error
+                                   : "migrations not applied: " + h.migration_error;
+        respond(not_ready(node_id, why, checks));
+      },
+      [respond, node_id, self](const caf::error& e) {
+        respond(not_ready(node_id, "persistence did not answer: " + self->system().render(e),
+                          nlohmann::json::object()));
+      });
+}
+
+} // namespace
+
+void add_service_routes(route_table& table, const service_context& ctx) {
+  table.add(io_route("GET", "/healthz", "Liveness: the node's process is serving", "service",
+                     {{200, "alive"}}, [](request&, respond_fn respond) {
+                       respond(json_response(200, R"({"status":"ok"})"));
+                     }));
+  table.add(actor_route(
+    "GET", "/readyz", "Readiness: PostgreSQL reachable and migrations applied (details per check)",
+    "service", {{200, "ready"}, {503, "not ready"}},
+    [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
+      readyz(ctx, self, rq, std::move(respond));
+    }));
+  table.add(io_route("GET", "/metrics", "Prometheus metrics in text format 0.0.4", "service",
+                     {{200, "metrics"}}, [](request&, respond_fn respond) {
+                       response r;
+                       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                       r.body = metrics::global().render();
+                       respond(std::move(r));
+                     }));
+  auto doc = ctx.openapi;
+  table.add(io_route("GET", "/api/openapi.json", "This OpenAPI document", "service",
+                     {{200, "OpenAPI 3 document"}},
+                     [doc](request&, respond_fn respond) { respond(json_response(200, *doc)); }));
+}
+
+} // namespace gm::gateway

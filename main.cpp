@@ -1,0 +1,137 @@
+// gigmesh: one node. Loads the configuration, starts the root supervisor
+// (persistence, then the gateway) and stops it in reverse on SIGTERM/SIGINT.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "cluster/node_info.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "config/config.hpp"
+#include "gateway/service.hpp"
+#include "persistence/service.hpp"
+#include "supervisors/supervisor.hpp"
+
+namespace {
+
+std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
+                                               const gm::cluster::node_info& node) {
+  using namespace std::chrono;
+  gm::sup::child_spec persistence;
+  persistence.name = "persistence";
+  persistence.shutdown_timeout = milliseconds{cfg.shutdown_timeout_ms};
+  persistence.start = [cfg, node](caf::local_actor* sup) {
+    return gm::persistence::spawn_service(sup, cfg, node);
+  };
+  gm::sup::child_spec gateway;
+  gateway.name = "gateway";
+  gateway.shutdown_timeout = milliseconds{cfg.http_drain_timeout_ms + cfg.shutdown_timeout_ms};
+  gateway.start = [cfg, node](caf::local_actor* sup) {
+    return gm::gateway::spawn_service(sup, cfg, node);
+  };
+  return {persistence, gateway};
+}
+
+int run(const gm::config::settings& cfg) {
+  auto log = gm::log::get("node");
+  auto node = gm::cluster::make_node_info(cfg.node_id,
+                                          cfg.http_host + ":" + std::to_string(cfg.http_port));
+  log->info("gigmesh {} starting as node {} ({})", GIGMESH_VERSION, node.id,
+            gm::config::describe(cfg));
+
+  auto& reg = gm::metrics::global();
+  reg.gauge_fn("gigmesh_process_resident_memory_bytes", "resident set size of the node",
+               [] { return static_cast<double>(gm::metrics::resident_memory_bytes()); });
+  auto started = static_cast<double>(std::time(nullptr));
+  reg.gauge_fn("gigmesh_process_start_time_seconds", "start time of the node, unix seconds",
+               [started] { return started; });
+
+  caf::actor_system_config caf_cfg;
+  caf_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.caf_threads));
+  caf::actor_system sys{caf_cfg};
+
+  gm::sup::options opts;
+  opts.name = "root";
+  // one_for_one: the gateway finds persistence through the registry on every
+  // request, so a persistence restart needs no gateway restart.
+  opts.strat = gm::sup::strategy::one_for_one;
+  opts.intensity = cfg.supervisor_intensity;
+  opts.period = std::chrono::milliseconds{cfg.supervisor_period_ms};
+  auto root = gm::sup::spawn_supervisor(sys, opts, root_children(cfg, node));
+
+  std::atomic<bool> root_down{false};
+  std::atomic<bool> graceful{false};
+  root->attach_functor([&](const caf::error& reason) {
+    graceful = !reason || reason == caf::exit_reason::user_shutdown;
+    root_down = true;
+  });
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  bool stopping = false;
+  while (!root_down) {
+    timespec wait{0, 100 * 1000 * 1000};
+    int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig == SIGINT || sig == SIGTERM) {
+      if (stopping) {
+        log->warn("second signal: exiting at once");
+        return 130;
+      }
+      stopping = true;
+      log->info("received {}: stopping (gateway, then persistence)",
+                sig == SIGINT ? "SIGINT" : "SIGTERM");
+      caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+    }
+  }
+  root = nullptr;
+  if (!graceful) {
+    log->critical("root supervisor gave up: node exits");
+    return 1;
+  }
+  log->info("stopped cleanly");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << gm::config::help_text();
+      return 0;
+    }
+  }
+  gm::config::settings cfg;
+  try {
+    cfg = gm::config::load(args, gm::config::process_env());
+  } catch (const gm::config::config_error& e) {
+    std::fprintf(stderr, "gigmesh: configuration error: %s\n", e.what());
+    return 2;
+  }
+  bool json = cfg.log_format == "json" ||
+              (cfg.log_format.empty() && cfg.mode == gm::config::run_mode::production);
+  gm::log::setup(json ? gm::log::format::json : gm::log::format::dev, cfg.log_level);
+  try {
+    return run(cfg);
+  } catch (const std::exception& e) {
+    gm::log::get("node")->critical("fatal: {}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,225 @@
+// Implements the libpq connection wrapper and the thread-owned pool.
+#include "persistence/pg.hpp"
+
+#include <cstdlib>
+
+#include <libpq-fe.h>
+
+#include "common/log.hpp"
+
+namespace gm::pg {
+
+std::string result::value(size_t row, size_t col, std::string fallback) const {
+  if (row >= rows.size() || col >= rows[row].size() || !rows[row][col]) {
+    return fallback;
+  }
+  return *rows[row][col];
+}
+
+connection::connection(std::string conninfo, std::chrono::milliseconds connect_timeout)
+  : conninfo_(std::move(conninfo)), connect_timeout_(connect_timeout) {
+  // nop
+}
+
+connection::~connection() {
+  reset();
+}
+
+void connection::reset() {
+  if (conn_ != nullptr) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+}
+
+bool connection::connected() const {
+  return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK;
+}
+
+bool connection::ensure_connected(std::string& error) {
+  if (connected()) {
+    return true;
+  }
+  reset();
+  // libpq's connect_timeout is whole seconds, at least 2 in practice.
+  auto secs = std::max<int64_t>(2, (connect_timeout_.count() + 999) / 1000);
+  auto timeout = std::to_string(secs);
+  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {conninfo_.c_str(), timeout.c_str(), "gigmesh", nullptr};
+  conn_ = PQconnectdbParams(keys, values, 1);
+  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+    error = "connect: ";
+    error += conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
+    while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) {
+      error.pop_back();
+    }
+    reset();
+    return false;
+  }
+  return true;
+}
+
+result connection::exec(const std::string& sql, const params& p) {
+  result r;
+  if (!ensure_connected(r.error)) {
+    return r;
+  }
+  std::vector<const char*> values;
+  values.reserve(p.size());
+  for (auto& v : p) {
+    values.push_back(v ? v->c_str() : nullptr);
+  }
+  PGresult* res = PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0);
+  auto status = res != nullptr ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+    auto ncols = PQnfields(res);
+    for (int c = 0; c < ncols; ++c) {
+      r.columns.emplace_back(PQfname(res, c));
+    }
+    auto nrows = PQntuples(res);
+    r.rows.reserve(static_cast<size_t>(nrows));
+    for (int i = 0; i < nrows; ++i) {
+      std::vector<std::optional<std::string>> row;
+      row.reserve(static_cast<size_t>(ncols));
+      for (int c = 0; c < ncols; ++c) {
+        if (PQgetisnull(res, i, c)) {
+          row.emplace_back(std::nullopt);
+        } else {
+          row.emplace_back(std::string{PQgetvalue(res, i, c),
+                                       static_cast<size_t>(PQgetlength(res, i, c))});
+        }
+      }
+      r.rows.push_back(std::move(row));
+    }
+    const char* affected = PQcmdTuples(res);
+    if (affected != nullptr && *affected != '\0') {
+      r.affected = std::strtoll(affected, nullptr, 10);
+    }
+  } else {
+    if (res != nullptr) {
+      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      r.sqlstate = state != nullptr ? state : "";
+      r.error = PQresultErrorMessage(res);
+    }
+    if (r.error.empty()) {
+      r.error = PQerrorMessage(conn_);
+    }
+    while (!r.error.empty() && (r.error.back() == '\n' || r.error.back() == ' ')) {
+      r.error.pop_back();
+    }
+    if (r.error.empty()) {
+      r.error = "query failed";
+    }
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      // The server went away: drop the connection so the next job reconnects.
+      reset();
+    }
+  }
+  if (res != nullptr) {
+    PQclear(res);
+  }
+  return r;
+}
+
+pool::pool(std::string conninfo, int size, std::chrono::milliseconds connect_timeout,
+           size_t queue_limit)
+  : conninfo_(std::move(conninfo)),
+    size_(size),
+    connect_timeout_(connect_timeout),
+    queue_limit_(queue_limit) {
+  // nop
+}
+
+pool::~pool() {
+  stop();
+}
+
+void pool::start() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!threads_.empty() || stopping_) {
+    return;
+  }
+  for (int i = 0; i < size_; ++i) {
+    threads_.emplace_back([this, i] { run(static_cast<size_t>(i)); });
+  }
+}
+
+void pool::stop() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopping_ = true;
+    threads.swap(threads_);
+  }
+  cv_.notify_all();
+  for (auto& t : threads) {
+    t.join();
+  }
+  // Jobs still queued (no thread ever started) get a connection that fails.
+  std::deque<job> left;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    left.swap(queue_);
+  }
+  if (!left.empty()) {
+    connection refused{"host=/nonexistent/gigmesh-pool-stopped", connect_timeout_};
+    for (auto& j : left) {
+      j(refused);
+    }
+  }
+}
+
+bool pool::submit(job j) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopping_ || queue_.size() >= queue_limit_) {
+      ++stats_.rejected;
+      return false;
+    }
+    queue_.push_back(std::move(j));
+    ++stats_.submitted;
+  }
+  cv_.notify_one();
+  return true;
+}
+
+bool pool::query(std::string sql, params p, std::function<void(result)> done) {
+  return submit([sql = std::move(sql), p = std::move(p), done = std::move(done)](connection& c) {
+    done(c.exec(sql, p));
+  });
+}
+
+pool_stats pool::stats() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto s = stats_;
+  s.queued = queue_.size();
+  return s;
+}
+
+void pool::run(size_t index) {
+  connection conn{conninfo_, connect_timeout_};
+  auto log = gm::log::get("pg");
+  for (;;) {
+    job j;
+    {
+      std::unique_lock<std::mutex> lock{mtx_};
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) {
+        return; // stopping and nothing left to do
+      }
+      j = std::move(queue_.front());
+      queue_.pop_front();
+      ++stats_.busy;
+    }
+    try {
+      j(conn);
+    } catch (const std::exception& e) {
+      log->error("pool thread {}: job threw: {}", index, e.what());
+    }
+    std::lock_guard<std::mutex> guard{mtx_};
+    --stats_.busy;
+  }
+}
+
+} // namespace gm::pg

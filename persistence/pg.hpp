@@ -1,0 +1,114 @@
+// PostgreSQL access for gigmesh: a pool of libpq connections, each owned by a
+// thread of the pool, so that no CAF worker or Beast io thread ever waits on
+// the database. Work is submitted as jobs; results come back through
+// callbacks that run on the pool thread (post them onward, do not block).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+struct pg_conn;
+
+namespace gm::pg {
+
+using params = std::vector<std::optional<std::string>>;
+
+struct result {
+  std::string error;     // empty on success
+  std::string sqlstate;  // set for server-side errors
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  int64_t affected = 0;
+
+  bool ok() const noexcept { return error.empty(); }
+  /// Returns the value at (row, col) or `fallback` if NULL or absent.
+  std::string value(size_t row, size_t col, std::string fallback = {}) const;
+};
+
+/// One libpq connection. Used only on the thread of the pool that owns it.
+class connection {
+public:
+  connection(std::string conninfo, std::chrono::milliseconds connect_timeout);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// Returns the result of `sql` with `$n` parameters (text format). Connects
+  /// first if there is no healthy connection; a failed connect is an error
+  /// result, not an exception.
+  result exec(const std::string& sql, const params& p = {});
+
+  /// Returns true if a connection is established and healthy.
+  bool connected() const;
+
+  /// Drops the connection; the next exec reconnects.
+  void reset();
+
+private:
+  bool ensure_connected(std::string& error);
+
+  std::string conninfo_;
+  std::chrono::milliseconds connect_timeout_;
+  pg_conn* conn_ = nullptr;
+};
+
+struct pool_stats {
+  uint64_t submitted = 0;
+  uint64_t rejected = 0;
+  size_t queued = 0;
+  size_t busy = 0;
+};
+
+class pool {
+public:
+  using job = std::function<void(connection&)>;
+
+  /// `queue_limit` bounds jobs waiting for a connection; beyond it submit()
+  /// refuses work instead of growing memory.
+  pool(std::string conninfo, int size, std::chrono::milliseconds connect_timeout,
+       size_t queue_limit = 10000);
+  ~pool();
+  pool(const pool&) = delete;
+  pool& operator=(const pool&) = delete;
+
+  /// Starts the pool's threads. Connections are made lazily, per thread.
+  void start();
+
+  /// Refuses new jobs, lets the threads finish what is queued, and joins
+  /// them. Safe to call twice.
+  void stop();
+
+  /// Returns false if the pool is stopped or its queue is full.
+  bool submit(job j);
+
+  /// Runs one statement and hands its result to `done` (on a pool thread).
+  /// Returns false if the job was not accepted; `done` is then not called.
+  bool query(std::string sql, params p, std::function<void(result)> done);
+
+  pool_stats stats() const;
+
+private:
+  void run(size_t index);
+
+  std::string conninfo_;
+  int size_;
+  std::chrono::milliseconds connect_timeout_;
+  size_t queue_limit_;
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<job> queue_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+  pool_stats stats_;
+};
+
+} // namespace gm::pg

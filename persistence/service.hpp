@@ -1,0 +1,55 @@
+// The persistence service actor: owns the PostgreSQL pool and the Redis
+// client, applies migrations at start (retrying until PostgreSQL is there),
+// keeps this node's row in `nodes` fresh, and answers health questions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace gm::config {
+struct settings;
+}
+namespace gm::cluster {
+struct node_info;
+}
+
+namespace gm::persistence {
+
+struct health {
+  bool pg_ok = false;
+  std::string pg_error;
+  int64_t pg_checked_ms_ago = -1;
+  bool migrations_ok = false;
+  int schema_version = 0;
+  std::string migration_error;
+  bool redis_ok = false;
+  std::string redis_error;
+  int64_t redis_checked_ms_ago = -1;
+
+  /// Returns true when the node can serve requests that need the database.
+  bool ready() const noexcept { return pg_ok && migrations_ok; }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, health& x) {
+  return f(caf::meta::type_name("gm_persistence_health"), x.pg_ok, x.pg_error,
+           x.pg_checked_ms_ago, x.migrations_ok, x.schema_version, x.migration_error,
+           x.redis_ok, x.redis_error, x.redis_checked_ms_ago);
+}
+
+/// `request(persistence, t, health_atom::value)` → health.
+using health_atom = caf::atom_constant<caf::atom("p_health")>;
+
+/// Returns the registry name the service runs under.
+caf::atom_value registry_name();
+
+/// Spawns the service (detached: it owns blocking threads) from `parent`.
+caf::actor spawn_service(caf::local_actor* parent, const config::settings& cfg,
+                         const cluster::node_info& node);
+
+} // namespace gm::persistence

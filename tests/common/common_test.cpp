@@ -1,0 +1,46 @@
+// Metrics rendering and log formatting.
+#include <doctest/doctest.h>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+
+using namespace gm;
+
+TEST_CASE("counters, gauges and histograms render in Prometheus text format") {
+  metrics::registry r;
+  r.get_counter("t_requests_total", "requests", {{"route", "/a"}}).inc(3);
+  r.get_gauge("t_open", "open").set(-2);
+  auto& h = r.get_histogram("t_latency_seconds", "latency", {}, {0.1, 1});
+  h.observe(0.05);
+  h.observe(0.5);
+  h.observe(5);
+  auto text = r.render();
+  CHECK(text.find("# TYPE t_requests_total counter") != std::string::npos);
+  CHECK(text.find("t_requests_total{route=\"/a\"} 3") != std::string::npos);
+  CHECK(text.find("t_open -2") != std::string::npos);
+  CHECK(text.find("t_latency_seconds_bucket{le=\"0.10000000000000001\"} 1") != std::string::npos);
+  CHECK(text.find("t_latency_seconds_bucket{le=\"+Inf\"} 3") != std::string::npos);
+  CHECK(text.find("t_latency_seconds_count 3") != std::string::npos);
+}
+
+TEST_CASE("the same name and labels give the same counter") {
+  metrics::registry r;
+  auto& a = r.get_counter("t_x", "x", {{"k", "v"}});
+  auto& b = r.get_counter("t_x", "x", {{"k", "v"}});
+  CHECK(&a == &b);
+  CHECK_THROWS(r.get_gauge("t_x", "x"));
+}
+
+TEST_CASE("label values are escaped") {
+  metrics::registry r;
+  r.get_counter("t_esc", "e", {{"path", "a\"b\\c"}}).inc();
+  CHECK(r.render().find("t_esc{path=\"a\\\"b\\\\c\"} 1") != std::string::npos);
+}
+
+TEST_CASE("resident memory is read from /proc") {
+  CHECK(metrics::resident_memory_bytes() > 1024 * 1024);
+}
+
+TEST_CASE("JSON escaping covers quotes, backslashes and control characters") {
+  CHECK(log::json_escape("a\"b\\c\nd\x01") == "a\\\"b\\\\c\\nd\\u0001");
+}

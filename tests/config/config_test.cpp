@@ -1,0 +1,106 @@
+// Configuration: precedence, strict values, one-line errors.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <unistd.h>
+#include <fstream>
+#include <string>
+
+#include "config/config.hpp"
+
+using gm::config::config_error;
+using gm::config::load;
+
+namespace {
+
+std::string temp_file(const std::string& content) {
+  char path[] = "/tmp/gigmesh-config-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream out{path};
+  out << content;
+  return path;
+}
+
+std::string error_of(const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& env = {}) {
+  try {
+    load(args, env);
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("defaults run a dev node on port 8080 against local servers") {
+  auto s = load({}, {});
+  CHECK(s.http_port == 8080);
+  CHECK(s.mode == gm::config::run_mode::dev);
+  CHECK(s.redis.host == "127.0.0.1");
+  CHECK(s.redis.port == 6379);
+}
+
+TEST_CASE("the environment overrides the file and a flag overrides the environment") {
+  auto path = temp_file("# comment\nhttp_port = 7000\nlog_level = \"debug\"\n");
+  auto s = load({"--config=" + path}, {});
+  CHECK(s.http_port == 7000);
+  CHECK(s.log_level == "debug");
+  s = load({"--config", path}, {{"GIGMESH_HTTP_PORT", "7001"}});
+  CHECK(s.http_port == 7001);
+  s = load({"--config=" + path, "--http-port=7002"}, {{"GIGMESH_HTTP_PORT", "7001"}});
+  CHECK(s.http_port == 7002);
+  s = load({}, {{"GIGMESH_CONFIG", path}});
+  CHECK(s.http_port == 7000);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("a port out of range is refused with a message naming the key") {
+  CHECK(error_of({"--http-port=70000"}).find("http_port") != std::string::npos);
+  CHECK(error_of({}, {{"GIGMESH_HTTP_PORT", "-1"}}).find("out of range") != std::string::npos);
+  CHECK(error_of({"--http-port=80x"}).find("not an integer") != std::string::npos);
+  CHECK(error_of({"--http-port="}).find("not an integer") != std::string::npos);
+}
+
+TEST_CASE("an unreadable config file is refused") {
+  CHECK(error_of({"--config=/nonexistent/gigmesh.conf"}).find("cannot be read") !=
+        std::string::npos);
+}
+
+TEST_CASE("unknown keys are refused wherever they come from") {
+  auto path = temp_file("htp_port = 1\n");
+  CHECK(error_of({"--config=" + path}).find("unknown key 'htp_port'") != std::string::npos);
+  CHECK(error_of({"--bogus=1"}).find("unknown key") != std::string::npos);
+  CHECK(error_of({"positional"}).find("unexpected argument") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("production mode requires a secret of at least 32 bytes") {
+  CHECK(error_of({"--mode=production"}).find("jwt_secret") != std::string::npos);
+  CHECK(error_of({"--mode=production"}, {{"GIGMESH_JWT_SECRET", "short"}})
+          .find("at least 32") != std::string::npos);
+  auto s = load({"--mode=production"},
+                {{"GIGMESH_JWT_SECRET", std::string(32, 'k')}});
+  CHECK(s.mode == gm::config::run_mode::production);
+  auto secret = temp_file(std::string(40, 's') + "\n");
+  s = load({"--mode=production", "--jwt-secret-file=" + secret}, {});
+  CHECK(s.jwt_secret == std::string(40, 's'));
+  std::remove(secret.c_str());
+}
+
+TEST_CASE("the description used in logs never contains the secret") {
+  auto s = load({}, {{"GIGMESH_JWT_SECRET", "super-secret-value-0123456789abcdef"}});
+  CHECK(gm::config::describe(s).find("super-secret") == std::string::npos);
+}
+
+TEST_CASE("redis URLs are parsed into host, port, db and password") {
+  auto s = load({"--redis-url=redis://:pw@10.1.2.3:6380/2"}, {});
+  CHECK(s.redis.host == "10.1.2.3");
+  CHECK(s.redis.port == 6380);
+  CHECK(s.redis.db == 2);
+  CHECK(s.redis.password == "pw");
+  CHECK(error_of({"--redis-url=http://x"}).find("redis://") != std::string::npos);
+  CHECK(error_of({"--redis-url=redis://h:0"}).find("out of range") != std::string::npos);
+}
