@@ -202,8 +202,16 @@ void load_file(settings& s, const std::string& path) {
     }
     auto key = trim(t.substr(0, eq));
     auto value = trim(t.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
+    if (!value.empty() && value.front() == '"') {
+      // A quoted value ends at the next quote; only a comment may follow.
+      auto close = value.find('"', 1);
+      auto rest = close == std::string::npos ? std::string{"x"} : trim(value.substr(close + 1));
+      if (!rest.empty() && rest[0] != '#') {
+        throw config_error(where + ": unterminated or malformed quoted value");
+      }
+      value = value.substr(1, close - 1);
+    } else if (auto hash = value.find('#'); hash != std::string::npos) {
+      value = trim(value.substr(0, hash));  // an unquoted value ends at a comment
     }
     apply(s, normalize(key), value, where);
   }

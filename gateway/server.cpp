@@ -139,6 +139,11 @@ public:
   }
 
   ~session() {
+    // Requests read but never answered (the connection died first) are no
+    // longer in flight.
+    auto unanswered = static_cast<int64_t>(queue_.size());
+    srv_->inflight.fetch_sub(unanswered);
+    srv_->inflight_gauge.add(-unanswered);
     srv_->connections.add(-1);
     std::lock_guard<std::mutex> guard{srv_->sessions_mtx};
     srv_->sessions.erase(this);

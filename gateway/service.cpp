@@ -104,7 +104,13 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   opts.read_timeout = std::chrono::milliseconds{cfg.http_read_timeout_ms};
   opts.max_pipeline = static_cast<size_t>(cfg.http_max_pipeline);
   st.srv = std::make_unique<server>(opts, st.routes, dispatch);
-  auto port = st.srv->start();  // throws: the supervisor sees a failed start
+  uint16_t port = 0;
+  try {
+    port = st.srv->start();
+  } catch (const std::exception& e) {
+    log->error("{}", e.what());
+    throw;  // the supervisor sees a failed start and applies its strategy
+  }
   if (!cfg.port_file.empty()) {
     write_port_file(cfg.port_file, port);
   }

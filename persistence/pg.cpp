@@ -56,6 +56,9 @@ bool connection::ensure_connected(std::string& error) {
     reset();
     return false;
   }
+  // Server notices (e.g. "already exists, skipping") go to the log, not stderr.
+  PQsetNoticeProcessor(
+    conn_, [](void*, const char* msg) { gm::log::get("pg")->debug("notice: {}", msg); }, nullptr);
   return true;
 }
 

@@ -138,6 +138,15 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   st.pool->start();
   st.redis->start();
   self->system().registry().put(registry_name(), caf::actor_cast<caf::strong_actor_ptr>(self));
+  // The registry holds a strong reference: drop it when we terminate, or the
+  // actor system waits forever for this detached actor's thread. Only our own
+  // entry is erased, never that of a successor that already registered.
+  self->attach_functor([sys = &self->system(), me = self->address()](const caf::error&) {
+    auto current = sys->registry().get(registry_name());
+    if (current && current->address() == me) {
+      sys->registry().erase(registry_name());
+    }
+  });
   log->info("persistence started: pool of {} connections, redis {}:{}", cfg.pg_pool_size,
             cfg.redis.host, cfg.redis.port);
   probe_pg(self);

@@ -44,7 +44,8 @@ TEST_CASE("defaults run a dev node on port 8080 against local servers") {
 }
 
 TEST_CASE("the environment overrides the file and a flag overrides the environment") {
-  auto path = temp_file("# comment\nhttp_port = 7000\nlog_level = \"debug\"\n");
+  auto path = temp_file("# comment\nhttp_port = 7000   # inline comment\n"
+                        "log_level = \"debug\"  # quoted, then a comment\n");
   auto s = load({"--config=" + path}, {});
   CHECK(s.http_port == 7000);
   CHECK(s.log_level == "debug");
@@ -62,6 +63,12 @@ TEST_CASE("a port out of range is refused with a message naming the key") {
   CHECK(error_of({}, {{"GIGMESH_HTTP_PORT", "-1"}}).find("out of range") != std::string::npos);
   CHECK(error_of({"--http-port=80x"}).find("not an integer") != std::string::npos);
   CHECK(error_of({"--http-port="}).find("not an integer") != std::string::npos);
+}
+
+TEST_CASE("a malformed quoted value is refused with its line") {
+  auto path = temp_file("\n\nnode_id = \"abc\" trailing\n");
+  CHECK(error_of({"--config=" + path}).find(":3: unterminated") != std::string::npos);
+  std::remove(path.c_str());
 }
 
 TEST_CASE("an unreadable config file is refused") {
