@@ -13,7 +13,7 @@
 namespace gm::log {
 namespace {
 
-thread_local std::string current_request_id;
+thread_local const std::string* current_request_id = nullptr;
 
 struct settings {
   std::mutex mtx;
@@ -58,9 +58,9 @@ public:
     append(dest, "\",\"msg\":\"");
     append(dest, json_escape({msg.payload.data(), msg.payload.size()}));
     append(dest, "\"");
-    if (!current_request_id.empty()) {
+    if (current_request_id != nullptr && !current_request_id->empty()) {
       append(dest, ",\"request_id\":\"");
-      append(dest, json_escape(current_request_id));
+      append(dest, json_escape(*current_request_id));
       append(dest, "\"");
     }
     append(dest, "}\n");
@@ -81,9 +81,9 @@ public:
     append(dest, " [");
     dest.append(msg.logger_name.data(), msg.logger_name.data() + msg.logger_name.size());
     append(dest, "] ");
-    if (!current_request_id.empty()) {
+    if (current_request_id != nullptr && !current_request_id->empty()) {
       append(dest, "[req ");
-      append(dest, current_request_id);
+      append(dest, *current_request_id);
       append(dest, "] ");
     }
     dest.append(msg.payload.data(), msg.payload.data() + msg.payload.size());
@@ -138,13 +138,12 @@ std::shared_ptr<spdlog::logger> get(const std::string& name) {
   return logger;
 }
 
-request_scope::request_scope(std::string_view request_id)
-  : previous_(std::move(current_request_id)) {
-  current_request_id.assign(request_id.data(), request_id.size());
+request_scope::request_scope(const std::string& request_id) : previous_(current_request_id) {
+  current_request_id = &request_id;
 }
 
 request_scope::~request_scope() {
-  current_request_id = std::move(previous_);
+  current_request_id = previous_;
 }
 
 std::string json_escape(std::string_view s) {

@@ -22,16 +22,18 @@ void setup(format fmt, const std::string& level);
 std::shared_ptr<spdlog::logger> get(const std::string& name);
 
 /// Sets the request id that lines logged on this thread carry until the scope
-/// ends. Log calls are synchronous, so the id reaches the formatter.
+/// ends. Log calls are synchronous, so the id reaches the formatter. The
+/// scope refers to `request_id`, which must outlive it (no copy: this runs on
+/// every request).
 class request_scope {
 public:
-  explicit request_scope(std::string_view request_id);
+  explicit request_scope(const std::string& request_id);
   ~request_scope();
   request_scope(const request_scope&) = delete;
   request_scope& operator=(const request_scope&) = delete;
 
 private:
-  std::string previous_;
+  const std::string* previous_;
 };
 
 /// Returns `s` escaped for use inside a JSON string literal.

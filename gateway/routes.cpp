@@ -2,6 +2,8 @@
 #include "gateway/routes.hpp"
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -61,30 +63,57 @@ match_result route_table::match(const std::string& method, const std::string& pa
   if (path.empty() || path[0] != '/') {
     return out;
   }
-  auto segs = split_path(path);
-  for (auto& r : routes_) {
-    if (r->segments.size() != segs.size()) {
-      continue;
+  // Split into views on the stack: matching allocates nothing unless a
+  // route with parameters matches.
+  constexpr size_t max_segments = 32;
+  std::array<std::string_view, max_segments> segs;
+  size_t n = 0;
+  std::string_view rest{path};
+  rest.remove_prefix(1);
+  for (;;) {
+    if (n == max_segments) {
+      return out;  // longer than any route
     }
-    std::map<std::string, std::string> params;
-    bool ok = true;
-    for (size_t i = 0; i < segs.size() && ok; ++i) {
-      const auto& p = r->segments[i];
-      if (is_param(p)) {
-        ok = !segs[i].empty();
-        if (ok) params[p.substr(1, p.size() - 2)] = segs[i];
-      } else {
-        ok = p == segs[i];
+    auto slash = rest.find('/');
+    segs[n++] = rest.substr(0, slash);
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(slash + 1);
+  }
+  auto matches = [&](const route& r) {
+    if (r.segments.size() != n) {
+      return false;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const auto& p = r.segments[i];
+      if (is_param(p) ? segs[i].empty() : p != segs[i]) {
+        return false;
       }
     }
-    if (!ok) {
+    return true;
+  };
+  for (auto& r : routes_) {
+    if (!matches(*r)) {
       continue;
     }
     out.path_known = true;
-    out.allowed.push_back(r->method);
-    if (r->method == method && out.found == nullptr) {
+    if (r->method == method) {
       out.found = r.get();
-      out.params = std::move(params);
+      for (size_t i = 0; i < n; ++i) {
+        if (is_param(r->segments[i])) {
+          const auto& p = r->segments[i];
+          out.params.emplace(p.substr(1, p.size() - 2), std::string{segs[i]});
+        }
+      }
+      return out;
+    }
+  }
+  if (out.path_known) {
+    for (auto& r : routes_) {
+      if (matches(*r)) {
+        out.allowed.push_back(r->method);
+      }
     }
   }
   return out;
