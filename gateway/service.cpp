@@ -130,7 +130,10 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
     self->quit(em.reason);
   });
   return {
-    [](caf::get_atom) { return std::string{"gateway"}; },
+    // Returns the bound port and the requests in flight (for inspection).
+    [self, port](caf::get_atom) {
+      return caf::make_message(port, self->state.srv->inflight());
+    },
   };
 }
 

@@ -52,6 +52,7 @@ struct state {
     // Joins the pool's and client's threads; this actor is detached.
     if (pool) pool->stop();
     if (redis) redis->stop();
+    if (pool || redis) gm::log::get("persistence")->info("stopped");
   }
 };
 

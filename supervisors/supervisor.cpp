@@ -7,6 +7,7 @@
 //      └──exit_msg (parent)───▶ stop all ──▶ quit(reason)
 #include "supervisors/supervisor.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <optional>

@@ -63,6 +63,8 @@ class ShutdownTest(unittest.TestCase):
         self.assertEqual(results["incomplete"], 0)
         self.assertEqual(code, 0, log[-2000:])
         self.assertIn("stopped cleanly", log)
+        # Stopped in reverse start order: the gateway, then persistence.
+        self.assertLess(log.index("[gateway] stopped"), log.index("[persistence] stopped"))
 
 
 if __name__ == "__main__":
