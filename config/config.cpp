@@ -141,6 +141,28 @@ const std::vector<key_spec>& schema() {
     {"jwt_secret", "HS256 secret, at least 32 bytes (secret: use the environment)",
      string_field(&settings::jwt_secret)},
     {"jwt_secret_file", "file holding the HS256 secret", string_field(&settings::jwt_secret_file)},
+    {"jwt_algorithm", "HS256 | RS256 (tokens signed otherwise are refused)",
+     [](settings& s, const std::string& k, const std::string& v) {
+       if (v != "HS256" && v != "RS256") fail(k, "'" + v + "' is not one of HS256, RS256");
+       s.jwt_algorithm = v;
+     }},
+    {"jwt_private_key_file", "RS256: PEM private key file", string_field(&settings::jwt_private_key_file)},
+    {"jwt_public_key_file", "RS256: PEM public key file", string_field(&settings::jwt_public_key_file)},
+    {"access_token_ttl_s", "access token lifetime", int_field(&settings::access_token_ttl_s, 10, 86400)},
+    {"refresh_token_ttl_s", "refresh token lifetime",
+     int_field(&settings::refresh_token_ttl_s, 60, 365 * 86400)},
+    {"admin_phone", "E.164 phone of the admin account created at start if missing",
+     string_field(&settings::admin_phone)},
+    {"admin_password", "password of that admin account (secret: use the environment)",
+     string_field(&settings::admin_password)},
+    {"rate_limit_ip_per_min", "requests per minute per client address on /api",
+     int_field(&settings::rate_limit_ip_per_min, 1, 100000000)},
+    {"rate_limit_user_per_min", "requests per minute per user on /api",
+     int_field(&settings::rate_limit_user_per_min, 1, 100000000)},
+    {"kdf_threads", "threads hashing passwords (below normal priority)",
+     int_field(&settings::kdf_threads, 1, 64)},
+    {"kdf_queue_limit", "password hashes waiting before logins get 503",
+     int_field(&settings::kdf_queue_limit, 1, 100000)},
     {"caf_threads", "CAF scheduler worker threads", int_field(&settings::caf_threads, 1, 256)},
     {"supervisor_intensity", "restarts allowed per period before a supervisor gives up",
      int_field(&settings::supervisor_intensity, 0, 1000)},
@@ -235,7 +257,11 @@ void validate(settings& s) {
     buf << in.rdbuf();
     s.jwt_secret = trim(buf.str());
   }
-  if (s.mode == run_mode::production) {
+  if (s.jwt_algorithm == "RS256") {
+    if (s.jwt_public_key_file.empty() || s.jwt_private_key_file.empty()) {
+      throw config_error("jwt_private_key_file, jwt_public_key_file: both required for RS256");
+    }
+  } else if (s.mode == run_mode::production) {
     if (s.jwt_secret.empty()) {
       throw config_error("jwt_secret: required in production mode "
                          "(set GIGMESH_JWT_SECRET or jwt_secret_file)");
@@ -243,6 +269,15 @@ void validate(settings& s) {
     if (s.jwt_secret.size() < 32) {
       throw config_error("jwt_secret: must be at least 32 bytes in production mode");
     }
+  }
+  if (!s.jwt_secret.empty() && s.jwt_secret.size() < 32) {
+    throw config_error("jwt_secret: must be at least 32 bytes");
+  }
+  if (s.admin_phone.empty() != s.admin_password.empty()) {
+    throw config_error("admin_phone, admin_password: set both or neither");
+  }
+  if (!s.admin_password.empty() && s.admin_password.size() < 8) {
+    throw config_error("admin_password: must be at least 8 characters");
   }
   if (s.http_host.empty()) {
     throw config_error("http_host: must not be empty");
@@ -321,7 +356,10 @@ std::string describe(const settings& s) {
       << " body_limit=" << s.http_body_limit << " pg_pool_size=" << s.pg_pool_size
       << " redis=" << s.redis.host << ":" << s.redis.port << "/" << s.redis.db
       << " caf_threads=" << s.caf_threads
-      << " jwt_secret=" << (s.jwt_secret.empty() ? "unset" : "set");
+      << " jwt=" << s.jwt_algorithm
+      << " jwt_secret=" << (s.jwt_secret.empty() ? "unset" : "set")
+      << " admin=" << (s.admin_phone.empty() ? "none" : "configured")
+      << " rate_limits=" << s.rate_limit_ip_per_min << "/" << s.rate_limit_user_per_min;
   return out.str();
 }
 

@@ -52,8 +52,19 @@ struct settings {
   std::string redis_url = "redis://127.0.0.1:6379/0";
   redis_endpoint redis;  // parsed from redis_url
 
+  std::string jwt_algorithm = "HS256";  // HS256 | RS256
   std::string jwt_secret;  // secret: never logged
   std::string jwt_secret_file;
+  std::string jwt_private_key_file;  // RS256: PEM private key (signing)
+  std::string jwt_public_key_file;   // RS256: PEM public key (verifying)
+  int64_t access_token_ttl_s = 900;
+  int64_t refresh_token_ttl_s = 30 * 24 * 3600;
+  std::string admin_phone;     // the admin account created at start if missing
+  std::string admin_password;  // secret: never logged
+  int64_t rate_limit_ip_per_min = 100;
+  int64_t rate_limit_user_per_min = 1000;
+  int kdf_threads = 1;
+  size_t kdf_queue_limit = 256;
 
   int caf_threads = 2;
   int supervisor_intensity = 3;

@@ -5,10 +5,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 namespace gm::gateway {
 
@@ -22,6 +25,10 @@ struct request {
   std::string request_id;
   std::string remote_ip;
   std::map<std::string, std::string> path_params;
+  // Filled by the gateway before a handler runs:
+  std::string user_id;  // the caller, if the route requires a token
+  std::string role;
+  std::shared_ptr<nlohmann::json> json;  // the validated body, if declared
 
   /// Returns the first header named `name` (case-insensitive), or "".
   std::string header(std::string_view name) const;

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/validation.hpp"
+
 namespace gm::gateway {
 namespace {
 
@@ -49,6 +51,28 @@ route actor_route(std::string method, std::string pattern, std::string summary,
   auto r = io_route(std::move(method), std::move(pattern), std::move(summary), std::move(tag),
                     std::move(responses), nullptr);
   r.on_actor = std::move(h);
+  return r;
+}
+
+route api_route(std::string method, std::string pattern, std::string summary, std::string tag,
+                std::vector<std::pair<int, std::string>> responses, api_options opts,
+                actor_handler h) {
+  auto r = actor_route(std::move(method), std::move(pattern), std::move(summary),
+                       std::move(tag), std::move(responses), std::move(h));
+  r.authenticated = opts.authenticated || !opts.roles.empty();
+  r.roles = std::move(opts.roles);
+  r.body = std::move(opts.body);
+  r.rate_limited = true;
+  if (r.authenticated) {
+    r.responses.emplace_back(401, "missing, invalid or expired access token");
+    if (!r.roles.empty()) r.responses.emplace_back(403, "the caller's role may not do this");
+  }
+  if (r.body) {
+    r.responses.emplace_back(400, "malformed JSON or a wrong type");
+    r.responses.emplace_back(415, "the body is not application/json");
+    r.responses.emplace_back(422, "valid JSON that breaks a rule");
+  }
+  r.responses.emplace_back(429, "rate limited (Retry-After)");
   return r;
 }
 
@@ -155,6 +179,14 @@ std::string route_table::openapi(const std::string& version) const {
       responses[std::to_string(status)] = resp;
     }
     op["responses"] = responses;
+    if (r->authenticated) {
+      op["security"] = json::array({{{"bearerAuth", json::array()}}});
+      if (!r->roles.empty()) op["x-roles"] = r->roles;
+    }
+    if (r->body) {
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/json", {{"schema", r->body->to_openapi()}}}}}};
+    }
     std::string method = r->method;
     std::transform(method.begin(), method.end(), method.begin(), ::tolower);
     paths[r->pattern][method] = op;
@@ -165,7 +197,9 @@ std::string route_table::openapi(const std::string& version) const {
               {"description", "REST API of a gigmesh node (see API.md)."}}},
     {"paths", paths},
     {"components",
-     {{"schemas",
+     {{"securitySchemes",
+       {{"bearerAuth", {{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"}}}}},
+      {"schemas",
        {{"Problem",
          {{"type", "object"},
           {"required", json::array({"type", "title", "status"})},

@@ -13,6 +13,8 @@
 
 namespace gm::gateway {
 
+struct body_schema;
+
 /// Runs on a Beast io thread: must be quick and must not block.
 using inline_handler = std::function<void(request&, respond_fn)>;
 
@@ -28,6 +30,11 @@ struct route {
   std::vector<std::pair<int, std::string>> responses;  // status, description
   inline_handler on_io;   // exactly one of on_io / on_actor is set
   actor_handler on_actor;
+  // Checked by the gateway before the handler runs (actor routes only):
+  bool authenticated = false;        // a valid access token is required
+  std::vector<std::string> roles;    // if not empty: the token's role must be one
+  bool rate_limited = false;         // counted against the per-IP/per-user limits
+  std::shared_ptr<const body_schema> body;  // the body must match it
   std::vector<std::string> segments;  // pattern split on '/'
   size_t index = 0;                   // position in the table (metrics)
 };
@@ -40,6 +47,17 @@ route io_route(std::string method, std::string pattern, std::string summary, std
 route actor_route(std::string method, std::string pattern, std::string summary,
                   std::string tag, std::vector<std::pair<int, std::string>> responses,
                   actor_handler h);
+
+struct api_options {
+  bool authenticated = false;
+  std::vector<std::string> roles;
+  std::shared_ptr<const body_schema> body;
+};
+
+/// Returns a rate-limited /api route answered by a gateway actor.
+route api_route(std::string method, std::string pattern, std::string summary, std::string tag,
+                std::vector<std::pair<int, std::string>> responses, api_options opts,
+                actor_handler h);
 
 struct match_result {
   const route* found = nullptr;

@@ -45,8 +45,11 @@ void readyz(const service_context& ctx, caf::event_based_actor* self, request&,
   auto node_id = ctx.node_id;
   self->request(persist, ctx.request_timeout, persistence::health_atom::value)
     .then(
-      [respond, node_id](const persistence::health& h) {
+      [respond, node_id, ctx](const persistence::health& h) {
         auto checks = checks_json(h);
+        if (ctx.limiter_mode) {
+          checks["rate_limiter"] = {{"mode", ctx.limiter_mode()}};
+        }
         if (h.ready()) {
           nlohmann::json doc = {{"status", "ready"}, {"node", node_id}, {"checks", checks}};
           respond(json_response(200, doc.dump(-1, ' ', false,

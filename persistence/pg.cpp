@@ -72,8 +72,11 @@ result connection::exec(const std::string& sql, const params& p) {
   for (auto& v : p) {
     values.push_back(v ? v->c_str() : nullptr);
   }
-  PGresult* res = PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr,
-                               values.data(), nullptr, nullptr, 0);
+  // Without parameters, the simple query protocol: it also runs scripts of
+  // several statements (migrations); PQexecParams allows only one.
+  PGresult* res = p.empty() ? PQexec(conn_, sql.c_str())
+                            : PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()),
+                                           nullptr, values.data(), nullptr, nullptr, 0);
   auto status = res != nullptr ? PQresultStatus(res) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
     auto ncols = PQnfields(res);

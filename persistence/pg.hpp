@@ -42,7 +42,8 @@ public:
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
-  /// Returns the result of `sql` with `$n` parameters (text format). Connects
+  /// Returns the result of `sql` with `$n` parameters (text format); without
+  /// parameters `sql` may hold several statements (the last result). Connects
   /// first if there is no healthy connection; a failed connect is an error
   /// result, not an exception.
   result exec(const std::string& sql, const params& p = {});

@@ -37,7 +37,7 @@ constexpr const char* heartbeat_sql =
   " last_heartbeat = now(), status = 'up'";
 
 struct state {
-  std::unique_ptr<pg::pool> pool;
+  std::shared_ptr<pg::pool> pool;
   std::unique_ptr<redis::client> redis;
   cluster::node_info node;
   std::chrono::milliseconds interval{1000};
@@ -132,7 +132,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   auto log = gm::log::get("persistence");
   st.node = std::move(node);
   st.interval = std::chrono::milliseconds{cfg.health_interval_ms};
-  st.pool = std::make_unique<pg::pool>(cfg.pg_url, cfg.pg_pool_size,
+  st.pool = std::make_shared<pg::pool>(cfg.pg_url, cfg.pg_pool_size,
                                        std::chrono::milliseconds{cfg.pg_connect_timeout_ms});
   redis::endpoint ep{cfg.redis.host, cfg.redis.port, cfg.redis.db, cfg.redis.password};
   st.redis = std::make_unique<redis::client>(ep, std::chrono::milliseconds{1000});
@@ -194,6 +194,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
       st.h.redis_error = error;
       gauges().redis_up.set(ok ? 1 : 0);
     },
+    [self](pool_atom) { return self->state.pool; },
     [self](health_atom) {
       auto& st = self->state;
       health h = st.h;

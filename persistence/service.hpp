@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 #include <caf/meta/type_name.hpp>
@@ -16,6 +18,10 @@ struct settings;
 }
 namespace gm::cluster {
 struct node_info;
+}
+
+namespace gm::pg {
+class pool;
 }
 
 namespace gm::persistence {
@@ -45,6 +51,10 @@ typename Inspector::result_type inspect(Inspector& f, health& x) {
 /// `request(persistence, t, health_atom::value)` → health.
 using health_atom = caf::atom_constant<caf::atom("p_health")>;
 
+/// `request(persistence, t, pool_atom::value)` → std::shared_ptr<pg::pool>,
+/// the pool of this incarnation of the service (stopped when it stops).
+using pool_atom = caf::atom_constant<caf::atom("p_pool")>;
+
 /// Returns the registry name the service runs under.
 caf::atom_value registry_name();
 
@@ -53,3 +63,6 @@ caf::actor spawn_service(caf::local_actor* parent, const config::settings& cfg,
                          const cluster::node_info& node);
 
 } // namespace gm::persistence
+
+// Local only: a pool never crosses nodes.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<gm::pg::pool>)

@@ -1,0 +1,323 @@
+// The Auth and Users routes: each handler is decode (done by the gateway from
+// the route's schema) → work on the pool or KDF threads → respond.
+#include <chrono>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/log.hpp"
+#include "gateway/accounts.hpp"
+#include "gateway/api_context.hpp"
+#include "gateway/blocking_pool.hpp"
+#include "gateway/crypto.hpp"
+#include "gateway/password.hpp"
+#include "gateway/routes.hpp"
+#include "gateway/validation.hpp"
+#include "persistence/pg.hpp"
+#include "persistence/service.hpp"
+
+namespace gm::gateway {
+namespace {
+
+using nlohmann::json;
+
+const std::vector<std::string> registrable_roles = {"rider", "hustler", "client", "dispatcher"};
+
+std::shared_ptr<const body_schema> schema(std::vector<field_rule> fields) {
+  auto s = std::make_shared<body_schema>();
+  s->fields = std::move(fields);
+  return s;
+}
+
+field_rule text(std::string name, bool required, size_t min_len, size_t max_len,
+                std::string format = {}) {
+  field_rule f;
+  f.name = std::move(name);
+  f.required = required;
+  f.min_length = min_len;
+  f.max_length = max_len;
+  f.format = std::move(format);
+  return f;
+}
+
+std::optional<std::string> opt_string(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+response json_ok(int status, const json& doc) {
+  return json_response(status, doc.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+response invalid_credentials() {
+  // The same answer for an unknown account and a wrong password.
+  return problem(401, "invalid-credentials", "Unauthorized", "invalid credentials");
+}
+
+response db_failure(const std::string& error) {
+  gm::log::get("accounts")->warn("database error: {}", error);
+  return unavailable("the database is unavailable, retry shortly");
+}
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string access_token(const api_context& ctx, const accounts::user& u) {
+  jwt::claims c;
+  c.sub = u.id;
+  c.role = u.role;
+  c.iat = now_s();
+  c.exp = c.iat + ctx.access_ttl_s;
+  c.jti = crypto::base64url_encode(crypto::random_bytes(12));
+  return ctx.tokens.sign(c);
+}
+
+json token_pair(const api_context& ctx, const accounts::user& u, const std::string& refresh) {
+  return {{"access_token", access_token(ctx, u)},
+          {"refresh_token", refresh},
+          {"token_type", "Bearer"},
+          {"expires_in", ctx.access_ttl_s}};
+}
+
+/// Issues a refresh token for `u` and answers `status` {user, tokens}.
+void answer_with_tokens(pg::connection& conn, const api_context& ctx, const accounts::user& u,
+                        int status, const respond_fn& respond) {
+  auto refresh = accounts::issue_refresh(conn, u.id, {}, ctx.refresh_ttl_s);
+  if (refresh.code != accounts::errc::ok) {
+    respond(db_failure(refresh.error));
+    return;
+  }
+  auto doc = token_pair(ctx, u, refresh.token);
+  doc["user"] = accounts::to_private_json(u);
+  respond(json_ok(status, doc));
+}
+
+void register_user(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
+                   respond_fn respond) {
+  const auto& b = *rq.json;
+  accounts::new_user nu;
+  nu.phone = b["phone"].get<std::string>();
+  nu.email = opt_string(b, "email");
+  nu.full_name = b["full_name"].get<std::string>();
+  nu.role = b["role"].get<std::string>();
+  auto pw = b["password"].get<std::string>();
+  with_pool(self, *ctx, respond, [ctx, nu, pw, respond](std::shared_ptr<pg::pool> pool) mutable {
+    auto queued = ctx->kdf->submit([ctx, nu, pw, respond, pool]() mutable {
+      nu.password_hash = password::hash(pw);
+      auto ok = pool->submit([ctx, nu, respond](pg::connection& conn) {
+        auto r = accounts::create_user(conn, nu);
+        switch (r.code) {
+          case accounts::errc::ok:
+            answer_with_tokens(conn, *ctx, r.value, 201, respond);
+            return;
+          case accounts::errc::duplicate_phone:
+            respond(problem(409, "duplicate", "Conflict", "phone is already registered"));
+            return;
+          case accounts::errc::duplicate_email:
+            respond(problem(409, "duplicate", "Conflict", "email is already registered"));
+            return;
+          default:
+            respond(db_failure(r.error));
+        }
+      });
+      if (!ok) respond(unavailable("the database queue is full"));
+    });
+    if (!queued) respond(unavailable("too many sign-ups and logins at once"));
+  });
+}
+
+void login(caf::event_based_actor* self, api_context_ptr ctx, request& rq, respond_fn respond) {
+  const auto& b = *rq.json;
+  auto phone = opt_string(b, "phone");
+  auto email = opt_string(b, "email");
+  if (!phone && !email) {
+    auto r = problem(422, "invalid-body", "Unprocessable Entity", "phone or email is required");
+    respond(std::move(r));
+    return;
+  }
+  auto login = phone ? *phone : *email;
+  auto pw = b["password"].get<std::string>();
+  with_pool(self, *ctx, respond, [ctx, login, pw, respond](std::shared_ptr<pg::pool> pool) {
+    auto ok = pool->submit([ctx, login, pw, respond, pool](pg::connection& conn) {
+      auto found = accounts::find_for_login(conn, login);
+      if (found.code == accounts::errc::unavailable) {
+        respond(db_failure(found.error));
+        return;
+      }
+      auto queued = ctx->kdf->submit([ctx, found, pw, respond, pool] {
+        bool known = found.code == accounts::errc::ok;
+        bool match = password::verify(pw, known ? found.value.password_hash : ctx->dummy_hash);
+        if (!known || !match) {
+          respond(invalid_credentials());
+          return;
+        }
+        auto user = found.value;
+        user.password_hash.clear();
+        auto ok = pool->submit([ctx, user, respond](pg::connection& c) {
+          answer_with_tokens(c, *ctx, user, 200, respond);
+        });
+        if (!ok) respond(unavailable("the database queue is full"));
+      });
+      if (!queued) respond(unavailable("too many sign-ups and logins at once"));
+    });
+    if (!ok) respond(unavailable("the database queue is full"));
+  });
+}
+
+void refresh(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
+             respond_fn respond) {
+  auto token = (*rq.json)["refresh_token"].get<std::string>();
+  with_pool(self, *ctx, respond, [ctx, token, respond](std::shared_ptr<pg::pool> pool) {
+    auto ok = pool->submit([ctx, token, respond](pg::connection& conn) {
+      auto r = accounts::rotate_refresh(conn, token, ctx->refresh_ttl_s);
+      switch (r.code) {
+        case accounts::errc::ok:
+          respond(json_ok(200, token_pair(*ctx, r.owner, r.token)));
+          return;
+        case accounts::errc::token_reused:
+          gm::log::get("accounts")->warn("refresh token reused: its family is revoked");
+          respond(problem(401, "invalid-token", "Unauthorized",
+                          "refresh token already used; all its sessions are revoked"));
+          return;
+        case accounts::errc::invalid_token:
+          respond(problem(401, "invalid-token", "Unauthorized", "invalid refresh token"));
+          return;
+        default:
+          respond(db_failure(r.error));
+      }
+    });
+    if (!ok) respond(unavailable("the database queue is full"));
+  });
+}
+
+void logout(caf::event_based_actor* self, api_context_ptr ctx, request& rq, respond_fn respond) {
+  auto token = (*rq.json)["refresh_token"].get<std::string>();
+  with_pool(self, *ctx, respond, [token, respond](std::shared_ptr<pg::pool> pool) {
+    auto ok = pool->submit([token, respond](pg::connection& conn) {
+      if (accounts::revoke_refresh(conn, token) != accounts::errc::ok) {
+        respond(db_failure("revoking a refresh token failed"));
+        return;
+      }
+      response r;
+      r.status = 204;
+      respond(std::move(r));
+    });
+    if (!ok) respond(unavailable("the database queue is full"));
+  });
+}
+
+/// Loads the user `id` and answers with `view` of it, or 404.
+void answer_user(caf::event_based_actor* self, api_context_ptr ctx, const std::string& id,
+                 json (*view)(const accounts::user&), respond_fn respond) {
+  with_pool(self, *ctx, respond, [id, view, respond](std::shared_ptr<pg::pool> pool) {
+    auto ok = pool->submit([id, view, respond](pg::connection& conn) {
+      auto r = accounts::find_by_id(conn, id);
+      if (r.code == accounts::errc::ok) {
+        respond(json_ok(200, view(r.value)));
+      } else if (r.code == accounts::errc::not_found) {
+        respond(problem(404, "not-found", "Not Found", "no such user"));
+      } else {
+        respond(db_failure(r.error));
+      }
+    });
+    if (!ok) respond(unavailable("the database queue is full"));
+  });
+}
+
+void update_me(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
+               respond_fn respond) {
+  const auto& b = *rq.json;
+  accounts::profile_update u{opt_string(b, "full_name"), opt_string(b, "bio"),
+                             opt_string(b, "location")};
+  auto id = rq.user_id;
+  with_pool(self, *ctx, respond, [id, u, respond](std::shared_ptr<pg::pool> pool) {
+    auto ok = pool->submit([id, u, respond](pg::connection& conn) {
+      auto r = accounts::update_profile(conn, id, u);
+      if (r.code == accounts::errc::ok) {
+        respond(json_ok(200, accounts::to_private_json(r.value)));
+      } else if (r.code == accounts::errc::not_found) {
+        respond(problem(404, "not-found", "Not Found", "no such user"));
+      } else {
+        respond(db_failure(r.error));
+      }
+    });
+    if (!ok) respond(unavailable("the database queue is full"));
+  });
+}
+
+} // namespace
+
+response unavailable(const std::string& detail) {
+  auto r = problem(503, "unavailable", "Service Unavailable", detail);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn respond,
+               std::function<void(std::shared_ptr<pg::pool>)> next) {
+  auto persist = caf::actor_cast<caf::actor>(
+    self->system().registry().get(persistence::registry_name()));
+  if (!persist) {
+    respond(unavailable("persistence is restarting"));
+    return;
+  }
+  self->request(persist, ctx.request_timeout, persistence::pool_atom::value)
+    .then([next](const std::shared_ptr<pg::pool>& pool) { next(pool); },
+          [respond](const caf::error&) { respond(unavailable("persistence did not answer")); });
+}
+
+void add_account_routes(route_table& table, api_context_ptr ctx) {
+  auto bind = [ctx](void (*fn)(caf::event_based_actor*, api_context_ptr, request&, respond_fn)) {
+    return [ctx, fn](caf::event_based_actor* self, request& rq, respond_fn respond) {
+      fn(self, ctx, rq, std::move(respond));
+    };
+  };
+  field_rule role = text("role", true, 1, 32);
+  role.one_of = registrable_roles;
+  table.add(api_route(
+    "POST", "/api/v1/auth/register", "Register a user (and their wallet)", "auth",
+    {{201, "{user, access_token, refresh_token}"}, {409, "phone or email already registered"}},
+    {false, {},
+     schema({text("phone", true, 1, 16, "e164"), text("email", false, 3, 254, "email"),
+             text("full_name", true, 1, 120), text("password", true, 8, 128), role})},
+    bind(register_user)));
+  table.add(api_route(
+    "POST", "/api/v1/auth/login", "Log in with phone or email and password", "auth",
+    {{200, "{user, access_token, refresh_token}"}, {401, "invalid credentials"}},
+    {false, {},
+     schema({text("phone", false, 1, 16, "e164"), text("email", false, 3, 254, "email"),
+             text("password", true, 1, 128)})},
+    bind(login)));
+  table.add(api_route("POST", "/api/v1/auth/refresh",
+                      "Exchange a refresh token for new tokens (rotation)", "auth",
+                      {{200, "{access_token, refresh_token}"},
+                       {401, "unknown, expired, revoked or reused refresh token"}},
+                      {false, {}, schema({text("refresh_token", true, 1, 256)})},
+                      bind(refresh)));
+  table.add(api_route("POST", "/api/v1/auth/logout", "Revoke a refresh token and its family",
+                      "auth", {{204, "revoked"}}, {false, {}, schema({text("refresh_token", true, 1, 256)})},
+                      bind(logout)));
+  table.add(api_route("GET", "/api/v1/users/me", "The caller's own profile", "users",
+                      {{200, "user"}}, {true, {}, nullptr},
+                      [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
+                        answer_user(self, ctx, rq.user_id, accounts::to_private_json,
+                                    std::move(respond));
+                      }));
+  table.add(api_route("PUT", "/api/v1/users/me", "Update the caller's profile", "users",
+                      {{200, "user"}},
+                      {true, {},
+                       schema({text("full_name", false, 1, 120), text("bio", false, 0, 1000),
+                               text("location", false, 0, 120)})},
+                      bind(update_me)));
+  table.add(api_route("GET", "/api/v1/users/{id}", "A user's public profile", "users",
+                      {{200, "public profile"}, {404, "no such user"}}, {true, {}, nullptr},
+                      [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
+                        answer_user(self, ctx, rq.path_params.at("id"), accounts::to_public_json,
+                                    std::move(respond));
+                      }));
+}
+
+} // namespace gm::gateway

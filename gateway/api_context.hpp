@@ -1,0 +1,50 @@
+// What the /api handlers share: the token codec, the password-hashing pool,
+// the rate limiter, and the deadlines. Built once by the gateway service.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "gateway/http_types.hpp"
+#include "gateway/jwt.hpp"
+
+namespace gm::pg {
+class pool;
+class connection;
+}
+
+namespace gm::gateway {
+
+class blocking_pool;
+class rate_limiter;
+
+struct api_context {
+  jwt::codec tokens;
+  int64_t access_ttl_s = 900;
+  int64_t refresh_ttl_s = 30 * 24 * 3600;
+  std::shared_ptr<blocking_pool> kdf;
+  std::shared_ptr<rate_limiter> limiter;
+  std::chrono::milliseconds request_timeout{5000};
+  /// A password hash of nothing anyone knows: unknown accounts are checked
+  /// against it so that they take as long as wrong passwords.
+  std::string dummy_hash;
+};
+
+using api_context_ptr = std::shared_ptr<const api_context>;
+
+/// Returns a 503 problem with Retry-After, for "try again shortly".
+response unavailable(const std::string& detail);
+
+/// Asks the persistence service for its pool and runs `next` with it on this
+/// actor; answers 503 if persistence does not answer in time.
+void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn respond,
+               std::function<void(std::shared_ptr<pg::pool>)> next);
+
+/// Adds the Auth and Users routes of API.md to `table`.
+void add_account_routes(class route_table& table, api_context_ptr ctx);
+
+} // namespace gm::gateway

@@ -1,0 +1,178 @@
+// Implements strict body validation.
+#include "gateway/validation.hpp"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+namespace gm::gateway {
+namespace {
+
+using nlohmann::json;
+
+const char* type_name(json_type t) {
+  switch (t) {
+    case json_type::string: return "string";
+    case json_type::integer: return "integer";
+    case json_type::boolean: return "boolean";
+  }
+  return "value";
+}
+
+response invalid(int status, const std::string& detail, json errors) {
+  auto r = problem(status, status == 400 ? "malformed-body" : "invalid-body",
+                   status == 400 ? "Bad Request" : "Unprocessable Entity", detail);
+  auto doc = json::parse(r.body);
+  doc["errors"] = std::move(errors);
+  r.body = doc.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+json error_item(const std::string& field, const std::string& message) {
+  return {{"field", field}, {"message", message}};
+}
+
+bool has_type(const json& v, json_type t) {
+  switch (t) {
+    case json_type::string: return v.is_string();
+    // Integers only: 1.0, 1e3 and "1" are not integers; numbers beyond int64
+    // parse as unsigned or float and are caught by the range check.
+    case json_type::integer: return v.is_number_integer();
+    case json_type::boolean: return v.is_boolean();
+  }
+  return false;
+}
+
+} // namespace
+
+bool is_e164(const std::string& s) {
+  if (s.size() < 9 || s.size() > 16 || s[0] != '+' || s[1] == '0') {
+    return false;
+  }
+  return std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_email(const std::string& s) {
+  auto at = s.find('@');
+  if (at == std::string::npos || at == 0 || s.find('@', at + 1) != std::string::npos) {
+    return false;
+  }
+  auto dot = s.find('.', at + 2);
+  if (dot == std::string::npos || dot + 1 >= s.size()) {
+    return false;
+  }
+  return std::none_of(s.begin(), s.end(),
+                      [](char c) { return c == ' ' || static_cast<unsigned char>(c) < 0x21; });
+}
+
+std::optional<json> validate_body(const request& rq, const body_schema& schema,
+                                  response& problem_out) {
+  // nlohmann rejects invalid UTF-8 in strings as a parse error: 400.
+  json doc = json::parse(rq.body, nullptr, false);
+  if (doc.is_discarded()) {
+    problem_out = invalid(400, "the body is not valid JSON (UTF-8)", json::array());
+    return std::nullopt;
+  }
+  if (!doc.is_object()) {
+    problem_out = invalid(400, "the body must be a JSON object", json::array());
+    return std::nullopt;
+  }
+  json type_errors = json::array();
+  json rule_errors = json::array();
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    bool known = std::any_of(schema.fields.begin(), schema.fields.end(),
+                             [&](const field_rule& f) { return f.name == it.key(); });
+    if (!known) {
+      rule_errors.push_back(error_item(it.key(), "unknown field"));
+    }
+  }
+  for (auto& f : schema.fields) {
+    auto it = doc.find(f.name);
+    if (it == doc.end() || it->is_null()) {
+      if (f.required) {
+        rule_errors.push_back(error_item(f.name, "is required"));
+      }
+      continue;
+    }
+    if (!has_type(*it, f.type)) {
+      // A number too large for int64 is an integer out of range, not a type error.
+      if (f.type == json_type::integer && it->is_number_unsigned()) {
+        rule_errors.push_back(error_item(f.name, "is out of range"));
+      } else if (f.type == json_type::integer && it->is_number_float()) {
+        type_errors.push_back(error_item(f.name, "must be an integer, not a fraction"));
+      } else {
+        type_errors.push_back(error_item(f.name, std::string{"must be a "} + type_name(f.type)));
+      }
+      continue;
+    }
+    if (f.type == json_type::integer) {
+      auto v = it->get<int64_t>();
+      if (v < f.min || v > f.max) {
+        rule_errors.push_back(error_item(f.name, "must be between " + std::to_string(f.min) +
+                                                   " and " + std::to_string(f.max)));
+      }
+    } else if (f.type == json_type::string) {
+      const auto& s = it->get_ref<const std::string&>();
+      if (s.size() < f.min_length) {
+        rule_errors.push_back(error_item(
+          f.name, f.min_length == 1 ? std::string{"must not be empty"}
+                                    : "must be at least " + std::to_string(f.min_length) +
+                                        " bytes"));
+      } else if (s.size() > f.max_length) {
+        rule_errors.push_back(
+          error_item(f.name, "must be at most " + std::to_string(f.max_length) + " bytes"));
+      } else if (!f.one_of.empty() &&
+                 std::find(f.one_of.begin(), f.one_of.end(), s) == f.one_of.end()) {
+        std::string allowed;
+        for (auto& v : f.one_of) allowed += (allowed.empty() ? "" : ", ") + v;
+        rule_errors.push_back(error_item(f.name, "must be one of: " + allowed));
+      } else if (f.format == "e164" && !is_e164(s)) {
+        rule_errors.push_back(error_item(f.name, "must be an E.164 phone number (+254...)"));
+      } else if (f.format == "email" && !is_email(s)) {
+        rule_errors.push_back(error_item(f.name, "must be an email address"));
+      }
+    }
+  }
+  auto describe = [](const json& errors) {
+    std::string out;
+    for (auto& e : errors) {
+      out += (out.empty() ? "" : "; ") + e["field"].get<std::string>() + " " +
+             e["message"].get<std::string>();
+    }
+    return out;
+  };
+  if (!type_errors.empty()) {
+    problem_out = invalid(400, describe(type_errors), type_errors);
+    return std::nullopt;
+  }
+  if (!rule_errors.empty()) {
+    problem_out = invalid(422, describe(rule_errors), rule_errors);
+    return std::nullopt;
+  }
+  return doc;
+}
+
+nlohmann::json body_schema::to_openapi() const {
+  json props = json::object();
+  json required = json::array();
+  for (auto& f : fields) {
+    json p = {{"type", type_name(f.type)}};
+    if (f.type == json_type::string) {
+      p["maxLength"] = f.max_length;
+      if (f.min_length > 0) p["minLength"] = f.min_length;
+      if (!f.one_of.empty()) p["enum"] = f.one_of;
+      if (!f.format.empty()) p["format"] = f.format;
+    } else if (f.type == json_type::integer) {
+      p["format"] = "int64";
+      if (f.min != INT64_MIN) p["minimum"] = f.min;
+      if (f.max != INT64_MAX) p["maximum"] = f.max;
+    }
+    props[f.name] = p;
+    if (f.required) required.push_back(f.name);
+  }
+  json out = {{"type", "object"}, {"additionalProperties", false}, {"properties", props}};
+  if (!required.empty()) out["required"] = required;
+  return out;
+}
+
+} // namespace gm::gateway

@@ -1,0 +1,51 @@
+// Strict JSON input, declared once per route: a handler states its body's
+// schema and receives a validated object, or the client receives a problem
+// document naming the field. 400: not JSON, not an object, a wrong type.
+// 422: valid JSON that breaks a rule (missing, unknown, out of range, too
+// long, bad format, not one of the allowed values).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "gateway/http_types.hpp"
+
+namespace gm::gateway {
+
+enum class json_type { string, integer, boolean };
+
+struct field_rule {
+  std::string name;
+  json_type type = json_type::string;
+  bool required = false;
+  size_t min_length = 0;          // strings, in bytes
+  size_t max_length = 256;        // strings, in bytes
+  int64_t min = INT64_MIN;        // integers
+  int64_t max = INT64_MAX;        // integers
+  std::vector<std::string> one_of;  // strings: allowed values, if any
+  std::string format;             // "e164", "email", or empty
+};
+
+struct body_schema {
+  std::vector<field_rule> fields;
+  /// Returns the schema as an OpenAPI/JSON Schema object.
+  nlohmann::json to_openapi() const;
+};
+
+/// Parses and checks `rq.body` against `schema`. Returns the object, or sets
+/// `problem_out` and returns nullopt.
+std::optional<nlohmann::json> validate_body(const request& rq, const body_schema& schema,
+                                            response& problem_out);
+
+/// Returns true if `s` is an E.164 phone number (+ then 8 to 15 digits).
+bool is_e164(const std::string& s);
+
+/// Returns true if `s` looks like an email address (one '@', a dot after it).
+bool is_email(const std::string& s);
+
+} // namespace gm::gateway

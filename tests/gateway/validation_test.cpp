@@ -1,0 +1,87 @@
+// The shared body validation: 400 for what is not JSON of the right shape,
+// 422 for rules, the field always named.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/validation.hpp"
+
+using namespace gm::gateway;
+
+namespace {
+
+body_schema sample() {
+  field_rule phone{"phone", json_type::string, true, 1, 16, INT64_MIN, INT64_MAX, {}, "e164"};
+  field_rule role{"role", json_type::string, true, 1, 32, INT64_MIN, INT64_MAX,
+                  {"rider", "client"}, ""};
+  field_rule amount{"amount", json_type::integer, false, 0, 0, 1, INT64_MAX, {}, ""};
+  field_rule name{"name", json_type::string, false, 1, 5, INT64_MIN, INT64_MAX, {}, ""};
+  return body_schema{{phone, role, amount, name}};
+}
+
+/// Returns {status, detail} of the problem, or {0, ""} if the body passed.
+std::pair<int, std::string> check(const std::string& body) {
+  request rq;
+  rq.body = body;
+  response bad;
+  auto doc = validate_body(rq, sample(), bad);
+  if (doc) return {0, ""};
+  auto p = nlohmann::json::parse(bad.body);
+  CHECK(p["status"] == bad.status);
+  CHECK(p.contains("errors"));
+  return {bad.status, p["detail"].get<std::string>()};
+}
+
+} // namespace
+
+TEST_CASE("a valid body passes") {
+  CHECK(check(R"({"phone":"+254700000001","role":"rider","amount":5,"name":"ab"})").first == 0);
+  CHECK(check(R"({"phone":"+254700000001","role":"client"})").first == 0);
+}
+
+TEST_CASE("not JSON, not an object, or invalid UTF-8 is 400") {
+  CHECK(check("").first == 400);
+  CHECK(check("{").first == 400);
+  CHECK(check("[1,2]").first == 400);
+  CHECK(check("\"text\"").first == 400);
+  CHECK(check("{\"phone\":\"\xff\xfe\",\"role\":\"rider\"}").first == 400);
+}
+
+TEST_CASE("a wrong type is 400 naming the field") {
+  auto [status, detail] = check(R"({"phone":254700000001,"role":"rider"})");
+  CHECK(status == 400);
+  CHECK(detail.find("phone") != std::string::npos);
+  CHECK(check(R"({"phone":"+254700000001","role":"rider","amount":"5"})").first == 400);
+  CHECK(check(R"({"phone":"+254700000001","role":"rider","amount":5.5})").first == 400);
+  CHECK(check(R"({"phone":"+254700000001","role":"rider","amount":5.0})").first == 400);
+  CHECK(check(R"({"phone":"+254700000001","role":"rider","amount":true})").first == 400);
+}
+
+TEST_CASE("rule violations are 422 naming the field") {
+  auto expect = [](const std::string& body, const std::string& field) {
+    auto [status, detail] = check(body);
+    CHECK(status == 422);
+    CHECK_MESSAGE(detail.find(field) != std::string::npos, detail);
+  };
+  expect(R"({"role":"rider"})", "phone");                                   // missing
+  expect(R"({"phone":"0700","role":"rider"})", "phone");                    // not E.164
+  expect(R"({"phone":"+254700000001","role":"admin"})", "role");            // not allowed
+  expect(R"({"phone":"+254700000001","role":"rider","amount":0})", "amount");    // below min
+  expect(R"({"phone":"+254700000001","role":"rider","amount":-5})", "amount");
+  expect(R"({"phone":"+254700000001","role":"rider","amount":9223372036854775808})", "amount");
+  expect(R"({"phone":"+254700000001","role":"rider","name":"toolong"})", "name");
+  expect(R"({"phone":"+254700000001","role":"rider","extra":1})", "extra");  // unknown
+}
+
+TEST_CASE("E.164 and email formats") {
+  CHECK(is_e164("+254700000001"));
+  CHECK_FALSE(is_e164("254700000001"));
+  CHECK_FALSE(is_e164("+0700000001"));
+  CHECK_FALSE(is_e164("+2547000a0001"));
+  CHECK_FALSE(is_e164("+1234567890123456"));
+  CHECK(is_email("a@b.co"));
+  CHECK_FALSE(is_email("a@b"));
+  CHECK_FALSE(is_email("@b.co"));
+  CHECK_FALSE(is_email("a b@c.de"));
+  CHECK_FALSE(is_email("a@@b.co"));
+}
