@@ -258,6 +258,15 @@ response unavailable(const std::string& detail) {
 
 void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn respond,
                std::function<void(std::shared_ptr<pg::pool>)> next) {
+  std::shared_ptr<pg::pool> known;
+  {
+    std::lock_guard<std::mutex> guard{ctx.pool_mtx};
+    known = ctx.pool;
+  }
+  if (known && !known->stopped()) {
+    next(std::move(known));
+    return;
+  }
   auto persist = caf::actor_cast<caf::actor>(
     self->system().registry().get(persistence::registry_name()));
   if (!persist) {
@@ -265,7 +274,14 @@ void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn 
     return;
   }
   self->request(persist, ctx.request_timeout, persistence::pool_atom::value)
-    .then([next](const std::shared_ptr<pg::pool>& pool) { next(pool); },
+    .then(
+      [next, &ctx](const std::shared_ptr<pg::pool>& pool) {
+        {
+          std::lock_guard<std::mutex> guard{ctx.pool_mtx};
+          ctx.pool = pool;
+        }
+        next(pool);
+      },
           [respond](const caf::error&) { respond(unavailable("persistence did not answer")); });
 }
 

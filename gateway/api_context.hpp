@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -32,6 +33,10 @@ struct api_context {
   /// A password hash of nothing anyone knows: unknown accounts are checked
   /// against it so that they take as long as wrong passwords.
   std::string dummy_hash;
+  /// The persistence service's pool, remembered between requests; asked for
+  /// again only when that pool has stopped (persistence restarted).
+  mutable std::mutex pool_mtx;
+  mutable std::shared_ptr<pg::pool> pool;
 };
 
 using api_context_ptr = std::shared_ptr<const api_context>;

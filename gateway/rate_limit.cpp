@@ -1,7 +1,7 @@
-// Implements the Redis-backed limiter and its local fallback.
+// Implements the rate limiter and its Redis sync.
 #include "gateway/rate_limit.hpp"
 
-#include <chrono>
+#include <vector>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -9,17 +9,22 @@
 namespace gm::gateway {
 namespace {
 
-// INCR each key, giving new keys the window's lifetime; one round trip.
-constexpr const char* count_script =
+// INCRBY each key by its delta (ARGV[i + 1]), giving new keys the window's
+// lifetime (ARGV[1]); returns the totals. One round trip for all keys.
+constexpr const char* sync_script =
   "local n = {} "
   "for i, k in ipairs(KEYS) do "
-  "  local c = redis.call('INCR', k) "
-  "  if c == 1 then redis.call('PEXPIRE', k, ARGV[1]) end "
+  "  local c = redis.call('INCRBY', k, ARGV[i + 1]) "
+  "  if c == tonumber(ARGV[i + 1]) then redis.call('PEXPIRE', k, ARGV[1]) end "
   "  n[i] = c "
   "end "
   "return n";
 
 constexpr int64_t window_s = 60;
+
+// Bounds the keys of one window: beyond it new keys are refused rather than
+// letting a flood of spoofed addresses grow memory without end.
+constexpr size_t max_keys = 200000;
 
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -39,10 +44,15 @@ metrics::counter& refused_counter(const char* scope) {
 
 } // namespace
 
-rate_limiter::rate_limiter(redis::endpoint ep, int64_t per_ip, int64_t per_user)
-  : client_(std::move(ep), std::chrono::milliseconds{250}), per_ip_(per_ip), per_user_(per_user) {
-  client_.start();
+rate_limiter::rate_limiter(redis::endpoint ep, int64_t per_ip, int64_t per_user,
+                           std::chrono::milliseconds sync_interval)
+  : client_(std::move(ep), std::chrono::milliseconds{250}),
+    per_ip_(per_ip),
+    per_user_(per_user),
+    sync_interval_(sync_interval) {
   local_gauge().set(0);
+  client_.start();
+  sync_thread_ = std::thread([this] { sync_loop(); });
 }
 
 rate_limiter::~rate_limiter() {
@@ -50,21 +60,51 @@ rate_limiter::~rate_limiter() {
 }
 
 void rate_limiter::stop() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (sync_thread_.joinable()) {
+    sync_thread_.join();
+  }
   client_.stop();
 }
 
-rate_decision rate_limiter::decide(int64_t ip_count, int64_t user_count, int64_t now) const {
-  rate_decision d;
+void rate_limiter::roll_window(int64_t window) {
+  if (window != window_) {
+    counts_.clear();
+    window_ = window;
+  }
+}
+
+rate_decision rate_limiter::check(const std::string& ip, const std::string& user_id) {
+  auto now = now_s();
   int retry = static_cast<int>(window_s - now % window_s);
-  if (ip_count > per_ip_) {
-    d = {false, retry, "ip"};
-  } else if (user_count > per_user_) {
-    d = {false, retry, "user"};
+  std::lock_guard<std::mutex> guard{mtx_};
+  roll_window(now / window_s);
+  if (counts_.size() >= max_keys) {
+    refused_counter("ip").inc();
+    return {false, retry, "ip"};
   }
-  if (!d.allowed) {
-    refused_counter(d.scope).inc();
+  auto& by_ip = counts_["ip:" + ip];
+  if (by_ip.total() >= per_ip_) {
+    refused_counter("ip").inc();
+    return {false, retry, "ip"};
   }
-  return d;
+  counter_state* by_user = nullptr;
+  if (!user_id.empty()) {
+    by_user = &counts_["user:" + user_id];
+    if (by_user->total() >= per_user_) {
+      refused_counter("user").inc();
+      return {false, retry, "user"};
+    }
+  }
+  ++by_ip.unsynced;
+  if (by_user != nullptr) {
+    ++by_user->unsynced;
+  }
+  return {};
 }
 
 void rate_limiter::set_local(bool local, const std::string& why) {
@@ -77,47 +117,79 @@ void rate_limiter::set_local(bool local, const std::string& why) {
   if (local) {
     log->warn("Redis unreachable ({}): counting rate limits locally on this node", why);
   } else {
-    log->info("Redis reachable again: rate limits counted in Redis");
+    log->info("Redis reachable again: rate limits shared through Redis");
   }
 }
 
-rate_decision rate_limiter::count_locally(const std::string& ip, const std::string& user_id,
-                                          int64_t now) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto window = now / window_s;
-  if (window != local_window_) {
-    local_counts_.clear();
-    local_window_ = window;
-  }
-  auto ip_count = ++local_counts_["ip:" + ip];
-  int64_t user_count = user_id.empty() ? 0 : ++local_counts_["user:" + user_id];
-  return decide(ip_count, user_count, now);
-}
-
-void rate_limiter::check(const std::string& ip, const std::string& user_id,
-                         std::function<void(rate_decision)> done) {
-  auto now = now_s();
-  auto window = std::to_string(now / window_s);
-  std::vector<std::string> argv = {"EVAL", count_script, user_id.empty() ? "1" : "2",
-                                   "gm:rl:ip:" + ip + ":" + window};
-  if (!user_id.empty()) {
-    argv.push_back("gm:rl:user:" + user_id + ":" + window);
-  }
-  argv.push_back(std::to_string(window_s * 1000 + 1000));
-  auto queued = client_.command(std::move(argv), [this, ip, user_id, now,
-                                                  done](redis::reply r) {
-    if (r.type != redis::reply::kind::array || r.elements.empty()) {
-      set_local(true, r.str.empty() ? "unexpected reply" : r.str);
-      done(count_locally(ip, user_id, now));
-      return;
+void rate_limiter::sync_loop() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  while (!stopping_) {
+    cv_.wait_for(lock, sync_interval_, [this] { return stopping_; });
+    if (stopping_ || sync_running_) {
+      continue;
     }
-    set_local(false, {});
-    int64_t user_count = r.elements.size() > 1 ? r.elements[1].integer : 0;
-    done(decide(r.elements[0].integer, user_count, now));
-  });
-  if (!queued) {
-    set_local(true, "command queue full");
-    done(count_locally(ip, user_id, now));
+    lock.unlock();
+    sync_once();
+    lock.lock();
+  }
+}
+
+void rate_limiter::sync_once() {
+  std::vector<std::string> keys;
+  std::vector<int64_t> deltas;
+  int64_t window = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    roll_window(now_s() / window_s);
+    window = window_;
+    for (auto& [key, st] : counts_) {
+      if (st.unsynced > 0) {
+        keys.push_back(key);
+        deltas.push_back(st.unsynced);
+        st.in_flight += st.unsynced;
+        st.unsynced = 0;
+      }
+    }
+    sync_running_ = true;
+  }
+  std::vector<std::string> argv;
+  if (keys.empty()) {
+    argv = {"PING"};  // nothing to send; still learn whether Redis is there
+  } else {
+    argv = {"EVAL", sync_script, std::to_string(keys.size())};
+    auto suffix = ":" + std::to_string(window);
+    for (auto& k : keys) argv.push_back("gm:rl:" + k + suffix);
+    argv.push_back(std::to_string(window_s * 1000 + 1000));
+    for (auto d : deltas) argv.push_back(std::to_string(d));
+  }
+  auto done = [this, keys, deltas, window](redis::reply r) {
+    bool ok = keys.empty() ? r.ok()
+                           : r.type == redis::reply::kind::array &&
+                               r.elements.size() == keys.size();
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      sync_running_ = false;
+      if (window == window_) {
+        for (size_t i = 0; i < keys.size(); ++i) {
+          auto it = counts_.find(keys[i]);
+          if (it == counts_.end()) continue;
+          auto& st = it->second;
+          st.in_flight -= deltas[i];
+          if (ok) {
+            st.shared = r.elements[i].integer - st.in_flight;  // everyone's count
+          } else {
+            st.unsynced += deltas[i];  // keep counting here; retry next sync
+          }
+        }
+      }
+    }
+    set_local(!ok, ok ? std::string{} : (r.str.empty() ? "unexpected reply" : r.str));
+  };
+  if (!client_.command(std::move(argv), done)) {
+    redis::reply failed;
+    failed.type = redis::reply::kind::error;
+    failed.str = "command queue full";
+    done(std::move(failed));
   }
 }
 

@@ -50,7 +50,6 @@ namespace gm::gateway {
 namespace {
 
 using call_atom = caf::atom_constant<caf::atom("gw_call")>;
-using admit_atom = caf::atom_constant<caf::atom("gw_admit")>;
 using seed_atom = caf::atom_constant<caf::atom("gw_seed")>;
 using seeded_atom = caf::atom_constant<caf::atom("gw_seeded")>;
 
@@ -133,18 +132,11 @@ caf::behavior worker_impl(caf::event_based_actor* self, api_context_ptr ctx) {
         admit(self, *c);
         return;
       }
-      // The limiter answers on its own thread; the decision comes back here.
-      caf::actor me = caf::actor_cast<caf::actor>(self);
-      ctx->limiter->check(c->rq.remote_ip, c->rq.user_id, [me, c](rate_decision d) {
-        caf::anon_send(me, admit_atom::value, c, d.allowed, d.retry_after_s);
-      });
-    },
-    [self](admit_atom, const call_ptr& c, bool allowed, int retry_after) {
-      gm::log::request_scope scope{c->rq.request_id};
-      if (!allowed) {
+      auto d = ctx->limiter->check(c->rq.remote_ip, c->rq.user_id);
+      if (!d.allowed) {
         auto p = problem(429, "rate-limited", "Too Many Requests",
-                         "rate limit reached; retry in " + std::to_string(retry_after) + " s");
-        p.headers.emplace_back("Retry-After", std::to_string(retry_after));
+                         "rate limit reached; retry in " + std::to_string(d.retry_after_s) + " s");
+        p.headers.emplace_back("Retry-After", std::to_string(d.retry_after_s));
         c->respond(std::move(p));
         return;
       }

@@ -26,6 +26,7 @@ connection::~connection() {
 }
 
 void connection::reset() {
+  prepared_.clear();
   if (conn_ != nullptr) {
     PQfinish(conn_);
     conn_ = nullptr;
@@ -74,9 +75,31 @@ result connection::exec(const std::string& sql, const params& p) {
   }
   // Without parameters, the simple query protocol: it also runs scripts of
   // several statements (migrations); PQexecParams allows only one.
-  PGresult* res = p.empty() ? PQexec(conn_, sql.c_str())
-                            : PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()),
-                                           nullptr, values.data(), nullptr, nullptr, 0);
+  constexpr size_t max_prepared = 256;
+  PGresult* res = nullptr;
+  if (p.empty()) {
+    res = PQexec(conn_, sql.c_str());
+  } else {
+    auto it = prepared_.find(sql);
+    if (it == prepared_.end() && prepared_.size() < max_prepared) {
+      auto name = "gm_" + std::to_string(prepared_.size());
+      PGresult* prep = PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(p.size()),
+                                 nullptr);
+      if (prep != nullptr && PQresultStatus(prep) == PGRES_COMMAND_OK) {
+        it = prepared_.emplace(sql, name).first;
+      }
+      PQclear(prep);
+    }
+    if (it != prepared_.end()) {
+      res = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(p.size()), values.data(),
+                           nullptr, nullptr, 0);
+    } else {
+      // Not preparable (or the bound is reached): the server reports any
+      // error in the statement itself here.
+      res = PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr, values.data(),
+                         nullptr, nullptr, 0);
+    }
+  }
   auto status = res != nullptr ? PQresultStatus(res) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
     auto ncols = PQnfields(res);
@@ -194,6 +217,11 @@ bool pool::query(std::string sql, params p, std::function<void(result)> done) {
   return submit([sql = std::move(sql), p = std::move(p), done = std::move(done)](connection& c) {
     done(c.exec(sql, p));
   });
+}
+
+bool pool::stopped() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return stopping_;
 }
 
 pool_stats pool::stats() const {

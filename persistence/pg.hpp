@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 struct pg_conn;
@@ -60,6 +61,9 @@ private:
   std::string conninfo_;
   std::chrono::milliseconds connect_timeout_;
   pg_conn* conn_ = nullptr;
+  // Statements with parameters are prepared once per connection: the server
+  // then skips parsing and planning. Bounded; SQL text is always constant.
+  std::unordered_map<std::string, std::string> prepared_;
 };
 
 struct pool_stats {
@@ -96,6 +100,9 @@ public:
   bool query(std::string sql, params p, std::function<void(result)> done);
 
   pool_stats stats() const;
+
+  /// Returns true once stop() has begun: submit() will refuse everything.
+  bool stopped() const;
 
 private:
   void run(size_t index);

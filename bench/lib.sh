@@ -1,0 +1,66 @@
+# Shared by the bench scripts: a private PostgreSQL and Redis, one node, and
+# wrk helpers. Sourced, not run. Everything started is stopped on exit.
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+bench_data=$GM_ROOT/build/bench-data
+bench_pids=()
+
+bench_cleanup() {
+  local p
+  for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${bench_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  gm_pg_stop "$bench_pgdir"
+  gm_redis_stop "$bench_data/redis"
+}
+
+# Installs, builds, starts PostgreSQL and Redis; sets BENCH_PG_URL, BENCH_REDIS_URL.
+bench_setup() {
+  gm_install_deps
+  gm_build "$GM_ROOT/build/release" Release
+  rm -rf "$bench_data"
+  mkdir -p "$bench_data"
+  bench_pgdir=$(gm_pg_dir "$bench_data/pg")
+  trap bench_cleanup EXIT
+  local pg_port redis_port
+  pg_port=$(gm_free_port bench-pg)
+  gm_pg_start "$bench_pgdir" "$pg_port"
+  redis_port=$(gm_free_port bench-redis)
+  gm_redis_start "$redis_port" "$bench_data/redis"
+  BENCH_PG_URL=postgresql://postgres@127.0.0.1:$pg_port/gigmesh
+  BENCH_REDIS_URL=redis://127.0.0.1:$redis_port/0
+}
+
+# Starts a node with 2 io threads and any extra VAR=value arguments; waits
+# until it is ready; sets BENCH_NODE_PORT.
+bench_start_node() {
+  BENCH_NODE_PORT=$(gm_free_port bench-node)
+  env GIGMESH_PG_URL="$BENCH_PG_URL" GIGMESH_REDIS_URL="$BENCH_REDIS_URL" \
+    GIGMESH_HTTP_HOST=127.0.0.1 GIGMESH_HTTP_PORT="$BENCH_NODE_PORT" GIGMESH_HTTP_THREADS=2 \
+    GIGMESH_LOG_LEVEL=warn "$@" "$GM_ROOT/build/release/gigmesh" >"$bench_data/node.log" 2>&1 &
+  bench_pids+=($!)
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BENCH_NODE_PORT/readyz")" = 200 ] &&
+      return 0
+    sleep 0.1
+  done
+  gm_die "the bench node did not become ready: see $bench_data/node.log"
+}
+
+# Prints "requests_per_second p99_ms" for wrk with the given arguments.
+bench_wrk() {
+  local out
+  out=$(wrk --latency "$@")
+  awk '/^Requests\/sec:/ {rps = $2}
+       $1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000}
+                    else if (v ~ /ms$/) {sub(/ms/, "", v)}
+                    else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; p99 = v}
+       END {print rps, p99}' <<<"$out"
+}
+
+# Prints the median of its arguments.
+bench_median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+bench_header() {
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ), machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+}
