@@ -22,6 +22,7 @@ namespace gm::gateway {
 
 class blocking_pool;
 class rate_limiter;
+class route_table;
 
 struct api_context {
   jwt::codec tokens;
@@ -50,6 +51,6 @@ void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn 
                std::function<void(std::shared_ptr<pg::pool>)> next);
 
 /// Adds the Auth and Users routes of API.md to `table`.
-void add_account_routes(class route_table& table, api_context_ptr ctx);
+void add_account_routes(route_table& table, api_context_ptr ctx);
 
 } // namespace gm::gateway

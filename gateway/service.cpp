@@ -7,14 +7,19 @@
 #include <sstream>
 #include <memory>
 
+#include <strings.h>
+
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cluster/node_info.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
+#include "gateway/accounts.hpp"
 #include "gateway/api_context.hpp"
 #include "gateway/blocking_pool.hpp"
+#include "gateway/crypto.hpp"
 #include "gateway/password.hpp"
 #include "gateway/rate_limit.hpp"
 #include "gateway/server.hpp"
@@ -22,11 +27,6 @@
 #include "gateway/validation.hpp"
 #include "persistence/pg.hpp"
 #include "persistence/service.hpp"
-#include "gateway/accounts.hpp"
-#include "gateway/crypto.hpp"
-
-#include <nlohmann/json.hpp>
-#include <strings.h>
 
 namespace gm::gateway {
 namespace {

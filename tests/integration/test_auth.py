@@ -240,9 +240,14 @@ class AuthTest(unittest.TestCase):
 
 class RateLimitTest(unittest.TestCase):
     def test_a_burst_gets_429_with_retry_after_and_redis_loss_falls_back_locally(self):
-        redis = RedisServer().start()
+        # Cleanups run however the test ends, even if the node never starts.
+        redis = RedisServer()
+        self.addCleanup(redis.cleanup)
+        redis.start()
         node = Node(redis_url=redis.url, env={
-            "GIGMESH_JWT_SECRET": SECRET, "GIGMESH_RATE_LIMIT_IP_PER_MIN": "20"}).start().wait_ready()
+            "GIGMESH_JWT_SECRET": SECRET, "GIGMESH_RATE_LIMIT_IP_PER_MIN": "20"})
+        self.addCleanup(node.cleanup)
+        node.start().wait_ready()
         api = Api(node.port)
         try:
             # Windows are whole minutes: do not let the burst straddle two.
@@ -273,8 +278,6 @@ class RateLimitTest(unittest.TestCase):
             self.assertTrue(wait_for(lambda: mode() == "redis", 10, 0.1))
         finally:
             self.assertEqual(node.stop(), 0)
-            node.cleanup()
-            redis.cleanup()
 
 
 if __name__ == "__main__":

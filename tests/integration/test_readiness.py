@@ -11,16 +11,19 @@ from harness import Node, PgServer, RedisServer, json_body, main, wait_for
 
 class ReadinessTest(unittest.TestCase):
     def setUp(self):
-        self.pg = PgServer().start()
-        self.redis = RedisServer().start()
-        self.node = Node(pg_url=self.pg.url, redis_url=self.redis.url).start()
+        # Cleanups run even if a later step of setUp fails.
+        self.pg = PgServer()
+        self.addCleanup(self.pg.cleanup)
+        self.pg.start()
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.cleanup)
+        self.redis.start()
+        self.node = Node(pg_url=self.pg.url, redis_url=self.redis.url)
+        self.addCleanup(lambda: self.node.cleanup())
+        self.node.start()
 
     def tearDown(self):
-        code = self.node.stop()
-        self.node.cleanup()
-        self.redis.cleanup()
-        self.pg.cleanup()
-        self.assertEqual(code, 0)
+        self.assertEqual(self.node.stop(), 0)
 
     def readyz(self):
         status, _, body = self.node.get("/readyz")
@@ -55,7 +58,8 @@ class ReadinessTest(unittest.TestCase):
 
     def test_a_node_started_before_postgres_becomes_ready_when_it_appears(self):
         self.node.wait_ready(30)
-        self.node.stop()
+        self.assertEqual(self.node.stop(), 0)
+        self.node.cleanup()
         self.pg.stop()
         self.node = Node(pg_url=self.pg.url, redis_url=self.redis.url).start()
         time.sleep(0.5)
