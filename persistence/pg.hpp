@@ -73,6 +73,10 @@ struct pool_stats {
   size_t busy = 0;
 };
 
+/// Ownership: jobs may hold references to the pool that runs them (to
+/// submit a next step), so the owner must call stop() itself before it drops
+/// its reference. stop() joins every pool thread, so no job can then hold the
+/// last reference on a pool thread (which would have to join itself).
 class pool {
 public:
   using job = std::function<void(connection&)>;
