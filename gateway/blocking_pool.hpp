@@ -1,43 +1,36 @@
-// A small pool of threads for CPU-heavy or blocking work that must stay off
-// Beast's io threads and CAF's workers (password hashing). Bounded: submit
-// refuses work past the limit instead of queueing without end.
+// Threads for CPU-heavy work that must stay off Beast's io threads and CAF's
+// workers (password hashing): a worker_pool whose threads hold no state,
+// started at once.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
-#include <vector>
+
+#include "common/worker_pool.hpp"
 
 namespace gm::gateway {
 
 class blocking_pool {
 public:
   /// `nice` > 0 lowers the threads' priority so io threads win the CPU.
-  blocking_pool(std::string name, int threads, size_t queue_limit, int nice = 0);
-  ~blocking_pool();
-  blocking_pool(const blocking_pool&) = delete;
-  blocking_pool& operator=(const blocking_pool&) = delete;
+  blocking_pool(std::string name, int threads, size_t queue_limit, int nice = 0)
+    : workers_(std::move(name), threads, queue_limit, [] { return std::make_unique<idle>(); },
+               nice) {
+    workers_.start();
+  }
 
   /// Returns false if the queue is full or the pool is stopping.
-  bool submit(std::function<void()> job);
+  bool submit(std::function<void()> job) {
+    return workers_.submit([job = std::move(job)](idle&) { job(); });
+  }
 
   /// Finishes queued jobs and joins the threads. Safe twice.
-  void stop();
+  void stop() { workers_.stop(); }
 
 private:
-  void run();
-
-  std::string name_;
-  size_t queue_limit_;
-  int nice_;
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  std::vector<std::thread> threads_;
-  bool stopping_ = false;
+  struct idle {};
+  worker_pool<idle> workers_;
 };
 
 } // namespace gm::gateway

@@ -5,7 +5,6 @@
 
 #include <libpq-fe.h>
 
-#include "common/log.hpp"
 
 namespace gm::pg {
 
@@ -154,9 +153,11 @@ result connection::exec(const std::string& sql, const params& p) {
 pool::pool(std::string conninfo, int size, std::chrono::milliseconds connect_timeout,
            size_t queue_limit)
   : conninfo_(std::move(conninfo)),
-    size_(size),
     connect_timeout_(connect_timeout),
-    queue_limit_(queue_limit) {
+    workers_("pg", size, queue_limit, [this] {
+      // Each pool thread owns one connection; it connects on its first query.
+      return std::make_unique<connection>(conninfo_, connect_timeout_);
+    }) {
   // nop
 }
 
@@ -165,32 +166,13 @@ pool::~pool() {
 }
 
 void pool::start() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (!threads_.empty() || stopping_) {
-    return;
-  }
-  for (int i = 0; i < size_; ++i) {
-    threads_.emplace_back([this, i] { run(static_cast<size_t>(i)); });
-  }
+  workers_.start();
 }
 
 void pool::stop() {
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    stopping_ = true;
-    threads.swap(threads_);
-  }
-  cv_.notify_all();
-  for (auto& t : threads) {
-    t.join();
-  }
-  // Jobs still queued (no thread ever started) get a connection that fails.
-  std::deque<job> left;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    left.swap(queue_);
-  }
+  // Jobs no thread ran (never started) still get an answer: a connection
+  // that refuses, so their callbacks see an error rather than silence.
+  auto left = workers_.stop();
   if (!left.empty()) {
     connection refused{"host=/nonexistent/gigmesh-pool-stopped", connect_timeout_};
     for (auto& j : left) {
@@ -200,60 +182,13 @@ void pool::stop() {
 }
 
 bool pool::submit(job j) {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (stopping_ || queue_.size() >= queue_limit_) {
-      ++stats_.rejected;
-      return false;
-    }
-    queue_.push_back(std::move(j));
-    ++stats_.submitted;
-  }
-  cv_.notify_one();
-  return true;
+  return workers_.submit(std::move(j));
 }
 
 bool pool::query(std::string sql, params p, std::function<void(result)> done) {
   return submit([sql = std::move(sql), p = std::move(p), done = std::move(done)](connection& c) {
     done(c.exec(sql, p));
   });
-}
-
-bool pool::stopped() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return stopping_;
-}
-
-pool_stats pool::stats() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto s = stats_;
-  s.queued = queue_.size();
-  return s;
-}
-
-void pool::run(size_t index) {
-  connection conn{conninfo_, connect_timeout_};
-  auto log = gm::log::get("pg");
-  for (;;) {
-    job j;
-    {
-      std::unique_lock<std::mutex> lock{mtx_};
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) {
-        return; // stopping and nothing left to do
-      }
-      j = std::move(queue_.front());
-      queue_.pop_front();
-      ++stats_.busy;
-    }
-    try {
-      j(conn);
-    } catch (const std::exception& e) {
-      log->error("pool thread {}: job threw: {}", index, e.what());
-    }
-    std::lock_guard<std::mutex> guard{mtx_};
-    --stats_.busy;
-  }
 }
 
 } // namespace gm::pg

@@ -5,17 +5,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "common/worker_pool.hpp"
 
 struct pg_conn;
 
@@ -66,12 +64,7 @@ private:
   std::unordered_map<std::string, std::string> prepared_;
 };
 
-struct pool_stats {
-  uint64_t submitted = 0;
-  uint64_t rejected = 0;
-  size_t queued = 0;
-  size_t busy = 0;
-};
+using pool_stats = worker_pool_stats;
 
 /// Ownership: jobs may hold references to the pool that runs them (to
 /// submit a next step), so the owner must call stop() itself before it drops
@@ -103,24 +96,15 @@ public:
   /// Returns false if the job was not accepted; `done` is then not called.
   bool query(std::string sql, params p, std::function<void(result)> done);
 
-  pool_stats stats() const;
+  pool_stats stats() const { return workers_.stats(); }
 
   /// Returns true once stop() has begun: submit() will refuse everything.
-  bool stopped() const;
+  bool stopped() const { return workers_.stopped(); }
 
 private:
-  void run(size_t index);
-
   std::string conninfo_;
-  int size_;
   std::chrono::milliseconds connect_timeout_;
-  size_t queue_limit_;
-  mutable std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<job> queue_;
-  std::vector<std::thread> threads_;
-  bool stopping_ = false;
-  pool_stats stats_;
+  worker_pool<connection> workers_;
 };
 
 } // namespace gm::pg
