@@ -74,7 +74,10 @@ class AuthTest(unittest.TestCase):
             "GIGMESH_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "GIGMESH_RATE_LIMIT_IP_PER_MIN": "100000",
             "GIGMESH_RATE_LIMIT_USER_PER_MIN": "100000",
-        }).start().wait_ready()
+        })
+        # Runs even if setUpClass fails (then tearDownClass does not).
+        cls.addClassCleanup(cls.node.cleanup)
+        cls.node.start().wait_ready()
         cls.api = Api(cls.node.port)
 
     @classmethod

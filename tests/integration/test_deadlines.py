@@ -27,7 +27,10 @@ def closed_within(sock, seconds):
 class DeadlineTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.node = Node(env={"GIGMESH_HTTP_READ_TIMEOUT_MS": "500"}).start().wait_ready()
+        cls.node = Node(env={"GIGMESH_HTTP_READ_TIMEOUT_MS": "500"})
+        # Runs even if setUpClass fails (then tearDownClass does not).
+        cls.addClassCleanup(cls.node.cleanup)
+        cls.node.start().wait_ready()
 
     @classmethod
     def tearDownClass(cls):

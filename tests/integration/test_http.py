@@ -12,7 +12,10 @@ from harness import Node, json_body, main, raw_exchange, request
 class HttpTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.node = Node(env={"GIGMESH_HTTP_BODY_LIMIT": "65536"}).start().wait_ready()
+        cls.node = Node(env={"GIGMESH_HTTP_BODY_LIMIT": "65536"})
+        # Runs even if setUpClass fails (then tearDownClass does not).
+        cls.addClassCleanup(cls.node.cleanup)
+        cls.node.start().wait_ready()
 
     @classmethod
     def tearDownClass(cls):

@@ -13,7 +13,9 @@ class LoggingTest(unittest.TestCase):
     def run_node(self, mode):
         env = {"GIGMESH_MODE": mode, "GIGMESH_JWT_SECRET": SECRET,
                "GIGMESH_LOG_LEVEL": "debug"}
-        node = Node(env=env).start().wait_ready()
+        node = Node(env=env)
+        self.addCleanup(node.cleanup)  # even if the node never becomes ready
+        node.start().wait_ready()
         # A rejected request is logged with its request id.
         out = raw_exchange(node.port, b"BROKEN\r\n\r\n")
         rid = [l.split(b":", 1)[1].strip().decode() for l in out.split(b"\r\n")

@@ -12,7 +12,9 @@ from harness import Node, main
 
 class ShutdownTest(unittest.TestCase):
     def test_sigterm_during_a_burst_completes_every_answered_request(self):
-        node = Node().start().wait_ready()
+        node = Node()
+        self.addCleanup(node.cleanup)  # even if the node never becomes ready
+        node.start().wait_ready()
         stop = threading.Event()
         results = {"complete": 0, "incomplete": 0, "refused": 0}
         lock = threading.Lock()
