@@ -119,6 +119,26 @@ class Node:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class NodeTestCase(unittest.TestCase):
+    """Tests sharing one node, started with `node_env`; it must exit 0 at
+    the end, and is cleaned up even if it never becomes ready."""
+
+    node_env = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node(env=cls.node_env)
+        # Runs even if setUpClass fails (then tearDownClass does not).
+        cls.addClassCleanup(cls.node.cleanup)
+        cls.node.start().wait_ready()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.node.stop()
+        cls.node_log = cls.node.read_log()
+        assert code == 0, "node exited %r" % code
+
+
 def request(port, method, path, body=None, headers=None, timeout=10):
     """Returns (status, headers dict lower-cased, body bytes) or (None, {}, b'')."""
     try:

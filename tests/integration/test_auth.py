@@ -11,7 +11,8 @@ import time
 import unittest
 import uuid
 
-from harness import (PG_URL, Node, RedisServer, json_body, main, psql, request, wait_for)
+from harness import (PG_URL, Node, NodeTestCase, RedisServer, json_body, main, psql, request,
+                     wait_for)
 
 SECRET = "integration-test-secret-0123456789abcdef"
 ADMIN_PHONE = "+254799000001"
@@ -65,30 +66,26 @@ class Api:
         return self.call("POST", "/api/v1/auth/register", body)
 
 
-class AuthTest(unittest.TestCase):
+class AuthTest(NodeTestCase):
+    node_env = {
+        "GIGMESH_JWT_SECRET": SECRET,
+        "GIGMESH_ADMIN_PHONE": ADMIN_PHONE,
+        "GIGMESH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "GIGMESH_RATE_LIMIT_IP_PER_MIN": "100000",
+        "GIGMESH_RATE_LIMIT_USER_PER_MIN": "100000",
+    }
+
     @classmethod
     def setUpClass(cls):
-        cls.node = Node(env={
-            "GIGMESH_JWT_SECRET": SECRET,
-            "GIGMESH_ADMIN_PHONE": ADMIN_PHONE,
-            "GIGMESH_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "GIGMESH_RATE_LIMIT_IP_PER_MIN": "100000",
-            "GIGMESH_RATE_LIMIT_USER_PER_MIN": "100000",
-        })
-        # Runs even if setUpClass fails (then tearDownClass does not).
-        cls.addClassCleanup(cls.node.cleanup)
-        cls.node.start().wait_ready()
+        super().setUpClass()
         cls.api = Api(cls.node.port)
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.node.stop()
-        log = cls.node.read_log()
-        cls.node.cleanup()
-        assert code == 0, code
+        super().tearDownClass()
         # Nothing secret ever reaches the log.
         for secret in (SECRET, ADMIN_PASSWORD, "password-123", "eyJ"):
-            assert secret not in log, "log contains %r" % secret
+            assert secret not in cls.node_log, "log contains %r" % secret
 
     def assert_problem(self, status, hdrs, doc, expected, field=None):
         self.assertEqual(status, expected, doc)

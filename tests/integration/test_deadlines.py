@@ -6,7 +6,7 @@ import socket
 import time
 import unittest
 
-from harness import Node, main, request
+from harness import NodeTestCase, main, request
 
 
 def closed_within(sock, seconds):
@@ -24,19 +24,8 @@ def closed_within(sock, seconds):
         return time.monotonic() - t0
 
 
-class DeadlineTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node(env={"GIGMESH_HTTP_READ_TIMEOUT_MS": "500"})
-        # Runs even if setUpClass fails (then tearDownClass does not).
-        cls.addClassCleanup(cls.node.cleanup)
-        cls.node.start().wait_ready()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.node.stop()
-        cls.node.cleanup()
-        assert code == 0, code
+class DeadlineTest(NodeTestCase):
+    node_env = {"GIGMESH_HTTP_READ_TIMEOUT_MS": "500"}
 
     def connect(self):
         return socket.create_connection(("127.0.0.1", self.node.port), timeout=5)

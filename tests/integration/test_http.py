@@ -6,22 +6,11 @@ import socket
 import threading
 import unittest
 
-from harness import Node, json_body, main, raw_exchange, request
+from harness import NodeTestCase, json_body, main, raw_exchange, request
 
 
-class HttpTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node(env={"GIGMESH_HTTP_BODY_LIMIT": "65536"})
-        # Runs even if setUpClass fails (then tearDownClass does not).
-        cls.addClassCleanup(cls.node.cleanup)
-        cls.node.start().wait_ready()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.node.stop()
-        cls.node.cleanup()
-        assert code == 0, "node exited %r" % code
+class HttpTest(NodeTestCase):
+    node_env = {"GIGMESH_HTTP_BODY_LIMIT": "65536"}
 
     def assert_problem(self, status, headers, body, expected):
         self.assertEqual(status, expected)
