@@ -60,6 +60,26 @@ response db_failure(const std::string& error) {
   return unavailable("the database is unavailable, retry shortly");
 }
 
+/// Queues `job` on `pool`, or answers 503 if its queue is full.
+void submit_or_503(const std::shared_ptr<pg::pool>& pool, const respond_fn& respond,
+                   pg::pool::job job) {
+  if (!pool->submit(std::move(job))) {
+    respond(unavailable("the database queue is full"));
+  }
+}
+
+/// Answers with `view` of the user in `r`, 404, or 503.
+void respond_user(const accounts::user_result& r, json (*view)(const accounts::user&),
+                  const respond_fn& respond) {
+  if (r.code == accounts::errc::ok) {
+    respond(json_ok(200, view(r.value)));
+  } else if (r.code == accounts::errc::not_found) {
+    respond(problem(404, "not-found", "Not Found", "no such user"));
+  } else {
+    respond(db_failure(r.error));
+  }
+}
+
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(
            std::chrono::system_clock::now().time_since_epoch()).count();
@@ -107,7 +127,7 @@ void register_user(caf::event_based_actor* self, api_context_ptr ctx, request& r
   with_pool(self, *ctx, respond, [ctx, nu, pw, respond](std::shared_ptr<pg::pool> pool) mutable {
     auto queued = ctx->kdf->submit([ctx, nu, pw, respond, pool]() mutable {
       nu.password_hash = password::hash(pw);
-      auto ok = pool->submit([ctx, nu, respond](pg::connection& conn) {
+      submit_or_503(pool, respond, [ctx, nu, respond](pg::connection& conn) {
         auto r = accounts::create_user(conn, nu);
         switch (r.code) {
           case accounts::errc::ok:
@@ -123,7 +143,6 @@ void register_user(caf::event_based_actor* self, api_context_ptr ctx, request& r
             respond(db_failure(r.error));
         }
       });
-      if (!ok) respond(unavailable("the database queue is full"));
     });
     if (!queued) respond(unavailable("too many sign-ups and logins at once"));
   });
@@ -141,7 +160,7 @@ void login(caf::event_based_actor* self, api_context_ptr ctx, request& rq, respo
   auto login = phone ? *phone : *email;
   auto pw = b["password"].get<std::string>();
   with_pool(self, *ctx, respond, [ctx, login, pw, respond](std::shared_ptr<pg::pool> pool) {
-    auto ok = pool->submit([ctx, login, pw, respond, pool](pg::connection& conn) {
+    submit_or_503(pool, respond, [ctx, login, pw, respond, pool](pg::connection& conn) {
       auto found = accounts::find_for_login(conn, login);
       if (found.code == accounts::errc::unavailable) {
         respond(db_failure(found.error));
@@ -156,14 +175,12 @@ void login(caf::event_based_actor* self, api_context_ptr ctx, request& rq, respo
         }
         auto user = found.value;
         user.password_hash.clear();
-        auto ok = pool->submit([ctx, user, respond](pg::connection& c) {
+        submit_or_503(pool, respond, [ctx, user, respond](pg::connection& c) {
           answer_with_tokens(c, *ctx, user, 200, respond);
         });
-        if (!ok) respond(unavailable("the database queue is full"));
       });
       if (!queued) respond(unavailable("too many sign-ups and logins at once"));
     });
-    if (!ok) respond(unavailable("the database queue is full"));
   });
 }
 
@@ -171,7 +188,7 @@ void refresh(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
              respond_fn respond) {
   auto token = (*rq.json)["refresh_token"].get<std::string>();
   with_pool(self, *ctx, respond, [ctx, token, respond](std::shared_ptr<pg::pool> pool) {
-    auto ok = pool->submit([ctx, token, respond](pg::connection& conn) {
+    submit_or_503(pool, respond, [ctx, token, respond](pg::connection& conn) {
       auto r = accounts::rotate_refresh(conn, token, ctx->refresh_ttl_s);
       switch (r.code) {
         case accounts::errc::ok:
@@ -189,14 +206,13 @@ void refresh(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
           respond(db_failure(r.error));
       }
     });
-    if (!ok) respond(unavailable("the database queue is full"));
   });
 }
 
 void logout(caf::event_based_actor* self, api_context_ptr ctx, request& rq, respond_fn respond) {
   auto token = (*rq.json)["refresh_token"].get<std::string>();
   with_pool(self, *ctx, respond, [token, respond](std::shared_ptr<pg::pool> pool) {
-    auto ok = pool->submit([token, respond](pg::connection& conn) {
+    submit_or_503(pool, respond, [token, respond](pg::connection& conn) {
       if (accounts::revoke_refresh(conn, token) != accounts::errc::ok) {
         respond(db_failure("revoking a refresh token failed"));
         return;
@@ -205,7 +221,6 @@ void logout(caf::event_based_actor* self, api_context_ptr ctx, request& rq, resp
       r.status = 204;
       respond(std::move(r));
     });
-    if (!ok) respond(unavailable("the database queue is full"));
   });
 }
 
@@ -213,17 +228,9 @@ void logout(caf::event_based_actor* self, api_context_ptr ctx, request& rq, resp
 void answer_user(caf::event_based_actor* self, api_context_ptr ctx, const std::string& id,
                  json (*view)(const accounts::user&), respond_fn respond) {
   with_pool(self, *ctx, respond, [id, view, respond](std::shared_ptr<pg::pool> pool) {
-    auto ok = pool->submit([id, view, respond](pg::connection& conn) {
-      auto r = accounts::find_by_id(conn, id);
-      if (r.code == accounts::errc::ok) {
-        respond(json_ok(200, view(r.value)));
-      } else if (r.code == accounts::errc::not_found) {
-        respond(problem(404, "not-found", "Not Found", "no such user"));
-      } else {
-        respond(db_failure(r.error));
-      }
+    submit_or_503(pool, respond, [id, view, respond](pg::connection& conn) {
+      respond_user(accounts::find_by_id(conn, id), view, respond);
     });
-    if (!ok) respond(unavailable("the database queue is full"));
   });
 }
 
@@ -234,17 +241,9 @@ void update_me(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
                              opt_string(b, "location")};
   auto id = rq.user_id;
   with_pool(self, *ctx, respond, [id, u, respond](std::shared_ptr<pg::pool> pool) {
-    auto ok = pool->submit([id, u, respond](pg::connection& conn) {
-      auto r = accounts::update_profile(conn, id, u);
-      if (r.code == accounts::errc::ok) {
-        respond(json_ok(200, accounts::to_private_json(r.value)));
-      } else if (r.code == accounts::errc::not_found) {
-        respond(problem(404, "not-found", "Not Found", "no such user"));
-      } else {
-        respond(db_failure(r.error));
-      }
+    submit_or_503(pool, respond, [id, u, respond](pg::connection& conn) {
+      respond_user(accounts::update_profile(conn, id, u), accounts::to_private_json, respond);
     });
-    if (!ok) respond(unavailable("the database queue is full"));
   });
 }
 
@@ -267,8 +266,7 @@ void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn 
     next(std::move(known));
     return;
   }
-  auto persist = caf::actor_cast<caf::actor>(
-    self->system().registry().get(persistence::registry_name()));
+  auto persist = persistence::find(self->system());
   if (!persist) {
     respond(unavailable("persistence is restarting"));
     return;

@@ -276,8 +276,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
       auto retry = [self] {
         self->delayed_send(self, std::chrono::seconds{1}, seed_atom::value);
       };
-      auto persist = caf::actor_cast<caf::actor>(
-        self->system().registry().get(persistence::registry_name()));
+      auto persist = persistence::find(self->system());
       if (!persist) {
         retry();
         return;

@@ -36,8 +36,7 @@ response not_ready(const std::string& node_id, const std::string& detail,
 
 void readyz(const service_context& ctx, caf::event_based_actor* self, request&,
             respond_fn respond) {
-  auto persist = caf::actor_cast<caf::actor>(
-    self->system().registry().get(persistence::registry_name()));
+  auto persist = persistence::find(self->system());
   if (!persist) {
     respond(not_ready(ctx.node_id, "persistence is not running", nlohmann::json::object()));
     return;

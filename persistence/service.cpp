@@ -222,6 +222,10 @@ caf::atom_value registry_name() {
   return caf::atom("persist");
 }
 
+caf::actor find(caf::actor_system& sys) {
+  return caf::actor_cast<caf::actor>(sys.registry().get(registry_name()));
+}
+
 caf::actor spawn_service(caf::local_actor* parent, const config::settings& cfg,
                          const cluster::node_info& node) {
   return parent->spawn<caf::detached>(service_impl, cfg, node);

@@ -58,6 +58,10 @@ using pool_atom = caf::atom_constant<caf::atom("p_pool")>;
 /// Returns the registry name the service runs under.
 caf::atom_value registry_name();
 
+/// Returns the running persistence service, or an invalid handle while it
+/// is (re)starting. Callers look it up per use and never keep the handle.
+caf::actor find(caf::actor_system& sys);
+
 /// Spawns the service (detached: it owns blocking threads) from `parent`.
 caf::actor spawn_service(caf::local_actor* parent, const config::settings& cfg,
                          const cluster::node_info& node);
