@@ -1,5 +1,6 @@
 // gigmesh: one node. Loads the configuration, starts the root supervisor
-// (persistence, then the gateway) and stops it in reverse on SIGTERM/SIGINT.
+// (persistence, journal, topic hub, entity shards, gateway) and stops it in
+// reverse on SIGTERM/SIGINT.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -14,8 +15,12 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
+#include "actors/wallet.hpp"
 #include "gateway/service.hpp"
+#include "gateway/topic_hub.hpp"
+#include "persistence/journal.hpp"
 #include "persistence/service.hpp"
+#include "supervisors/shard.hpp"
 #include "supervisors/supervisor.hpp"
 
 namespace {
@@ -23,19 +28,68 @@ namespace {
 std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
                                                const gm::cluster::node_info& node) {
   using namespace std::chrono;
+  auto stop_within = milliseconds{cfg.shutdown_timeout_ms};
   gm::sup::child_spec persistence;
   persistence.name = "persistence";
-  persistence.shutdown_timeout = milliseconds{cfg.shutdown_timeout_ms};
+  persistence.shutdown_timeout = stop_within;
   persistence.start = [cfg, node](caf::local_actor* sup) {
     return gm::persistence::spawn_service(sup, cfg, node);
   };
+
+  // One gate per node: the journal counts the rows it holds, entities check
+  // it before they change anything. It outlives journal restarts.
+  auto gate = std::make_shared<gm::journal::gate>(cfg.journal_max_pending_rows);
+  gm::sup::child_spec journal;
+  journal.name = "journal";
+  journal.shutdown_timeout = stop_within;
+  journal.start = [cfg, gate](caf::local_actor* sup) {
+    gm::journal::options o;
+    o.conninfo = cfg.pg_url;
+    o.connect_timeout = milliseconds{cfg.pg_connect_timeout_ms};
+    o.flush_interval = milliseconds{cfg.journal_flush_interval_ms};
+    o.batch_max = static_cast<size_t>(cfg.journal_batch_max);
+    o.eager = cfg.journal_group_commit == "eager";
+    return gm::journal::spawn_journal(sup, o, gate);
+  };
+
+  gm::sup::child_spec hub;
+  hub.name = "topic_hub";
+  hub.start = [](caf::local_actor* sup) {
+    return gm::gateway::spawn_topic_hub(sup, gm::gateway::hub_options{});
+  };
+
+  // One shard per entity kind, under their own supervisor.
+  auto wallet_env = std::make_shared<gm::wallet::environment>();
+  wallet_env->gate = gate;
+  wallet_env->currency = cfg.currency;
+  gm::shard::options shard_opts;
+  shard_opts.node_id = node.id;
+  shard_opts.idle_timeout = milliseconds{cfg.entity_idle_timeout_ms};
+  shard_opts.intensity = cfg.entity_restart_intensity;
+  shard_opts.period = milliseconds{cfg.entity_restart_period_ms};
+  gm::sup::child_spec wallets;
+  wallets.name = "shard:wallet";
+  wallets.shutdown_timeout = stop_within;
+  wallets.start = [wallet_env, shard_opts](caf::local_actor* sup) {
+    return gm::shard::spawn_shard(sup, gm::wallet::kind(wallet_env), shard_opts);
+  };
+  gm::sup::options shards_opts;
+  shards_opts.name = "shards";
+  shards_opts.strat = gm::sup::strategy::one_for_one;
+  shards_opts.intensity = cfg.supervisor_intensity;
+  shards_opts.period = milliseconds{cfg.supervisor_period_ms};
+  auto shards = gm::sup::supervisor_child(shards_opts, {wallets});
+  shards.shutdown_timeout = stop_within;
+
   gm::sup::child_spec gateway;
   gateway.name = "gateway";
   gateway.shutdown_timeout = milliseconds{cfg.http_drain_timeout_ms + cfg.shutdown_timeout_ms};
   gateway.start = [cfg, node](caf::local_actor* sup) {
     return gm::gateway::spawn_service(sup, cfg, node);
   };
-  return {persistence, gateway};
+  // Started in this order, stopped in reverse: the gateway drains first,
+  // then the entities stop, then the journal flushes what they wrote.
+  return {persistence, journal, hub, shards, gateway};
 }
 
 int run(const gm::config::settings& cfg) {
@@ -86,7 +140,7 @@ int run(const gm::config::settings& cfg) {
         return 130;
       }
       stopping = true;
-      log->info("received {}: stopping (gateway, then persistence)",
+      log->info("received {}: stopping (gateway, shards, journal, persistence)",
                 sig == SIGINT ? "SIGINT" : "SIGTERM");
       caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
     }

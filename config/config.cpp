@@ -170,6 +170,29 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::supervisor_period_ms, 1, 3600000)},
     {"shutdown_timeout_ms", "how long a child may take to stop before it is killed",
      int_field(&settings::shutdown_timeout_ms, 10, 600000)},
+    {"journal_flush_interval_ms", "the longest a change waits before its journal batch starts",
+     int_field(&settings::journal_flush_interval_ms, 1, 60000)},
+    {"journal_batch_max", "a journal batch starts at once when this many rows wait",
+     int_field(&settings::journal_batch_max, 1, 1000000)},
+    {"journal_max_pending_rows", "rows the journal holds before durable writes get 503",
+     int_field(&settings::journal_max_pending_rows, 100, 100000000)},
+    {"journal_group_commit", "interval | eager (start a batch whenever none is in flight)",
+     [](settings& s, const std::string& key, const std::string& v) {
+       if (v != "interval" && v != "eager") fail(key, "'" + v + "' must be interval or eager");
+       s.journal_group_commit = v;
+     }},
+    {"entity_idle_timeout_ms", "an entity idle this long is passivated",
+     int_field(&settings::entity_idle_timeout_ms, 10, 86400000)},
+    {"entity_restart_intensity", "crashes of one entity per period before its shard stops restarting it",
+     int_field(&settings::entity_restart_intensity, 0, 1000)},
+    {"entity_restart_period_ms", "the period of entity_restart_intensity",
+     int_field(&settings::entity_restart_period_ms, 1, 3600000)},
+    {"currency", "the currency of wallets (ISO 4217 code)",
+     [](settings& s, const std::string& key, const std::string& v) {
+       bool ok = v.size() == 3 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+       if (!ok) fail(key, "'" + v + "' must be a three-letter ISO 4217 code");
+       s.currency = v;
+     }},
   };
   return keys;
 }

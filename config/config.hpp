@@ -70,6 +70,15 @@ struct settings {
   int supervisor_intensity = 3;
   int64_t supervisor_period_ms = 5000;
   int64_t shutdown_timeout_ms = 15000;
+
+  int64_t journal_flush_interval_ms = 10;
+  int64_t journal_batch_max = 1000;
+  int64_t journal_max_pending_rows = 100000;
+  std::string journal_group_commit = "interval";  // interval | eager
+  int64_t entity_idle_timeout_ms = 120000;
+  int entity_restart_intensity = 3;
+  int64_t entity_restart_period_ms = 5000;
+  std::string currency = "KES";
 };
 
 /// Returns the settings built from defaults, the config file (from `--config`

@@ -23,23 +23,6 @@ using nlohmann::json;
 
 const std::vector<std::string> registrable_roles = {"rider", "hustler", "client", "dispatcher"};
 
-std::shared_ptr<const body_schema> schema(std::vector<field_rule> fields) {
-  auto s = std::make_shared<body_schema>();
-  s->fields = std::move(fields);
-  return s;
-}
-
-field_rule text(std::string name, bool required, size_t min_len, size_t max_len,
-                std::string format = {}) {
-  field_rule f;
-  f.name = std::move(name);
-  f.required = required;
-  f.min_length = min_len;
-  f.max_length = max_len;
-  f.format = std::move(format);
-  return f;
-}
-
 std::optional<std::string> opt_string(const json& body, const char* key) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return std::nullopt;
@@ -289,30 +272,30 @@ void add_account_routes(route_table& table, api_context_ptr ctx) {
       fn(self, ctx, rq, std::move(respond));
     };
   };
-  field_rule role = text("role", true, 1, 32);
+  field_rule role = string_field("role", true, 1, 32);
   role.one_of = registrable_roles;
   table.add(api_route(
     "POST", "/api/v1/auth/register", "Register a user (and their wallet)", "auth",
     {{201, "{user, access_token, refresh_token}"}, {409, "phone or email already registered"}},
     {false, {},
-     schema({text("phone", true, 1, 16, "e164"), text("email", false, 3, 254, "email"),
-             text("full_name", true, 1, 120), text("password", true, 8, 128), role})},
+     make_schema({string_field("phone", true, 1, 16, "e164"), string_field("email", false, 3, 254, "email"),
+             string_field("full_name", true, 1, 120), string_field("password", true, 8, 128), role})},
     bind(register_user)));
   table.add(api_route(
     "POST", "/api/v1/auth/login", "Log in with phone or email and password", "auth",
     {{200, "{user, access_token, refresh_token}"}, {401, "invalid credentials"}},
     {false, {},
-     schema({text("phone", false, 1, 16, "e164"), text("email", false, 3, 254, "email"),
-             text("password", true, 1, 128)})},
+     make_schema({string_field("phone", false, 1, 16, "e164"), string_field("email", false, 3, 254, "email"),
+             string_field("password", true, 1, 128)})},
     bind(login)));
   table.add(api_route("POST", "/api/v1/auth/refresh",
                       "Exchange a refresh token for new tokens (rotation)", "auth",
                       {{200, "{access_token, refresh_token}"},
                        {401, "unknown, expired, revoked or reused refresh token"}},
-                      {false, {}, schema({text("refresh_token", true, 1, 256)})},
+                      {false, {}, make_schema({string_field("refresh_token", true, 1, 256)})},
                       bind(refresh)));
   table.add(api_route("POST", "/api/v1/auth/logout", "Revoke a refresh token and its family",
-                      "auth", {{204, "revoked"}}, {false, {}, schema({text("refresh_token", true, 1, 256)})},
+                      "auth", {{204, "revoked"}}, {false, {}, make_schema({string_field("refresh_token", true, 1, 256)})},
                       bind(logout)));
   table.add(api_route("GET", "/api/v1/users/me", "The caller's own profile", "users",
                       {{200, "user"}}, {true, {}, nullptr},
@@ -323,8 +306,8 @@ void add_account_routes(route_table& table, api_context_ptr ctx) {
   table.add(api_route("PUT", "/api/v1/users/me", "Update the caller's profile", "users",
                       {{200, "user"}},
                       {true, {},
-                       schema({text("full_name", false, 1, 120), text("bio", false, 0, 1000),
-                               text("location", false, 0, 120)})},
+                       make_schema({string_field("full_name", false, 1, 120), string_field("bio", false, 0, 1000),
+                               string_field("location", false, 0, 120)})},
                       bind(update_me)));
   table.add(api_route("GET", "/api/v1/users/{id}", "A user's public profile", "users",
                       {{200, "public profile"}, {404, "no such user"}}, {true, {}, nullptr},

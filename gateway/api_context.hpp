@@ -53,4 +53,10 @@ void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn 
 /// Adds the Auth and Users routes of API.md to `table`.
 void add_account_routes(route_table& table, api_context_ptr ctx);
 
+/// Adds the Wallet routes of API.md to `table`.
+void add_wallet_routes(route_table& table, api_context_ptr ctx);
+
+/// Adds the Admin and inspection routes of API.md to `table`.
+void add_admin_routes(route_table& table, api_context_ptr ctx);
+
 } // namespace gm::gateway

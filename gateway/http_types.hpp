@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +33,9 @@ struct request {
 
   /// Returns the first header named `name` (case-insensitive), or "".
   std::string header(std::string_view name) const;
+
+  /// Returns the query parameter `name`, percent-decoded, or nullopt.
+  std::optional<std::string> query_param(std::string_view name) const;
 };
 
 struct response {

@@ -214,6 +214,8 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   ctx.limiter_mode = [limiter] { return std::string{limiter->mode()}; };
   add_service_routes(st.routes, ctx);
   add_account_routes(st.routes, api);
+  add_wallet_routes(st.routes, api);
+  add_admin_routes(st.routes, api);
   *ctx.openapi = st.routes.openapi(GIGMESH_VERSION);
 
   for (int i = 0; i < cfg.gateway_workers; ++i) {

@@ -1,6 +1,8 @@
 // Implements strict body validation.
 #include "gateway/validation.hpp"
 
+#include "common/ids.hpp"
+
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
@@ -44,6 +46,33 @@ bool has_type(const json& v, json_type t) {
 }
 
 } // namespace
+
+std::shared_ptr<const body_schema> make_schema(std::vector<field_rule> fields) {
+  auto s = std::make_shared<body_schema>();
+  s->fields = std::move(fields);
+  return s;
+}
+
+field_rule string_field(std::string name, bool required, size_t min_len, size_t max_len,
+                        std::string format) {
+  field_rule f;
+  f.name = std::move(name);
+  f.required = required;
+  f.min_length = min_len;
+  f.max_length = max_len;
+  f.format = std::move(format);
+  return f;
+}
+
+field_rule integer_field(std::string name, bool required, int64_t min, int64_t max) {
+  field_rule f;
+  f.name = std::move(name);
+  f.type = json_type::integer;
+  f.required = required;
+  f.min = min;
+  f.max = max;
+  return f;
+}
 
 bool is_e164(const std::string& s) {
   if (s.size() < 9 || s.size() > 16 || s[0] != '+' || s[1] == '0') {
@@ -101,7 +130,7 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
       } else if (f.type == json_type::integer && it->is_number_float()) {
         type_errors.push_back(error_item(f.name, "must be an integer, not a fraction"));
       } else {
-        type_errors.push_back(error_item(f.name, std::string{"must be a "} + type_name(f.type)));
+        type_errors.push_back(error_item(f.name, std::string{f.type == json_type::integer ? "must be an " : "must be a "} + type_name(f.type)));
       }
       continue;
     }
@@ -130,6 +159,8 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
         rule_errors.push_back(error_item(f.name, "must be an E.164 phone number (+254...)"));
       } else if (f.format == "email" && !is_email(s)) {
         rule_errors.push_back(error_item(f.name, "must be an email address"));
+      } else if (f.format == "uuid" && !is_uuid(s)) {
+        rule_errors.push_back(error_item(f.name, "must be a UUID"));
       }
     }
   }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,7 +29,7 @@ struct field_rule {
   int64_t min = INT64_MIN;        // integers
   int64_t max = INT64_MAX;        // integers
   std::vector<std::string> one_of;  // strings: allowed values, if any
-  std::string format;             // "e164", "email", or empty
+  std::string format;             // "e164", "email", "uuid", or empty
 };
 
 struct body_schema {
@@ -36,6 +37,16 @@ struct body_schema {
   /// Returns the schema as an OpenAPI/JSON Schema object.
   nlohmann::json to_openapi() const;
 };
+
+/// Returns a schema of `fields`, ready to share between requests.
+std::shared_ptr<const body_schema> make_schema(std::vector<field_rule> fields);
+
+/// Returns a rule for a string of `min_len`..`max_len` bytes.
+field_rule string_field(std::string name, bool required, size_t min_len, size_t max_len,
+                        std::string format = {});
+
+/// Returns a rule for an integer in `min`..`max`.
+field_rule integer_field(std::string name, bool required, int64_t min, int64_t max);
 
 /// Parses and checks `rq.body` against `schema`. Returns the object, or sets
 /// `problem_out` and returns nullopt.

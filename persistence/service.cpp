@@ -14,6 +14,7 @@
 
 #include "cluster/node_info.hpp"
 #include "common/log.hpp"
+#include "common/registry.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "persistence/migrations.hpp"
@@ -138,16 +139,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   st.redis = std::make_unique<redis::client>(ep, std::chrono::milliseconds{1000});
   st.pool->start();
   st.redis->start();
-  self->system().registry().put(registry_name(), caf::actor_cast<caf::strong_actor_ptr>(self));
-  // The registry holds a strong reference: drop it when we terminate, or the
-  // actor system waits forever for this detached actor's thread. Only our own
-  // entry is erased, never that of a successor that already registered.
-  self->attach_functor([sys = &self->system(), me = self->address()](const caf::error&) {
-    auto current = sys->registry().get(registry_name());
-    if (current && current->address() == me) {
-      sys->registry().erase(registry_name());
-    }
-  });
+  register_as(self, registry_name());
   log->info("persistence started: pool of {} connections, redis {}:{}", cfg.pg_pool_size,
             cfg.redis.host, cfg.redis.port);
   probe_pg(self);
@@ -223,7 +215,7 @@ caf::atom_value registry_name() {
 }
 
 caf::actor find(caf::actor_system& sys) {
-  return caf::actor_cast<caf::actor>(sys.registry().get(registry_name()));
+  return find_registered(sys, registry_name());
 }
 
 caf::actor spawn_service(caf::local_actor* parent, const config::settings& cfg,

@@ -1,0 +1,119 @@
+// The entity runtime's vocabulary: how an entity is named (entity_ref), what
+// every entity answers (entity_reply with a domain error code), and the
+// messages between router, shards and entities. Light on purpose: CAF atoms
+// and types only, no actor code.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace gm::actors {
+
+/// Names one entity: its kind ("wallet") and its id. Callers address
+/// entities by ref through the router and never keep an actor handle.
+struct entity_ref {
+  std::string type;
+  std::string id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, entity_ref& x) {
+  return f(caf::meta::type_name("gm_entity_ref"), x.type, x.id);
+}
+
+/// What went wrong, in domain terms; the gateway maps these to HTTP.
+enum class errc : int32_t {
+  ok = 0,
+  not_found,           // no such entity
+  invalid,             // breaks a rule (e.g. transfer to oneself, overflow)
+  insufficient_funds,  // the balance does not cover it
+  conflict,            // state conflict
+  in_progress,         // the same idempotency key is still being handled
+  key_reused,          // the same idempotency key with a different body
+  unavailable,         // try again shortly (journal full, database down)
+};
+
+const char* to_string(errc x);
+
+/// The answer of every entity command. `body` is a JSON document (the
+/// entity's view of the result); `version` the entity's version after it.
+struct entity_reply {
+  int32_t code = 0;  // errc
+  std::string detail;
+  std::string body;
+  int64_t version = 0;
+  int32_t status_hint = 0;  // for replayed idempotent answers: the first status
+
+  errc error() const noexcept { return static_cast<errc>(code); }
+  bool ok() const noexcept { return code == 0; }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, entity_reply& x) {
+  return f(caf::meta::type_name("gm_entity_reply"), x.code, x.detail, x.body, x.version,
+           x.status_hint);
+}
+
+/// Returns a reply with `code` and `detail`.
+entity_reply fail(errc code, std::string detail);
+
+/// Returns a successful reply with `body` (JSON) at `version`.
+entity_reply success(std::string body, int64_t version);
+
+/// What the console sees of one live entity.
+struct entity_info {
+  std::string type;
+  std::string id;
+  std::string node;
+  std::string status;  // activating | active | passivating | failed
+  int64_t version = 0;
+  int64_t mailbox = 0;
+  int64_t restarts = 0;
+  int64_t idle_ms = 0;
+  std::string state;  // JSON, filled for single-entity inspection
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, entity_info& x) {
+  return f(caf::meta::type_name("gm_entity_info"), x.type, x.id, x.node, x.status, x.version,
+           x.mailbox, x.restarts, x.idle_ms, x.state);
+}
+
+// Router → shard: `(fwd_atom, id, message)`, answered by the entity.
+using fwd_atom = caf::atom_constant<caf::atom("e_fwd")>;
+// Shard → entity: stop after what is queued (flush first). Admin → shard:
+// `(passivate_atom, id)` → bool (was it live).
+using passivate_atom = caf::atom_constant<caf::atom("e_passiv")>;
+// Entity → shard: `(gone_atom, id)`: passivate me now (not found, or my
+// load failed), answering what is queued first.
+using gone_atom = caf::atom_constant<caf::atom("e_gone")>;
+// Admin → shard: `(kill_atom, id)` → bool: crash it on purpose.
+using kill_atom = caf::atom_constant<caf::atom("e_kill")>;
+// Admin → shard: `(list_atom, limit)` → std::vector<entity_info>;
+// `(inspect_atom, id)` → entity_info; shard → entity: `(inspect_atom)` →
+// entity_info (status, version, mailbox, state).
+using list_atom = caf::atom_constant<caf::atom("e_list")>;
+using inspect_atom = caf::atom_constant<caf::atom("e_inspect")>;
+// Admin → shard: `(count_atom)` → int64 live entities.
+using count_atom = caf::atom_constant<caf::atom("e_count")>;
+
+/// An entity kind: its name and how to start one. The shard for the kind
+/// activates, passivates and restarts entities through this; nothing in the
+/// runtime knows what a wallet is.
+struct entity_kind {
+  std::string type;
+  /// Spawns entity `id` from the shard (the shard links and monitors it).
+  /// The entity loads its state, serves commands, and answers `inspect_atom`
+  /// and `passivate_atom`.
+  std::function<caf::actor(caf::local_actor* shard, const std::string& id)> spawn;
+  /// Runs once when the shard starts (e.g. resume work a crash left pending).
+  std::function<void(caf::local_actor* shard)> on_start;
+};
+
+} // namespace gm::actors

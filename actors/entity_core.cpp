@@ -1,0 +1,67 @@
+// Implements the entity helpers shared by every kind.
+#include "actors/entity_core.hpp"
+
+#include <caf/all.hpp>
+
+#include "persistence/pg.hpp"
+#include "persistence/service.hpp"
+
+namespace gm::actors {
+
+void finish_if_idle(caf::event_based_actor* self, entity_core& core) {
+  if (core.passivate_asked && core.busy == 0) {
+    core.status = "passivating";
+    self->quit();
+  }
+}
+
+bool journal_accepting(const journal::gate& g) {
+  return g.accepting();
+}
+
+void persist(caf::event_based_actor* self, entity_core& core, std::vector<journal::row> rows,
+             bool durable, std::function<void(bool)> done) {
+  auto j = journal::find(self->system());
+  if (!j) {
+    done(false);
+    return;
+  }
+  ++core.busy;
+  // No timeout of our own: the rows are the journal's now, and it never
+  // drops them; the caller's request has its own deadline.
+  self->request(j, caf::infinite, journal::write_atom::value, std::move(rows), durable)
+    .then(
+      [self, &core, done](journal::ok_atom) {
+        --core.busy;
+        done(true);
+        finish_if_idle(self, core);
+      },
+      [self, &core, done](caf::error&) {
+        --core.busy;
+        done(false);
+        finish_if_idle(self, core);
+      });
+}
+
+void on_pool(caf::event_based_actor* self,
+             std::function<std::function<void()>(pg::connection&)> job,
+             std::function<void(const std::string&)> failed) {
+  auto persist_svc = persistence::find(self->system());
+  if (!persist_svc) {
+    failed("persistence is restarting");
+    return;
+  }
+  self->request(persist_svc, std::chrono::seconds{5}, persistence::pool_atom::value)
+    .then(
+      [self, job, failed](const std::shared_ptr<pg::pool>& pool) {
+        caf::actor me = caf::actor_cast<caf::actor>(self);
+        bool queued = pool->submit([me, job](pg::connection& conn) {
+          auto next = job(conn);
+          caf::anon_send(me, run_atom::value, std::make_shared<std::function<void()>>(std::move(next)));
+        });
+        if (!queued) failed("the database queue is full");
+      },
+      [failed](caf::error&) { failed("persistence did not answer"); });
+}
+
+} // namespace gm::actors

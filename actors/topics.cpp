@@ -1,0 +1,22 @@
+// Implements publishing to the topic hub.
+#include "actors/topics.hpp"
+
+#include <caf/all.hpp>
+
+#include "common/registry.hpp"
+
+namespace gm::topics {
+
+caf::atom_value registry_name() {
+  return caf::atom("topics");
+}
+
+void publish(caf::actor_system& sys, std::string topic, std::string event, int64_t seq,
+             std::string data) {
+  auto hub = find_registered(sys, registry_name());
+  if (!hub) return;
+  caf::anon_send(hub, publish_atom::value, std::move(topic), std::move(event), seq,
+                 std::move(data));
+}
+
+} // namespace gm::topics

@@ -1,0 +1,845 @@
+// Implements the wallet entity: activation (load), the money commands, the
+// transfer saga, and recovery at start.
+#include "actors/wallet.hpp"
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/entity_core.hpp"
+#include "actors/ledger.hpp"
+#include "actors/router.hpp"
+#include "actors/topics.hpp"
+#include "common/ids.hpp"
+#include "common/log.hpp"
+#include "persistence/journal.hpp"
+#include "persistence/pg.hpp"
+
+namespace gm::wallet {
+
+using nlohmann::json;
+using actors::errc;
+using actors::entity_reply;
+using actors::fail;
+using actors::success;
+
+const journal::table_spec& wallets_table() {
+  static const journal::table_spec t{
+    "wallets",
+    {{"id", "uuid"}, {"user_id", "uuid"}, {"balance", "bigint"}, {"escrow_balance", "bigint"},
+     {"currency", "text"}, {"version", "bigint"}},
+    {0}, 5, journal::write_mode::upsert_versioned};
+  return t;
+}
+
+const journal::table_spec& ledger_table() {
+  static const journal::table_spec t{
+    "ledger_entries",
+    {{"id", "uuid"}, {"transfer_id", "uuid"}, {"account", "text"}, {"wallet_id", "uuid"},
+     {"type", "text"}, {"amount", "bigint"}, {"delta", "bigint"}, {"balance_after", "bigint"},
+     {"wallet_version", "bigint"}, {"reference", "text"}, {"counterparty", "uuid"},
+     {"created_at", "timestamptz"}},
+    {0}, 0, journal::write_mode::insert_once};
+  return t;
+}
+
+const journal::table_spec& transfers_table() {
+  static const journal::table_spec t{
+    "transfers",
+    {{"id", "uuid"}, {"from_user", "uuid"}, {"to_user", "uuid"}, {"amount", "bigint"},
+     {"note", "text"}, {"state", "text"}, {"version", "bigint"}, {"created_at", "timestamptz"},
+     {"updated_at", "timestamptz"}},
+    {0}, 6, journal::write_mode::upsert_versioned};
+  return t;
+}
+
+const journal::table_spec& idempotency_table() {
+  static const journal::table_spec t{
+    "idempotency_keys",
+    {{"user_id", "uuid"}, {"key", "text"}, {"request_hash", "text"}, {"status", "integer"},
+     {"response", "text"}, {"created_at", "timestamptz"}},
+    {0, 1}, 0, journal::write_mode::insert_once};
+  return t;
+}
+
+namespace {
+
+using retry_atom = caf::atom_constant<caf::atom("w_retry")>;
+
+// Saga step versions: a later step always wins in the transfers table.
+constexpr int64_t v_reserved = 1;
+constexpr int64_t v_credited = 2;
+constexpr int64_t v_final = 3;
+
+using opt = std::optional<std::string>;
+
+opt text(const std::string& s) {
+  return s.empty() ? opt{} : opt{s};
+}
+
+opt num(int64_t v) {
+  return std::to_string(v);
+}
+
+struct saga {
+  std::string to_user;
+  int64_t amount = 0;
+  std::string note;
+  std::string created_at;
+  int attempts = 0;
+  // The client waiting for this transfer (absent for resumed sagas).
+  std::optional<caf::response_promise> client;
+  std::string reply_body;
+  int64_t reply_version = 0;
+};
+
+struct key_entry {
+  std::string hash;
+  bool done = false;
+  int32_t status = 0;
+  std::string body;
+  int64_t version = 0;
+};
+
+struct state {
+  actors::entity_core core;  // core.id: the user id
+  std::string wallet_id;
+  int64_t balance = 0;
+  int64_t escrow = 0;
+  std::shared_ptr<const environment> env;
+  // Transfers this wallet is driving (empty when idle).
+  std::unordered_map<std::string, saga> sagas;
+  // Idempotency keys used during this activation.
+  std::unordered_map<std::string, key_entry> keys;
+  // Credits applied here whose rows have not committed yet.
+  std::unordered_map<std::string, bool> credits_in_flight;
+  static inline const char* name = "gm.wallet";
+};
+
+using wallet_actor = caf::stateful_actor<state>;
+
+json wallet_json(const state& st) {
+  return {{"id", st.wallet_id},       {"balance", st.balance}, {"escrow_balance", st.escrow},
+          {"currency", st.env->currency}, {"version", st.core.version}};
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+journal::row wallet_row(const state& st) {
+  return {&wallets_table(), st.core.version,
+          {st.wallet_id, st.core.id, num(st.balance), num(st.escrow), st.env->currency,
+           num(st.core.version)}};
+}
+
+struct entry {
+  std::string id = new_uuid();
+  std::string transfer_id;
+  std::string type;
+  int64_t amount = 0;
+  std::string reference;
+  std::string counterparty;
+  std::string created_at;
+};
+
+/// The wallet's leg of a movement (after the balance changed).
+journal::row entry_row(const state& st, const entry& e) {
+  int64_t delta = ledger::adds(e.type) ? e.amount : -e.amount;
+  return {&ledger_table(), 0,
+          {e.id, e.transfer_id, st.wallet_id, st.wallet_id, e.type, num(e.amount), num(delta),
+           num(st.balance), num(st.core.version), text(e.reference), text(e.counterparty),
+           e.created_at}};
+}
+
+/// The sandbox provider's leg of a deposit (delta < 0) or withdrawal.
+journal::row external_row(const entry& e, int64_t delta) {
+  return {&ledger_table(), 0,
+          {new_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{}, std::string{"external"},
+           num(e.amount), num(delta), opt{}, opt{}, text(e.reference), opt{}, e.created_at}};
+}
+
+journal::row transfer_row(const std::string& id, const std::string& from, const std::string& to,
+                          int64_t amount, const std::string& note, const char* state_name,
+                          int64_t version, const std::string& created_at) {
+  return {&transfers_table(), version,
+          {id, from, to, num(amount), text(note), std::string{state_name}, num(version),
+           created_at, now_rfc3339()}};
+}
+
+json tx_json(const state& st, const entry& e) {
+  json j = {{"id", e.id},
+            {"type", e.type},
+            {"amount", e.amount},
+            {"balance_after", st.balance},
+            {"reference", e.reference.empty() ? json(nullptr) : json(e.reference)},
+            {"created_at", e.created_at}};
+  if (!e.counterparty.empty()) j["counterparty"] = e.counterparty;
+  return j;
+}
+
+void publish_updated(wallet_actor* self, const std::string& data, int64_t version) {
+  topics::publish(self->system(), "wallet:" + self->state.wallet_id, "wallet.updated", version,
+                  data);
+}
+
+/// The journal lost rows it had accepted (it crashed): our state may be
+/// ahead of PostgreSQL, so crash too and reload from there.
+void journal_lost(wallet_actor* self) {
+  self->quit(caf::make_error(caf::sec::runtime_error, "journal write failed"));
+}
+
+// ---- idempotency keys ---------------------------------------------------
+
+void answer_repeat(const key_entry& k, const std::string& hash, caf::response_promise& rp) {
+  if (!k.done) {
+    rp.deliver(fail(errc::in_progress, "a request with this Idempotency-Key is in progress"));
+  } else if (k.hash != hash) {
+    rp.deliver(fail(errc::key_reused,
+                    "this Idempotency-Key was used for a different request"));
+  } else {
+    auto r = success(k.body, k.version);
+    r.status_hint = k.status;
+    rp.deliver(std::move(r));
+  }
+}
+
+void release_key(wallet_actor* self, const std::string& key) {
+  if (!key.empty()) self->state.keys.erase(key);
+}
+
+void key_done(wallet_actor* self, const std::string& key, const std::string& body,
+              int64_t version) {
+  if (key.empty()) return;
+  auto& k = self->state.keys[key];
+  k.done = true;
+  k.status = 201;
+  k.body = body;
+  k.version = version;
+}
+
+journal::row key_row(const state& st, const std::string& key, const std::string& body) {
+  return {&idempotency_table(), 0,
+          {st.core.id, key, st.keys.at(key).hash, std::string{"201"}, body, now_rfc3339()}};
+}
+
+/// Runs `proceed` unless the key answers the request itself: a repeat gets
+/// the first answer, a key in use 409. Keys not seen during this activation
+/// are looked up in PostgreSQL (everything earlier activations wrote has
+/// committed: activation waits for the journal).
+void with_key(wallet_actor* self, const std::string& key, const std::string& hash,
+              caf::response_promise rp, std::function<void()> proceed) {
+  auto& st = self->state;
+  if (key.empty()) {
+    proceed();
+    return;
+  }
+  auto it = st.keys.find(key);
+  if (it != st.keys.end()) {
+    answer_repeat(it->second, hash, rp);
+    return;
+  }
+  st.keys[key].hash = hash;  // in use while we look
+  ++st.core.busy;
+  auto uid = st.core.id;
+  auto finish = [self] {
+    --self->state.core.busy;
+    actors::finish_if_idle(self, self->state.core);
+  };
+  actors::on_pool(
+    self,
+    [self, uid, key, hash, rp, proceed, finish](pg::connection& c) mutable -> std::function<void()> {
+      auto r = c.exec("SELECT request_hash, status, response FROM idempotency_keys "
+                      "WHERE user_id = $1 AND key = $2",
+                      {uid, key});
+      return [self, r, key, hash, rp, proceed, finish]() mutable {
+        auto& st = self->state;
+        if (!r.ok()) {
+          st.keys.erase(key);
+          rp.deliver(fail(errc::unavailable, "the database is unavailable, retry shortly"));
+        } else if (!r.rows.empty()) {
+          auto& k = st.keys[key];
+          k.hash = r.value(0, 0);
+          k.done = true;
+          k.status = std::stoi(r.value(0, 1, "201"));
+          k.body = r.value(0, 2);
+          answer_repeat(k, hash, rp);
+        } else {
+          proceed();
+        }
+        finish();
+      };
+    },
+    [self, key, rp, finish](const std::string& why) mutable {
+      self->state.keys.erase(key);
+      rp.deliver(fail(errc::unavailable, why));
+      finish();
+    });
+}
+
+// ---- deposit and withdrawal ---------------------------------------------
+
+/// Applies a movement against the sandbox provider: `type` is deposit or
+/// withdrawal.
+void external_move(wallet_actor* self, const std::string& type, int64_t amount,
+                   const std::string& reference, const std::string& key,
+                   caf::response_promise rp) {
+  auto& st = self->state;
+  if (!actors::journal_accepting(*st.env->gate)) {
+    release_key(self, key);
+    rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
+    return;
+  }
+  bool credit = type == "deposit";
+  auto c = credit ? ledger::can_credit({st.balance, st.escrow}, amount)
+                  : ledger::can_debit({st.balance, st.escrow}, amount);
+  if (c != ledger::check::ok) {
+    release_key(self, key);
+    rp.deliver(fail(c == ledger::check::insufficient_funds ? errc::insufficient_funds
+                                                           : errc::invalid,
+                    ledger::describe(c)));
+    return;
+  }
+  st.balance += credit ? amount : -amount;
+  ++st.core.version;
+  entry e;
+  e.transfer_id = new_uuid();
+  e.type = type;
+  e.amount = amount;
+  e.reference = reference;
+  e.created_at = now_rfc3339();
+  auto body = dump(tx_json(st, e));
+  std::vector<journal::row> rows{wallet_row(st), entry_row(st, e),
+                                 external_row(e, credit ? -amount : amount)};
+  if (!key.empty()) rows.push_back(key_row(st, key, body));
+  auto version = st.core.version;
+  auto event = dump(wallet_json(st));
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, rp, key, body, version, event](bool ok) mutable {
+                    if (!ok) {
+                      rp.deliver(fail(errc::unavailable, "the change could not be stored"));
+                      journal_lost(self);
+                      return;
+                    }
+                    key_done(self, key, body, version);
+                    rp.deliver(success(body, version));
+                    publish_updated(self, event, version);
+                  });
+}
+
+// ---- transfers: the source side -----------------------------------------
+
+void send_credit(wallet_actor* self, const std::string& tid);
+
+void end_saga(wallet_actor* self, const std::string& tid) {
+  auto& st = self->state;
+  if (st.sagas.erase(tid) > 0) {
+    --st.core.busy;
+    actors::finish_if_idle(self, st.core);
+  }
+}
+
+/// The destination has the money: answer the client, then mark the
+/// transfer settled (buffered: if that row is lost, recovery settles again).
+void settle(wallet_actor* self, const std::string& tid) {
+  auto& st = self->state;
+  auto& s = st.sagas.at(tid);
+  if (s.client) {
+    s.client->deliver(success(s.reply_body, s.reply_version));
+    s.client.reset();
+  }
+  std::vector<journal::row> rows{transfer_row(tid, st.core.id, s.to_user, s.amount, s.note,
+                                              "settled", v_final, s.created_at)};
+  actors::persist(self, st.core, std::move(rows), false,
+                  [self, tid](bool) { end_saga(self, tid); });
+}
+
+/// The destination refused for good (it does not exist): give the money
+/// back to the source under the same transfer id.
+void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
+  auto& st = self->state;
+  auto& s = st.sagas.at(tid);
+  gm::log::get("wallet")->warn("transfer {} reversed: {}", tid, why.detail);
+  st.balance += s.amount;  // it was debited from this balance: cannot overflow
+  ++st.core.version;
+  entry e;
+  e.transfer_id = tid;
+  e.type = "transfer_in";
+  e.amount = s.amount;
+  e.reference = "reversal of transfer " + tid;
+  e.counterparty = s.to_user;
+  e.created_at = now_rfc3339();
+  std::vector<journal::row> rows{
+    wallet_row(st), entry_row(st, e),
+    transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "reversed", v_final, s.created_at)};
+  auto version = st.core.version;
+  auto event = dump(wallet_json(st));
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, tid, why, version, event](bool ok) mutable {
+                    auto& s = self->state.sagas.at(tid);
+                    if (s.client) {
+                      s.client->deliver(why);
+                      s.client.reset();
+                    }
+                    if (!ok) {
+                      journal_lost(self);
+                      return;
+                    }
+                    publish_updated(self, event, version);
+                    end_saga(self, tid);
+                  });
+}
+
+void send_credit(wallet_actor* self, const std::string& tid) {
+  auto& st = self->state;
+  auto& s = st.sagas.at(tid);
+  ++s.attempts;
+  auto msg = caf::make_message(credit_atom::value, tid, st.core.id, s.amount, s.note,
+                               s.created_at, s.attempts > 1);
+  actors::ask(self, {type, s.to_user}, std::move(msg), st.env->credit_timeout,
+              [self, tid](entity_reply& r) {
+                auto& st = self->state;
+                auto it = st.sagas.find(tid);
+                if (it == st.sagas.end()) return;
+                if (r.ok()) {
+                  settle(self, tid);
+                } else if (r.error() == errc::not_found || r.error() == errc::invalid) {
+                  reverse(self, tid, r);
+                } else {
+                  auto wait = std::chrono::milliseconds{
+                    std::min<int64_t>(5000, 50LL << std::min(it->second.attempts, 7))};
+                  self->delayed_send(self, wait, retry_atom::value, tid);
+                }
+              });
+}
+
+void reserve(wallet_actor* self, const std::string& to, int64_t amount, const std::string& note,
+             const std::string& key, caf::response_promise rp) {
+  auto& st = self->state;
+  if (!actors::journal_accepting(*st.env->gate)) {
+    release_key(self, key);
+    rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
+    return;
+  }
+  auto c = ledger::can_debit({st.balance, st.escrow}, amount);
+  if (c != ledger::check::ok) {
+    release_key(self, key);
+    rp.deliver(fail(c == ledger::check::insufficient_funds ? errc::insufficient_funds
+                                                           : errc::invalid,
+                    ledger::describe(c)));
+    return;
+  }
+  st.balance -= amount;
+  ++st.core.version;
+  entry e;
+  e.transfer_id = new_uuid();
+  e.type = "transfer_out";
+  e.amount = amount;
+  e.reference = note;
+  e.counterparty = to;
+  e.created_at = now_rfc3339();
+  auto tid = e.transfer_id;
+  auto body = dump(tx_json(st, e));
+  std::vector<journal::row> rows{
+    wallet_row(st), entry_row(st, e),
+    transfer_row(tid, st.core.id, to, amount, note, "reserved", v_reserved, e.created_at)};
+  if (!key.empty()) rows.push_back(key_row(st, key, body));
+  saga s;
+  s.to_user = to;
+  s.amount = amount;
+  s.note = note;
+  s.created_at = e.created_at;
+  s.client = rp;
+  s.reply_body = body;
+  s.reply_version = st.core.version;
+  st.sagas.emplace(tid, std::move(s));
+  ++st.core.busy;  // until the saga ends
+  auto version = st.core.version;
+  auto event = dump(wallet_json(st));
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, tid, key, body, version, event](bool ok) {
+                    auto& st = self->state;
+                    if (!ok) {
+                      auto& s = st.sagas.at(tid);
+                      if (s.client) {
+                        s.client->deliver(fail(errc::unavailable, "the change could not be stored"));
+                      }
+                      journal_lost(self);
+                      return;
+                    }
+                    key_done(self, key, body, version);
+                    publish_updated(self, event, version);
+                    send_credit(self, tid);
+                  });
+}
+
+// ---- transfers: the destination side ------------------------------------
+
+void apply_credit(wallet_actor* self, const std::string& tid, const std::string& from,
+                  int64_t amount, const std::string& note, const std::string& created_at,
+                  caf::response_promise rp) {
+  auto& st = self->state;
+  if (!actors::journal_accepting(*st.env->gate)) {
+    rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
+    return;
+  }
+  auto c = ledger::can_credit({st.balance, st.escrow}, amount);
+  if (c != ledger::check::ok) {
+    rp.deliver(fail(errc::invalid, ledger::describe(c)));
+    return;
+  }
+  st.balance += amount;
+  ++st.core.version;
+  entry e;
+  e.transfer_id = tid;
+  e.type = "transfer_in";
+  e.amount = amount;
+  e.reference = note;
+  e.counterparty = from;
+  e.created_at = now_rfc3339();
+  std::vector<journal::row> rows{
+    wallet_row(st), entry_row(st, e),
+    transfer_row(tid, from, st.core.id, amount, note, "credited", v_credited, created_at)};
+  st.credits_in_flight[tid] = false;
+  auto version = st.core.version;
+  auto event = dump(wallet_json(st));
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, tid, rp, version, event](bool ok) mutable {
+                    self->state.credits_in_flight.erase(tid);
+                    if (!ok) {
+                      rp.deliver(fail(errc::unavailable, "the credit could not be stored"));
+                      journal_lost(self);
+                      return;
+                    }
+                    rp.deliver(success("{}", version));
+                    publish_updated(self, event, version);
+                  });
+}
+
+// ---- activation ------------------------------------------------------------
+
+caf::behavior active(wallet_actor* self);
+
+/// Answers every command with `code` and asks the shard to passivate us.
+void give_up(wallet_actor* self, errc code, std::string detail, const char* status) {
+  auto& st = self->state;
+  st.core.status = status;
+  auto reply = caf::make_message(fail(code, std::move(detail)));
+  self->set_default_handler(
+    [reply](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+      return reply;
+    });
+  self->become(actors::entity_handlers(self, [] { return std::string{"{}"}; }));
+  auto shard = actors::shard_of(self->system(), type);
+  if (shard) self->send(shard, actors::gone_atom::value, st.core.id);
+}
+
+struct loaded {
+  bool found = false;
+  std::string error;
+  std::string wallet_id;
+  int64_t balance = 0;
+  int64_t escrow = 0;
+  int64_t version = 0;
+  struct pending {
+    std::string id, to_user, note, state, created_at;
+    int64_t amount = 0;
+  };
+  std::vector<pending> transfers;
+};
+
+loaded load_rows(pg::connection& c, const std::string& uid) {
+  loaded l;
+  auto w = c.exec("SELECT id, balance, escrow_balance, version FROM wallets WHERE user_id = $1",
+                  {uid});
+  if (!w.ok()) {
+    l.error = w.error;
+    return l;
+  }
+  if (w.rows.empty()) return l;
+  l.found = true;
+  l.wallet_id = w.value(0, 0);
+  l.balance = std::stoll(w.value(0, 1, "0"));
+  l.escrow = std::stoll(w.value(0, 2, "0"));
+  l.version = std::stoll(w.value(0, 3, "0"));
+  auto t = c.exec("SELECT id, to_user, amount, coalesce(note, ''), state, created_at "
+                  "FROM transfers WHERE from_user = $1 AND state IN ('reserved', 'credited')",
+                  {uid});
+  if (!t.ok()) {
+    l.error = t.error;
+    return l;
+  }
+  for (size_t i = 0; i < t.rows.size(); ++i) {
+    loaded::pending p;
+    p.id = t.value(i, 0);
+    p.to_user = t.value(i, 1);
+    p.amount = std::stoll(t.value(i, 2, "0"));
+    p.note = t.value(i, 3);
+    p.state = t.value(i, 4);
+    p.created_at = t.value(i, 5);
+    l.transfers.push_back(std::move(p));
+  }
+  return l;
+}
+
+void on_loaded(wallet_actor* self, loaded& l) {
+  auto& st = self->state;
+  if (!l.error.empty()) {
+    gm::log::get("wallet")->warn("wallet {} could not load: {}", st.core.id, l.error);
+    give_up(self, errc::unavailable, "the database is unavailable, retry shortly", "failed");
+    return;
+  }
+  if (!l.found) {
+    give_up(self, errc::not_found, "no such wallet", "missing");
+    return;
+  }
+  st.wallet_id = l.wallet_id;
+  st.balance = l.balance;
+  st.escrow = l.escrow;
+  st.core.version = l.version;
+  st.core.status = "active";
+  self->set_default_handler(
+    [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+      return caf::make_message(fail(errc::invalid, "wallets do not understand this command"));
+    });
+  self->become(active(self));
+  // Resume what a crash left pending: the destination checks for repeats.
+  for (auto& p : l.transfers) {
+    saga s;
+    s.to_user = p.to_user;
+    s.amount = p.amount;
+    s.note = p.note;
+    s.created_at = p.created_at;
+    s.attempts = 1;  // the next credit may be a repeat
+    st.sagas.emplace(p.id, std::move(s));
+    ++st.core.busy;
+    gm::log::get("wallet")->info("resuming transfer {} ({})", p.id, p.state);
+    if (p.state == "credited") {
+      settle(self, p.id);
+    } else {
+      send_credit(self, p.id);
+    }
+  }
+}
+
+void load(wallet_actor* self) {
+  auto& st = self->state;
+  auto uid = st.core.id;
+  auto failed = [self](const std::string& why) {
+    loaded l;
+    l.error = why;
+    on_loaded(self, l);
+  };
+  auto j = journal::find(self->system());
+  if (!j) {
+    failed("the journal is restarting");
+    return;
+  }
+  // Whatever an earlier activation handed to the journal commits first, so
+  // PostgreSQL holds everything acknowledged when we read it.
+  self->request(j, std::chrono::seconds{30}, journal::sync_atom::value)
+    .then(
+      [self, uid, failed](journal::ok_atom) {
+        actors::on_pool(
+          self,
+          [self, uid](pg::connection& c) -> std::function<void()> {
+            auto l = load_rows(c, uid);
+            return [self, l]() mutable { on_loaded(self, l); };
+          },
+          failed);
+      },
+      [failed](caf::error&) { failed("the journal did not answer"); });
+}
+
+std::string state_json(wallet_actor* self) {
+  auto& st = self->state;
+  auto j = wallet_json(st);
+  j["user_id"] = st.core.id;
+  j["transfers_in_progress"] = st.sagas.size();
+  j["idempotency_keys"] = st.keys.size();
+  return dump(j);
+}
+
+caf::behavior active(wallet_actor* self) {
+  caf::message_handler wallet_handlers{
+    [self](get_atom) {
+      auto& st = self->state;
+      return success(dump(wallet_json(st)), st.core.version);
+    },
+    [self](deposit_atom, int64_t amount, std::string& reference, std::string& key,
+           std::string& hash) {
+      auto rp = self->make_response_promise();
+      with_key(self, key, hash, rp, [self, amount, reference, key, rp] {
+        external_move(self, "deposit", amount, reference, key, rp);
+      });
+    },
+    [self](withdraw_atom, int64_t amount, std::string& reference, std::string& key,
+           std::string& hash) {
+      auto rp = self->make_response_promise();
+      with_key(self, key, hash, rp, [self, amount, reference, key, rp] {
+        external_move(self, "withdrawal", amount, reference, key, rp);
+      });
+    },
+    [self](transfer_atom, std::string& to, int64_t amount, std::string& note, std::string& key,
+           std::string& hash) {
+      auto rp = self->make_response_promise();
+      if (to == self->state.core.id) {
+        rp.deliver(fail(errc::invalid, "to_user_id: cannot transfer to yourself"));
+        return;
+      }
+      with_key(self, key, hash, rp, [self, to, amount, note, key, rp]() mutable {
+        // The destination must exist before any money moves.
+        ++self->state.core.busy;
+        actors::ask(self, {type, to}, caf::make_message(get_atom::value),
+                    self->state.env->credit_timeout,
+                    [self, to, amount, note, key, rp](entity_reply& r) mutable {
+                      if (r.ok()) {
+                        reserve(self, to, amount, note, key, rp);
+                      } else {
+                        release_key(self, key);
+                        rp.deliver(r.error() == errc::not_found
+                                     ? fail(errc::not_found, "to_user_id: no such user")
+                                     : r);
+                      }
+                      --self->state.core.busy;
+                      actors::finish_if_idle(self, self->state.core);
+                    });
+      });
+    },
+    [self](credit_atom, std::string& tid, std::string& from, int64_t amount, std::string& note,
+           std::string& created_at, bool maybe_repeat) {
+      auto rp = self->make_response_promise();
+      auto& st = self->state;
+      if (st.credits_in_flight.count(tid) > 0) {
+        rp.deliver(fail(errc::unavailable, "this credit is being stored"));
+        return;
+      }
+      if (!maybe_repeat) {
+        apply_credit(self, tid, from, amount, note, created_at, rp);
+        return;
+      }
+      ++st.core.busy;
+      actors::on_pool(
+        self,
+        [self, tid, from, amount, note, created_at, rp](pg::connection& c) mutable
+        -> std::function<void()> {
+          auto r = c.exec("SELECT state FROM transfers WHERE id = $1", {tid});
+          return [self, r, tid, from, amount, note, created_at, rp]() mutable {
+            auto& st = self->state;
+            if (!r.ok()) {
+              rp.deliver(fail(errc::unavailable, "the database is unavailable"));
+            } else {
+              auto state = r.value(0, 0);
+              if (state == "credited" || state == "settled") {
+                rp.deliver(success("{}", st.core.version));  // done before
+              } else if (state == "reversed") {
+                rp.deliver(fail(errc::conflict, "the transfer was reversed"));
+              } else {
+                apply_credit(self, tid, from, amount, note, created_at, rp);
+              }
+            }
+            --st.core.busy;
+            actors::finish_if_idle(self, st.core);
+          };
+        },
+        [self, rp](const std::string& why) mutable {
+          rp.deliver(fail(errc::unavailable, why));
+          --self->state.core.busy;
+          actors::finish_if_idle(self, self->state.core);
+        });
+    },
+    [self](resume_atom) {
+      auto& st = self->state;
+      return success(std::to_string(st.sagas.size()), st.core.version);
+    },
+    [self](retry_atom, const std::string& tid) {
+      if (self->state.sagas.count(tid) > 0) send_credit(self, tid);
+    },
+  };
+  return wallet_handlers.or_else(actors::entity_handlers(self, [self] { return state_json(self); }));
+}
+
+caf::behavior wallet_impl(wallet_actor* self, std::string user_id,
+                          std::shared_ptr<const environment> env) {
+  auto& st = self->state;
+  st.core.id = std::move(user_id);
+  st.env = std::move(env);
+  if (!is_uuid(st.core.id)) {
+    give_up(self, errc::not_found, "no such wallet", "missing");
+    return actors::entity_handlers(self, [] { return std::string{"{}"}; });
+  }
+  // Until the state is loaded, commands wait in the mailbox.
+  self->set_default_handler(caf::skip);
+  load(self);
+  return actors::entity_handlers(self, [] { return std::string{"{}"}; });
+}
+
+// ---- recovery at start ---------------------------------------------------
+
+using recover_atom = caf::atom_constant<caf::atom("w_recover")>;
+
+/// Activates every wallet that a crash left with a transfer in progress;
+/// each resumes its own sagas. Retries until PostgreSQL answers.
+caf::behavior recovery_impl(caf::event_based_actor* self) {
+  self->send(self, recover_atom::value);
+  return {
+    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
+    [self](recover_atom) {
+      auto retry = [self](const std::string& why) {
+        gm::log::get("wallet")->debug("transfer recovery waits: {}", why);
+        self->delayed_send(self, std::chrono::seconds{1}, recover_atom::value);
+      };
+      actors::on_pool(
+        self,
+        [self, retry](pg::connection& c) -> std::function<void()> {
+          auto r = c.exec("SELECT DISTINCT from_user FROM transfers "
+                          "WHERE state IN ('reserved', 'credited')");
+          return [self, r, retry] {
+            if (!r.ok()) {
+              retry(r.error);
+              return;
+            }
+            if (r.rows.empty()) {
+              self->quit();
+              return;
+            }
+            // Once a wallet is active it drives its transfers to the end by
+            // itself; only wallets that could not be activated are retried.
+            auto left = std::make_shared<size_t>(r.rows.size());
+            auto failures = std::make_shared<size_t>(0);
+            gm::log::get("wallet")->info("resuming transfers of {} wallets", r.rows.size());
+            for (size_t i = 0; i < r.rows.size(); ++i) {
+              auto uid = r.value(i, 0);
+              actors::ask(self, {type, uid}, caf::make_message(resume_atom::value),
+                          std::chrono::seconds{30}, [self, left, failures](entity_reply& rep) {
+                            if (!rep.ok()) ++*failures;
+                            if (--*left > 0) return;
+                            if (*failures > 0) {
+                              self->delayed_send(self, std::chrono::seconds{1},
+                                                 recover_atom::value);
+                            } else {
+                              self->quit();
+                            }
+                          });
+            }
+          };
+        },
+        retry);
+    },
+  };
+}
+
+} // namespace
+
+actors::entity_kind kind(std::shared_ptr<const environment> env) {
+  actors::entity_kind k;
+  k.type = type;
+  k.spawn = [env](caf::local_actor* shard, const std::string& id) {
+    return shard->spawn(wallet_impl, id, env);
+  };
+  k.on_start = [](caf::local_actor* shard) { shard->spawn<caf::linked>(recovery_impl); };
+  return k;
+}
+
+} // namespace gm::wallet

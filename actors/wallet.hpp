@@ -1,0 +1,66 @@
+// The wallet entity: one per user (its id is the user's id), holding the
+// balance and serving deposits, withdrawals and transfers through the
+// double-entry ledger. A transfer is a saga driven by the source wallet:
+//
+//   reserve (source debited, durable) ──▶ credit (destination, durable)
+//        │                                   │ ok            │ not found
+//        │ crash: activation or start-up     ▼               ▼
+//        └──── recovery resumes ──────▶ settle          reverse (refund)
+//
+// Each step is idempotent (the destination checks the transfer's state in
+// PostgreSQL whenever a credit may be a repeat).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+
+#include "actors/entity.hpp"
+
+namespace gm::journal {
+class gate;
+struct table_spec;
+}
+
+namespace gm::wallet {
+
+inline constexpr const char* type = "wallet";
+
+/// `(get_atom)` → reply body {id, balance, escrow_balance, currency, version}.
+using get_atom = caf::atom_constant<caf::atom("w_get")>;
+/// `(deposit_atom, int64 amount, reference, idempotency_key, request_hash)`
+/// → 201 body: the transaction.
+using deposit_atom = caf::atom_constant<caf::atom("w_deposit")>;
+/// `(withdraw_atom, int64 amount, reference, idempotency_key, request_hash)`.
+using withdraw_atom = caf::atom_constant<caf::atom("w_withdr")>;
+/// `(transfer_atom, to_user, int64 amount, note, idempotency_key,
+/// request_hash)` → the source's transaction once the destination has it.
+using transfer_atom = caf::atom_constant<caf::atom("w_transf")>;
+/// Saga step, source → destination: `(credit_atom, transfer_id, from_user,
+/// int64 amount, note, created_at, bool maybe_repeat)`.
+using credit_atom = caf::atom_constant<caf::atom("w_credit")>;
+/// `(resume_atom)`: activate and resume the sagas this wallet left pending.
+using resume_atom = caf::atom_constant<caf::atom("w_resume")>;
+
+struct environment {
+  std::shared_ptr<journal::gate> gate;
+  std::string currency = "KES";
+  /// How long the source waits for the destination's credit before it
+  /// retries (with check).
+  std::chrono::milliseconds credit_timeout{10000};
+};
+
+/// Returns the wallet entity kind (for its shard). Its on_start resumes
+/// every transfer a crash left pending.
+actors::entity_kind kind(std::shared_ptr<const environment> env);
+
+/// The tables wallets write through the journal.
+const journal::table_spec& wallets_table();
+const journal::table_spec& ledger_table();
+const journal::table_spec& transfers_table();
+const journal::table_spec& idempotency_table();
+
+} // namespace gm::wallet

@@ -1,0 +1,19 @@
+// Identifiers and timestamps that every subsystem mints: random UUIDs for
+// new rows, RFC 3339 UTC times for JSON.
+#pragma once
+
+#include <string>
+
+namespace gm {
+
+/// Returns a random (version 4) UUID in canonical form. Not for secrets: the
+/// generator is a per-thread PRNG seeded from the OS.
+std::string new_uuid();
+
+/// Returns true if `s` is a UUID in canonical 8-4-4-4-12 hex form.
+bool is_uuid(const std::string& s);
+
+/// Returns the current time as RFC 3339 UTC with milliseconds.
+std::string now_rfc3339();
+
+} // namespace gm

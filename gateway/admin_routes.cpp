@@ -1,0 +1,173 @@
+// The Admin and inspection routes of API.md (role admin): live entities
+// from the shards' directories, one entity's state, passivate and kill on
+// purpose, and the journal's figures.
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/router.hpp"
+#include "actors/wallet.hpp"
+#include "gateway/api_context.hpp"
+#include "gateway/routes.hpp"
+#include "persistence/journal.hpp"
+
+namespace gm::gateway {
+namespace {
+
+using nlohmann::json;
+
+/// The entity kinds this node runs a shard for.
+const std::vector<std::string>& entity_types() {
+  static const std::vector<std::string> types{wallet::type};
+  return types;
+}
+
+json info_json(const actors::entity_info& i, bool with_state) {
+  json j = {{"type", i.type},       {"id", i.id},          {"node", i.node},
+            {"status", i.status},   {"version", i.version}, {"mailbox", i.mailbox},
+            {"restarts", i.restarts}, {"idle_ms", i.idle_ms}};
+  if (with_state) {
+    j["state"] = json::parse(i.state.empty() ? "{}" : i.state, nullptr, false);
+    j["supervisor"] = "shard:" + i.type;
+  }
+  return j;
+}
+
+response no_entity() {
+  return problem(404, "not-found", "Not Found", "no such live actor");
+}
+
+/// Runs `next` with the shard of the route's {type}, or answers 404.
+bool with_shard(caf::event_based_actor* self, const request& rq, const respond_fn& respond,
+                caf::actor& shard) {
+  auto type = rq.path_params.at("type");
+  if (std::find(entity_types().begin(), entity_types().end(), type) == entity_types().end()) {
+    respond(problem(404, "not-found", "Not Found", "no actor type " + type));
+    return false;
+  }
+  shard = actors::shard_of(self->system(), type);
+  if (!shard) {
+    respond(unavailable("the " + type + " shard is restarting"));
+    return false;
+  }
+  return true;
+}
+
+void list_actors(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
+                 respond_fn respond) {
+  auto type_filter = rq.query_param("type").value_or("");
+  std::vector<std::string> types;
+  for (auto& t : entity_types()) {
+    if (type_filter.empty() || t == type_filter) types.push_back(t);
+  }
+  auto doc = std::make_shared<json>(json{{"counts_by_type", json::object()},
+                                         {"items", json::array()}});
+  auto left = std::make_shared<size_t>(types.size());
+  if (types.empty()) {
+    respond(json_response(200, doc->dump()));
+    return;
+  }
+  for (auto& t : types) {
+    auto shard = actors::shard_of(self->system(), t);
+    if (!shard) {
+      if (--*left == 0) respond(json_response(200, doc->dump()));
+      continue;
+    }
+    self->request(shard, ctx->request_timeout, actors::list_atom::value, int64_t{200})
+      .then(
+        [doc, left, respond, t](std::vector<actors::entity_info>& items) {
+          (*doc)["counts_by_type"][t] = items.size();
+          for (auto& i : items) (*doc)["items"].push_back(info_json(i, false));
+          if (--*left == 0) respond(json_response(200, doc->dump()));
+        },
+        [left, respond](caf::error&) {
+          if (--*left == 0) respond(unavailable("a shard did not answer"));
+        });
+  }
+}
+
+void inspect_actor(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
+                   respond_fn respond) {
+  caf::actor shard;
+  if (!with_shard(self, rq, respond, shard)) return;
+  self->request(shard, ctx->request_timeout, actors::inspect_atom::value, rq.path_params.at("id"))
+    .then([respond](actors::entity_info& i) { respond(json_response(200, info_json(i, true).dump())); },
+          [respond](caf::error& e) {
+            respond(e == caf::sec::invalid_argument ? no_entity() : unavailable("the actor did not answer"));
+          });
+}
+
+template <class Atom>
+actor_handler control(api_context_ptr ctx) {
+  return [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
+    caf::actor shard;
+    if (!with_shard(self, rq, respond, shard)) return;
+    self->request(shard, ctx->request_timeout, Atom::value, rq.path_params.at("id"))
+      .then(
+        [respond](bool live) {
+          if (!live) {
+            respond(no_entity());
+            return;
+          }
+          response r;
+          r.status = 202;
+          r.body = R"({"status":"accepted"})";
+          respond(std::move(r));
+        },
+        [respond](caf::error&) { respond(unavailable("the shard did not answer")); });
+  };
+}
+
+void journal_stats(caf::event_based_actor* self, api_context_ptr ctx, request&,
+                   respond_fn respond) {
+  auto j = journal::find(self->system());
+  if (!j) {
+    respond(unavailable("the journal is restarting"));
+    return;
+  }
+  self->request(j, ctx->request_timeout, journal::stats_atom::value)
+    .then(
+      [respond](journal::stats& s) {
+        json doc = {{"pending", s.pending},
+                    {"in_flight", s.in_flight},
+                    {"last_batch_rows", s.last_batch_rows},
+                    {"flush_latency_ms_p50", s.flush_latency_ms_p50},
+                    {"flush_latency_ms_p99", s.flush_latency_ms_p99},
+                    {"batches", s.batches},
+                    {"rows_written", s.rows_written},
+                    {"failures", s.failures},
+                    {"limit", s.limit},
+                    {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)}};
+        respond(json_response(200, doc.dump(-1, ' ', false, json::error_handler_t::replace)));
+      },
+      [respond](caf::error&) { respond(unavailable("the journal did not answer")); });
+}
+
+} // namespace
+
+void add_admin_routes(route_table& table, api_context_ptr ctx) {
+  api_options admin{true, {"admin"}, nullptr};
+  auto bind = [ctx](void (*fn)(caf::event_based_actor*, api_context_ptr, request&, respond_fn)) {
+    return [ctx, fn](caf::event_based_actor* self, request& rq, respond_fn respond) {
+      fn(self, ctx, rq, std::move(respond));
+    };
+  };
+  table.add(api_route("GET", "/api/v1/admin/actors", "Live actors by type (?type=)", "admin",
+                      {{200, "{counts_by_type, items}"}}, admin, bind(list_actors)));
+  table.add(api_route("GET", "/api/v1/admin/actors/{type}/{id}", "One live actor's state",
+                      "admin", {{200, "{type, id, node, state, version, mailbox, restarts}"},
+                                {404, "not live"}},
+                      admin, bind(inspect_actor)));
+  table.add(api_route("POST", "/api/v1/admin/actors/{type}/{id}/passivate",
+                      "Passivate a live actor (flush, then stop)", "admin",
+                      {{202, "accepted"}, {404, "not live"}}, admin,
+                      control<actors::passivate_atom>(ctx)));
+  table.add(api_route("POST", "/api/v1/admin/actors/{type}/{id}/kill",
+                      "Crash a live actor on purpose; its shard restarts it", "admin",
+                      {{202, "accepted"}, {404, "not live"}}, admin,
+                      control<actors::kill_atom>(ctx)));
+  table.add(api_route("GET", "/api/v1/admin/journal", "The write-behind journal's figures",
+                      "admin", {{200, "{pending, in_flight, last_batch_rows, ...}"}}, admin,
+                      bind(journal_stats)));
+}
+
+} // namespace gm::gateway

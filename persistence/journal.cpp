@@ -1,0 +1,393 @@
+// Implements the write-behind journal: a detached actor that owns the rows
+// waiting to be written, and one writer thread (a pool of one connection)
+// that commits one batch at a time, in order.
+//
+//   write ──▶ pending batch ──(interval, batch_max, or eager)──▶ in flight
+//                 ▲                                                 │
+//                 └──────── retry with backoff on failure ◀─────────┤
+//                                      commit: answer durable writes ◀┘
+#include "persistence/journal.hpp"
+
+#include <algorithm>
+#include <deque>
+
+#include <caf/all.hpp>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/registry.hpp"
+#include "persistence/pg.hpp"
+
+namespace gm::journal {
+
+std::string array_literal(const std::vector<const std::optional<std::string>*>& values) {
+  std::string out;
+  size_t reserve = 2;
+  for (auto* v : values) reserve += (*v ? (*v)->size() + 3 : 5);
+  out.reserve(reserve);
+  out += '{';
+  bool first = true;
+  for (auto* v : values) {
+    if (!first) out += ',';
+    first = false;
+    if (!*v) {
+      out += "NULL";
+      continue;
+    }
+    out += '"';
+    for (char c : **v) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::string write_sql(const table_spec& t) {
+  std::string cols;
+  std::string arrays;
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    if (i > 0) {
+      cols += ", ";
+      arrays += ", ";
+    }
+    cols += t.columns[i].name;
+    arrays += "$" + std::to_string(i + 1) + "::" + t.columns[i].type + "[]";
+  }
+  std::string sql = "INSERT INTO " + t.name + " (" + cols + ") SELECT * FROM unnest(" + arrays +
+                    ") ON CONFLICT (";
+  for (size_t i = 0; i < t.key.size(); ++i) {
+    if (i > 0) sql += ", ";
+    sql += t.columns[t.key[i]].name;
+  }
+  sql += ")";
+  if (t.mode == write_mode::insert_once) {
+    return sql + " DO NOTHING";
+  }
+  sql += " DO UPDATE SET ";
+  bool first = true;
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    if (std::find(t.key.begin(), t.key.end(), i) != t.key.end()) continue;
+    if (t.columns[i].name == "created_at") continue;  // set once, by the first image
+    if (!first) sql += ", ";
+    first = false;
+    sql += t.columns[i].name + " = excluded." + t.columns[i].name;
+  }
+  auto& v = t.columns[t.version_column].name;
+  sql += " WHERE " + t.name + "." + v + " < excluded." + v;
+  return sql;
+}
+
+std::string row_key(const row& r) {
+  std::string k = r.table->name;
+  for (auto i : r.table->key) {
+    k += '\x1f';
+    if (i < r.values.size() && r.values[i]) k += *r.values[i];
+  }
+  return k;
+}
+
+void batch::add(row r) {
+  auto key = row_key(r);
+  auto it = index_.find(key);
+  if (it != index_.end()) {
+    auto& existing = groups_[it->second.first].rows[it->second.second];
+    if (r.table->mode == write_mode::upsert_versioned && r.version >= existing.version) {
+      existing = std::move(r);
+    }
+    return;
+  }
+  size_t g = 0;
+  while (g < groups_.size() && groups_[g].table != r.table) ++g;
+  if (g == groups_.size()) groups_.push_back({r.table, {}});
+  index_.emplace(std::move(key), std::make_pair(g, groups_[g].rows.size()));
+  groups_[g].rows.push_back(std::move(r));
+  ++size_;
+}
+
+void batch::merge(batch&& other) {
+  for (auto& g : other.groups_) {
+    for (auto& r : g.rows) add(std::move(r));
+  }
+  other = batch{};
+}
+
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("j_tick")>;
+using done_atom = caf::atom_constant<caf::atom("j_done")>;
+using retry_atom = caf::atom_constant<caf::atom("j_retry")>;
+
+/// Writes `b` in one transaction. Returns an empty string on success.
+std::string write_batch(pg::connection& conn, const batch& b) {
+  auto r = conn.exec("BEGIN");
+  if (!r.ok()) return r.error;
+  for (auto& g : b.groups()) {
+    pg::params p;
+    p.reserve(g.table->columns.size());
+    std::vector<const std::optional<std::string>*> col;
+    col.reserve(g.rows.size());
+    for (size_t c = 0; c < g.table->columns.size(); ++c) {
+      col.clear();
+      for (auto& row : g.rows) col.push_back(&row.values[c]);
+      p.emplace_back(array_literal(col));
+    }
+    r = conn.exec(write_sql(*g.table), p);
+    if (!r.ok()) {
+      auto error = g.table->name + ": " + r.error;
+      if (!conn.exec("ROLLBACK").ok()) conn.reset();
+      return error;
+    }
+  }
+  r = conn.exec("COMMIT");
+  if (!r.ok()) {
+    conn.reset();  // the outcome is unknown to us; versioned writes make a retry safe
+    return r.error;
+  }
+  return {};
+}
+
+struct metrics_set {
+  metrics::gauge& pending;
+  metrics::histogram& batch_rows;
+  metrics::histogram& flush_seconds;
+  metrics::counter& failures;
+  metrics::counter& rows;
+};
+
+metrics_set& journal_metrics() {
+  auto& reg = metrics::global();
+  static metrics_set m{
+    reg.get_gauge("gigmesh_journal_pending_rows", "rows waiting in the journal or in flight"),
+    reg.get_histogram("gigmesh_journal_batch_rows", "rows per journal batch", {},
+                      {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000}),
+    reg.get_histogram("gigmesh_journal_flush_seconds", "time to write one journal batch"),
+    reg.get_counter("gigmesh_journal_flush_failures_total", "journal batches that failed"),
+    reg.get_counter("gigmesh_journal_rows_written_total", "rows the journal committed"),
+  };
+  return m;
+}
+
+struct state {
+  options opts;
+  std::shared_ptr<gate> g;
+  std::shared_ptr<pg::pool> writer;
+  batch pending;
+  std::vector<caf::response_promise> pending_waiters;
+  std::chrono::steady_clock::time_point pending_since;
+  bool tick_scheduled = false;
+  // The batch being written, and whom to answer when it commits.
+  std::shared_ptr<batch> in_flight;
+  std::vector<caf::response_promise> in_flight_waiters;
+  std::chrono::steady_clock::time_point flush_started;
+  std::chrono::milliseconds backoff{0};
+  bool stopping = false;
+  caf::error stop_reason;
+  // Recent flush latencies (ms), for p50/p99.
+  std::deque<double> latencies;
+  stats s;
+  static inline const char* name = "gm.journal";
+
+  ~state() {
+    if (writer) writer->stop();  // detached actor: joining here is fine
+  }
+};
+
+using journal_actor = caf::stateful_actor<state>;
+
+void publish_gauge(journal_actor* self) {
+  auto& st = self->state;
+  int64_t n = static_cast<int64_t>(st.pending.size()) +
+              (st.in_flight ? static_cast<int64_t>(st.in_flight->size()) : 0);
+  journal_metrics().pending.set(n);
+}
+
+void start_flush(journal_actor* self);
+
+/// Starts a batch if none is in flight and the pending rows are due.
+void maybe_flush(journal_actor* self) {
+  auto& st = self->state;
+  if (st.in_flight || st.pending.empty()) return;
+  auto age = std::chrono::steady_clock::now() - st.pending_since;
+  if (st.opts.eager || st.stopping || st.pending.size() >= st.opts.batch_max ||
+      age >= st.opts.flush_interval) {
+    start_flush(self);
+    return;
+  }
+  if (!st.tick_scheduled) {
+    st.tick_scheduled = true;
+    auto wait = std::chrono::duration_cast<std::chrono::microseconds>(st.opts.flush_interval - age);
+    self->delayed_send(self, wait, tick_atom::value);
+  }
+}
+
+void submit_in_flight(journal_actor* self) {
+  auto& st = self->state;
+  st.flush_started = std::chrono::steady_clock::now();
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  auto b = st.in_flight;
+  bool queued = st.writer->submit([me, b](pg::connection& conn) {
+    caf::anon_send(me, done_atom::value, write_batch(conn, *b));
+  });
+  if (!queued) {
+    // Only while the writer stops; the batch stays in flight.
+    self->delayed_send(self, st.opts.retry_max, retry_atom::value);
+  }
+}
+
+void start_flush(journal_actor* self) {
+  auto& st = self->state;
+  st.in_flight = std::make_shared<batch>(std::move(st.pending));
+  st.pending = batch{};
+  st.in_flight_waiters = std::move(st.pending_waiters);
+  st.pending_waiters.clear();
+  submit_in_flight(self);
+}
+
+void on_done(journal_actor* self, const std::string& error) {
+  auto& st = self->state;
+  auto log = gm::log::get("journal");
+  auto& m = journal_metrics();
+  if (!error.empty()) {
+    ++st.s.failures;
+    m.failures.inc();
+    if (st.s.last_error.empty() || st.backoff >= st.opts.retry_max) {
+      log->warn("batch of {} rows not written, keeping it and retrying: {}",
+                st.in_flight->size(), error);
+    }
+    st.s.last_error = error;
+    st.backoff = st.backoff.count() == 0 ? st.opts.retry_min
+                                         : std::min(st.backoff * 2, st.opts.retry_max);
+    self->delayed_send(self, st.backoff, retry_atom::value);
+    return;
+  }
+  auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           st.flush_started).count();
+  if (!st.s.last_error.empty()) {
+    log->info("PostgreSQL writes work again: batch of {} rows committed", st.in_flight->size());
+    st.s.last_error.clear();
+  }
+  st.backoff = std::chrono::milliseconds{0};
+  auto n = static_cast<int64_t>(st.in_flight->size());
+  st.g->add(-n);
+  st.s.last_batch_rows = n;
+  st.s.rows_written += n;
+  ++st.s.batches;
+  m.batch_rows.observe(static_cast<double>(n));
+  m.flush_seconds.observe(elapsed / 1000.0);
+  m.rows.inc(static_cast<uint64_t>(n));
+  st.latencies.push_back(elapsed);
+  if (st.latencies.size() > 512) st.latencies.pop_front();
+  for (auto& rp : st.in_flight_waiters) rp.deliver(ok_atom::value);
+  st.in_flight_waiters.clear();
+  st.in_flight.reset();
+  if (st.stopping && st.pending.empty()) {
+    log->info("flushed everything: stopped");
+    self->quit(st.stop_reason);
+    return;
+  }
+  maybe_flush(self);
+  publish_gauge(self);
+}
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<gate> g) {
+  auto& st = self->state;
+  st.opts = opts;
+  st.g = std::move(g);
+  st.s.limit = st.g->limit();
+  st.writer = std::make_shared<pg::pool>(opts.conninfo, 1, opts.connect_timeout, 4);
+  st.writer->start();
+  register_as(self, registry_name());
+  auto log = gm::log::get("journal");
+  log->info("journal started: flush every {} ms or at {} rows{}, at most {} rows held",
+            opts.flush_interval.count(), opts.batch_max, opts.eager ? " (eager)" : "",
+            st.g->limit());
+  self->set_exit_handler([self, log](caf::exit_msg& em) {
+    auto& st = self->state;
+    if (st.stopping) return;
+    st.stopping = true;
+    st.stop_reason = em.reason;
+    if (!st.in_flight && st.pending.empty()) {
+      self->quit(em.reason);
+      return;
+    }
+    log->info("stopping: flushing {} rows", st.pending.size() +
+                                                (st.in_flight ? st.in_flight->size() : 0));
+    maybe_flush(self);
+  });
+  return {
+    [self](write_atom, std::vector<row>& rows, bool durable) -> caf::result<ok_atom> {
+      auto& st = self->state;
+      if (st.pending.empty()) st.pending_since = std::chrono::steady_clock::now();
+      auto before = st.pending.size();
+      for (auto& r : rows) st.pending.add(std::move(r));
+      st.g->add(static_cast<int64_t>(st.pending.size() - before));
+      caf::result<ok_atom> answer = ok_atom::value;
+      if (durable) {
+        auto rp = self->make_response_promise();
+        st.pending_waiters.push_back(rp);
+        answer = caf::delegated<ok_atom>{};
+      }
+      maybe_flush(self);
+      publish_gauge(self);
+      return answer;
+    },
+    [self](sync_atom) -> caf::result<ok_atom> {
+      auto& st = self->state;
+      if (!st.pending.empty()) {
+        auto rp = self->make_response_promise();
+        st.pending_waiters.push_back(rp);
+        return caf::delegated<ok_atom>{};
+      }
+      if (st.in_flight) {
+        auto rp = self->make_response_promise();
+        st.in_flight_waiters.push_back(rp);
+        return caf::delegated<ok_atom>{};
+      }
+      return ok_atom::value;
+    },
+    [self](stats_atom) {
+      auto& st = self->state;
+      auto s = st.s;
+      s.pending = static_cast<int64_t>(st.pending.size());
+      s.in_flight = st.in_flight ? static_cast<int64_t>(st.in_flight->size()) : 0;
+      std::vector<double> v(st.latencies.begin(), st.latencies.end());
+      s.flush_latency_ms_p50 = percentile(v, 0.50);
+      s.flush_latency_ms_p99 = percentile(v, 0.99);
+      return s;
+    },
+    [self](tick_atom) {
+      self->state.tick_scheduled = false;
+      maybe_flush(self);
+    },
+    [self](retry_atom) {
+      if (self->state.in_flight) submit_in_flight(self);
+    },
+    [self](done_atom, const std::string& error) { on_done(self, error); },
+  };
+}
+
+} // namespace
+
+caf::atom_value registry_name() {
+  return caf::atom("journal");
+}
+
+caf::actor find(caf::actor_system& sys) {
+  return find_registered(sys, registry_name());
+}
+
+caf::actor spawn_journal(caf::local_actor* parent, options opts, std::shared_ptr<gate> g) {
+  return parent->spawn<caf::detached>(journal_impl, std::move(opts), std::move(g));
+}
+
+} // namespace gm::journal

@@ -1,0 +1,168 @@
+// The write-behind journal: entities hand it the rows their changes produce;
+// it coalesces repeated writes of a row, writes one transaction per batch
+// (multi-row statements over arrays, one per table), and answers durable
+// writes only once their batch has committed (group commit). It keeps every
+// row while PostgreSQL is down, retrying with backoff; its bound is a shared
+// gate that entities check before they change anything.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace gm::journal {
+
+/// How a table's rows are written.
+enum class write_mode : uint8_t {
+  /// INSERT … ON CONFLICT (key) DO UPDATE … WHERE table.version < new.version:
+  /// an older image never overwrites a newer one.
+  upsert_versioned,
+  /// INSERT … ON CONFLICT DO NOTHING: append-only rows (ledger entries).
+  insert_once,
+};
+
+struct column {
+  std::string name;
+  std::string type;  // PostgreSQL type, e.g. "uuid", "bigint", "text"
+};
+
+/// A table the journal writes. Specs are static objects owned by the entity
+/// kinds that use them; rows point at them.
+struct table_spec {
+  std::string name;
+  std::vector<column> columns;
+  std::vector<size_t> key;     // indexes into columns
+  size_t version_column = 0;   // index into columns (upsert_versioned only)
+  write_mode mode = write_mode::upsert_versioned;
+};
+
+/// One row image: values in the order of `table->columns`, as text.
+struct row {
+  const table_spec* table = nullptr;
+  int64_t version = 0;
+  std::vector<std::optional<std::string>> values;
+};
+
+enum class durability : uint8_t {
+  durable,   // the reply waits until the batch holding the rows has committed
+  buffered,  // the reply goes out at once; committed within a flush interval
+};
+
+/// The journal's bound, shared with the entities: they check it before they
+/// change state, so a full journal refuses new work (503) instead of
+/// growing. Rows already accepted are never dropped.
+class gate {
+public:
+  explicit gate(int64_t limit) : limit_(limit) {}
+  bool accepting() const noexcept { return rows_.load(std::memory_order_relaxed) < limit_; }
+  int64_t rows() const noexcept { return rows_.load(std::memory_order_relaxed); }
+  int64_t limit() const noexcept { return limit_; }
+  void add(int64_t n) noexcept { rows_.fetch_add(n, std::memory_order_relaxed); }
+
+private:
+  std::atomic<int64_t> rows_{0};
+  int64_t limit_;
+};
+
+struct options {
+  std::string conninfo;
+  std::chrono::milliseconds connect_timeout{2000};
+  /// The longest a row waits before its batch starts.
+  std::chrono::milliseconds flush_interval{10};
+  /// A batch starts at once when this many rows wait.
+  size_t batch_max = 1000;
+  /// Start a batch as soon as none is in flight (group commit as PostgreSQL
+  /// does it) instead of waiting for the interval or batch_max.
+  bool eager = false;
+  std::chrono::milliseconds retry_min{50};
+  std::chrono::milliseconds retry_max{2000};
+};
+
+struct stats {
+  int64_t pending = 0;    // rows waiting for a batch
+  int64_t in_flight = 0;  // rows in the batch being written
+  int64_t last_batch_rows = 0;
+  double flush_latency_ms_p50 = 0;
+  double flush_latency_ms_p99 = 0;
+  int64_t batches = 0;
+  int64_t rows_written = 0;
+  int64_t failures = 0;
+  int64_t limit = 0;
+  std::string last_error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stats& x) {
+  return f(caf::meta::type_name("gm_journal_stats"), x.pending, x.in_flight,
+           x.last_batch_rows, x.flush_latency_ms_p50, x.flush_latency_ms_p99, x.batches,
+           x.rows_written, x.failures, x.limit, x.last_error);
+}
+
+/// `request(journal, t, write_atom::value, std::vector<row>, bool durable)`
+/// → ok_atom (durable: after commit; buffered: at once).
+using write_atom = caf::atom_constant<caf::atom("j_write")>;
+/// `request(journal, t, sync_atom::value)` → ok_atom once every row handed
+/// to the journal before it has committed.
+using sync_atom = caf::atom_constant<caf::atom("j_sync")>;
+/// `request(journal, t, stats_atom::value)` → stats.
+using stats_atom = caf::atom_constant<caf::atom("j_stats")>;
+using ok_atom = caf::atom_constant<caf::atom("j_ok")>;
+
+/// Returns the registry name the journal runs under.
+caf::atom_value registry_name();
+
+/// Returns the running journal, or an invalid handle while it restarts.
+caf::actor find(caf::actor_system& sys);
+
+/// Spawns the journal (detached: it owns its writer thread).
+caf::actor spawn_journal(caf::local_actor* parent, options opts, std::shared_ptr<gate> g);
+
+// Building blocks, exposed for unit tests.
+
+/// Returns `values` as a PostgreSQL array literal: every element quoted,
+/// NULL for nullopt.
+std::string array_literal(const std::vector<const std::optional<std::string>*>& values);
+
+/// Returns the statement that writes rows of `t` from one array per column.
+std::string write_sql(const table_spec& t);
+
+/// Returns the coalescing key of `r`: its table and key columns.
+std::string row_key(const row& r);
+
+/// Rows waiting to be written, coalesced: a later image of a row replaces
+/// an earlier one unless its version is older. Tables keep the order in which
+/// they first appeared (parents before children).
+class batch {
+public:
+  void add(row r);
+  size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  /// Moves everything in `other` into this batch (coalescing).
+  void merge(batch&& other);
+  struct group {
+    const table_spec* table;
+    std::vector<row> rows;
+  };
+  const std::vector<group>& groups() const noexcept { return groups_; }
+
+private:
+  std::vector<group> groups_;
+  // key → (group index, row index)
+  std::unordered_map<std::string, std::pair<size_t, size_t>> index_;
+  size_t size_ = 0;
+};
+
+} // namespace gm::journal
+
+// Local only: rows point at static table specs.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<gm::journal::row>)

@@ -1,0 +1,281 @@
+// Implements the entity shard. One slot per live entity:
+//
+//   (none) ──first message──▶ active ──idle / gone / admin──▶ passivating
+//     ▲                         │  ▲                              │
+//     │                  crash  │  └── messages held meanwhile ◀──┤ down
+//     │        (within intensity: restart at once)                │
+//     └────────────────────────── nothing held ◀──────────────────┘
+//
+// Entities are monitored, not linked: the shard sees every exit as a
+// down_msg, and stops its entities itself when it stops.
+#include "supervisors/shard.hpp"
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/registry.hpp"
+
+namespace gm::shard {
+namespace {
+
+using namespace actors;
+using sweep_atom = caf::atom_constant<caf::atom("sh_sweep")>;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct held {
+  caf::message msg;
+  caf::response_promise rp;
+};
+
+struct slot {
+  caf::actor handle;
+  bool passivating = false;
+  int64_t last_used_ms = 0;
+  int64_t restarts = 0;
+  std::vector<held> held_msgs;
+  std::vector<int64_t> crash_times;
+};
+
+struct state {
+  entity_kind kind;
+  options opts;
+  std::unordered_map<std::string, slot> slots;
+  // down_msg source → the key in `slots` (node-based map: stable pointers).
+  std::unordered_map<caf::actor_addr, const std::string*> by_addr;
+  metrics::gauge* live = nullptr;
+  metrics::counter* restarts = nullptr;
+  metrics::counter* activations = nullptr;
+  static inline const char* name = "gm.shard";
+
+  ~state() {
+    // Entities never outlive their shard: a restarted shard must not meet
+    // an old copy of an entity it activates again.
+    for (auto& kv : slots) {
+      if (kv.second.handle) caf::anon_send_exit(kv.second.handle, caf::exit_reason::user_shutdown);
+    }
+  }
+};
+
+using shard_actor = caf::stateful_actor<state>;
+
+void activate(shard_actor* self, const std::string& key, slot& s) {
+  auto& st = self->state;
+  s.handle = st.kind.spawn(self, key);
+  self->monitor(s.handle);
+  st.by_addr[s.handle.address()] = &key;
+  s.passivating = false;
+  s.last_used_ms = now_ms();
+  st.activations->inc();
+}
+
+slot& slot_for(shard_actor* self, const std::string& id) {
+  auto& st = self->state;
+  auto it = st.slots.find(id);
+  if (it != st.slots.end()) return it->second;
+  it = st.slots.emplace(id, slot{}).first;
+  activate(self, it->first, it->second);
+  st.live->set(static_cast<int64_t>(st.slots.size()));
+  return it->second;
+}
+
+void passivate(shard_actor* self, slot& s) {
+  if (s.passivating || !s.handle) return;
+  s.passivating = true;
+  self->send(s.handle, passivate_atom::value);
+}
+
+void on_down(shard_actor* self, caf::down_msg& dm) {
+  auto& st = self->state;
+  auto log = gm::log::get("shard");
+  auto ait = st.by_addr.find(dm.source);
+  if (ait == st.by_addr.end()) return;
+  const std::string& key = *ait->second;
+  st.by_addr.erase(ait);
+  auto it = st.slots.find(key);
+  if (it == st.slots.end()) return;
+  auto& s = it->second;
+  s.handle = nullptr;
+  bool normal = !dm.reason || dm.reason == caf::exit_reason::normal ||
+                dm.reason == caf::exit_reason::user_shutdown;
+  if (normal && s.passivating && s.held_msgs.empty()) {
+    st.slots.erase(it);
+    st.live->set(static_cast<int64_t>(st.slots.size()));
+    return;
+  }
+  if (!normal) {
+    auto now = now_ms();
+    auto& times = s.crash_times;
+    times.push_back(now);
+    auto cutoff = now - st.opts.period.count();
+    times.erase(std::remove_if(times.begin(), times.end(), [cutoff](int64_t t) { return t < cutoff; }),
+                times.end());
+    ++s.restarts;
+    st.restarts->inc();
+    if (static_cast<int>(times.size()) > st.opts.intensity && s.held_msgs.empty()) {
+      log->error("{} {} crashed {} times within {} ms ({}): left passive until its next message",
+                 st.kind.type, key, times.size(), st.opts.period.count(),
+                 caf::to_string(dm.reason));
+      st.slots.erase(it);
+      st.live->set(static_cast<int64_t>(st.slots.size()));
+      return;
+    }
+    log->warn("{} {} crashed ({}): restarting it", st.kind.type, key, caf::to_string(dm.reason));
+  }
+  // Restart after a crash, or activate again for messages held meanwhile.
+  activate(self, key, s);
+  auto held_msgs = std::move(s.held_msgs);
+  s.held_msgs.clear();
+  for (auto& h : held_msgs) h.rp.delegate(s.handle, std::move(h.msg));
+}
+
+caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
+  auto& st = self->state;
+  st.kind = std::move(kind);
+  st.opts = opts;
+  auto& reg = metrics::global();
+  metrics::labels l{{"type", st.kind.type}};
+  st.live = &reg.get_gauge("gigmesh_entities", "live (activated) entities", l);
+  st.restarts = &reg.get_counter("gigmesh_entity_restarts_total", "entity restarts after a crash", l);
+  st.activations = &reg.get_counter("gigmesh_entity_activations_total", "entity activations", l);
+  register_as(self, registry_name(st.kind.type));
+  self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
+  auto sweep_every = std::max<int64_t>(50, opts.idle_timeout.count() / 4);
+  self->delayed_send(self, std::chrono::milliseconds{sweep_every}, sweep_atom::value);
+  if (st.kind.on_start) st.kind.on_start(self);
+  gm::log::get("shard")->info("{} shard started: idle timeout {} ms", st.kind.type,
+                              opts.idle_timeout.count());
+  return {
+    [self](fwd_atom, const std::string& id, caf::message& msg) {
+      auto& s = slot_for(self, id);
+      s.last_used_ms = now_ms();
+      auto rp = self->make_response_promise();
+      if (s.passivating) {
+        s.held_msgs.push_back({std::move(msg), rp});
+        return;
+      }
+      rp.delegate(s.handle, std::move(msg));
+    },
+    [self](gone_atom, const std::string& id) {
+      auto it = self->state.slots.find(id);
+      if (it != self->state.slots.end()) {
+        passivate(self, it->second);
+      }
+    },
+    [self](sweep_atom) {
+      auto& st = self->state;
+      auto cutoff = now_ms() - st.opts.idle_timeout.count();
+      for (auto& kv : st.slots) {
+        if (!kv.second.passivating && kv.second.last_used_ms < cutoff) passivate(self, kv.second);
+      }
+      auto every = std::max<int64_t>(50, st.opts.idle_timeout.count() / 4);
+      self->delayed_send(self, std::chrono::milliseconds{every}, sweep_atom::value);
+    },
+    [self](passivate_atom, const std::string& id) {
+      auto it = self->state.slots.find(id);
+      if (it == self->state.slots.end()) return false;
+      passivate(self, it->second);
+      return true;
+    },
+    [self](kill_atom, const std::string& id) {
+      auto it = self->state.slots.find(id);
+      if (it == self->state.slots.end() || !it->second.handle) return false;
+      gm::log::get("shard")->warn("{} {} killed on request", self->state.kind.type, id);
+      self->send_exit(it->second.handle, caf::exit_reason::kill);
+      return true;
+    },
+    [self](count_atom) { return static_cast<int64_t>(self->state.slots.size()); },
+    [self](inspect_atom, const std::string& id) -> caf::result<entity_info> {
+      auto& st = self->state;
+      auto it = st.slots.find(id);
+      if (it == st.slots.end() || !it->second.handle) {
+        return caf::make_error(caf::sec::invalid_argument);
+      }
+      auto rp = self->make_response_promise<entity_info>();
+      auto restarts = it->second.restarts;
+      auto idle = now_ms() - it->second.last_used_ms;
+      auto type = st.kind.type;
+      auto node = st.opts.node_id;
+      self->request<caf::message_priority::high>(it->second.handle, caf::duration{std::chrono::seconds{2}},
+                                                 inspect_atom::value)
+        .then(
+          [rp, restarts, idle, type, node](entity_info& info) mutable {
+            info.type = type;
+            info.node = node;
+            info.restarts = restarts;
+            info.idle_ms = idle;
+            rp.deliver(std::move(info));
+          },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+    [self](list_atom, int64_t limit) -> caf::result<std::vector<entity_info>> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<std::vector<entity_info>>();
+      auto out = std::make_shared<std::vector<entity_info>>();
+      auto left = std::make_shared<int64_t>(0);
+      auto now = now_ms();
+      std::vector<std::pair<caf::actor, entity_info>> asks;
+      for (auto& kv : st.slots) {
+        if (static_cast<int64_t>(asks.size()) >= limit) break;
+        entity_info base;
+        base.type = st.kind.type;
+        base.id = kv.first;
+        base.node = st.opts.node_id;
+        base.status = kv.second.passivating ? "passivating" : "active";
+        base.restarts = kv.second.restarts;
+        base.idle_ms = now - kv.second.last_used_ms;
+        if (kv.second.handle) {
+          asks.emplace_back(kv.second.handle, std::move(base));
+        } else {
+          out->push_back(std::move(base));
+        }
+      }
+      *left = static_cast<int64_t>(asks.size());
+      if (*left == 0) {
+        rp.deliver(std::move(*out));
+        return rp;
+      }
+      for (auto& a : asks) {
+        auto base = a.second;
+        auto finish = [rp, out, left]() mutable {
+          if (--*left == 0) rp.deliver(std::move(*out));
+        };
+        self->request<caf::message_priority::high>(a.first, caf::duration{std::chrono::seconds{2}},
+                                                   inspect_atom::value)
+          .then(
+            [out, base, finish](entity_info& info) mutable {
+              base.version = info.version;
+              base.mailbox = info.mailbox;
+              if (base.status == "active") base.status = info.status;
+              out->push_back(std::move(base));
+              finish();
+            },
+            [out, base, finish](caf::error&) mutable {
+              base.status = "unresponsive";
+              out->push_back(std::move(base));
+              finish();
+            });
+      }
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+caf::atom_value registry_name(const std::string& type) {
+  return caf::atom_from_string("sh_" + type);
+}
+
+caf::actor spawn_shard(caf::local_actor* parent, actors::entity_kind kind, options opts) {
+  return parent->spawn(shard_impl, std::move(kind), std::move(opts));
+}
+
+} // namespace gm::shard
