@@ -1,0 +1,406 @@
+"""Wallets end to end: the Wallet routes and their input rules, idempotency
+keys, transaction pages, entities killed on purpose; then money under load:
+concurrent transfers conserve money (checked with SQL), kill -9 of the node
+mid-load loses no acknowledged transfer and leaves none half done, and
+PostgreSQL stopped mid-load gives 503s (never a 500) and catches up."""
+
+import json
+import random
+import signal
+import threading
+import time
+import unittest
+import uuid
+
+from harness import (PG_URL, Node, NodeTestCase, PgServer, json_body, main, psql, request,
+                     wait_for)
+
+SECRET = "integration-test-secret-0123456789abcdef"
+ADMIN_PHONE = "+254799000002"
+ADMIN_PASSWORD = "admin-password-42"
+NODE_ENV = {
+    "GIGMESH_JWT_SECRET": SECRET,
+    "GIGMESH_ADMIN_PHONE": ADMIN_PHONE,
+    "GIGMESH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "GIGMESH_RATE_LIMIT_IP_PER_MIN": "1000000",
+    "GIGMESH_RATE_LIMIT_USER_PER_MIN": "1000000",
+}
+
+
+def phone():
+    return "+2547%08d" % (uuid.uuid4().int % 10**8)
+
+
+def call(port, method, path, token=None, body=None, headers=None, timeout=10):
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    data = None
+    if body is not None:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        h["Content-Type"] = "application/json"
+    return request(port, method, path, body=data, headers=h, timeout=timeout)
+
+
+def register(port):
+    status, _, data = call(port, "POST", "/api/v1/auth/register",
+                           body={"phone": phone(), "full_name": "Test User",
+                                 "password": "password-123", "role": "client"})
+    assert status == 201, (status, data)
+    doc = json_body(data)
+    return doc["user"]["id"], doc["access_token"]
+
+
+def login_admin(port):
+    def attempt():
+        status, _, data = call(port, "POST", "/api/v1/auth/login",
+                               body={"phone": ADMIN_PHONE, "password": ADMIN_PASSWORD})
+        return json_body(data)["access_token"] if status == 200 else None
+    token = [None]
+    assert wait_for(lambda: token.__setitem__(0, attempt()) or token[0], 20, 0.2)
+    return token[0]
+
+
+def fresh_database():
+    """Returns the URL of a new, empty database on the shared server."""
+    name = "wallet_%s" % uuid.uuid4().hex[:12]
+    psql(PG_URL, "CREATE DATABASE %s" % name)
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def check_ledger(test, url):
+    """The ledger invariants, in SQL: every wallet's balance is the sum of its
+    entries and not negative; all balances together equal deposits minus
+    withdrawals (the external account's entries, negated); every finished
+    transfer's entries sum to zero; no transfer is left half done."""
+    mismatched = psql(url, """
+        SELECT w.id, w.balance, coalesce(sum(e.delta), 0)
+        FROM wallets w LEFT JOIN ledger_entries e ON e.wallet_id = w.id
+        GROUP BY w.id, w.balance HAVING w.balance <> coalesce(sum(e.delta), 0)""")
+    test.assertEqual(mismatched, [], "wallets whose balance is not the sum of their entries")
+    test.assertEqual(psql(url, "SELECT count(*) FROM wallets WHERE balance < 0"), [["0"]])
+    total = int(psql(url, "SELECT coalesce(sum(balance + escrow_balance), 0) FROM wallets")[0][0])
+    external = int(psql(url, "SELECT coalesce(sum(delta), 0) FROM ledger_entries "
+                             "WHERE account = 'external:sandbox'")[0][0])
+    test.assertEqual(total, -external, "balances must equal deposits minus withdrawals")
+    unbalanced = psql(url, "SELECT transfer_id, sum(delta) FROM ledger_entries "
+                           "GROUP BY transfer_id HAVING sum(delta) <> 0")
+    test.assertEqual(unbalanced, [], "movements whose entries do not balance")
+    pending = psql(url, "SELECT count(*) FROM transfers WHERE state IN ('reserved', 'credited')")
+    test.assertEqual(pending, [["0"]], "transfers left half done")
+    return total
+
+
+class WalletApiTest(NodeTestCase):
+    node_env = dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="400")
+
+    def setUp(self):
+        self.port = self.node.port
+
+    def test_a_new_wallet_is_empty_and_deposits_show_in_balance_and_transactions(self):
+        _, token = register(self.port)
+        status, _, data = call(self.port, "GET", "/api/v1/wallet", token)
+        self.assertEqual(status, 200)
+        wallet = json_body(data)
+        self.assertEqual((wallet["balance"], wallet["escrow_balance"], wallet["currency"]),
+                         (0, 0, "KES"))
+        status, _, data = call(self.port, "POST", "/api/v1/wallet/deposit", token,
+                               {"amount": 2500, "reference": "mpesa-1"})
+        self.assertEqual(status, 201, data)
+        tx = json_body(data)
+        self.assertEqual((tx["type"], tx["amount"], tx["balance_after"], tx["reference"]),
+                         ("deposit", 2500, 2500, "mpesa-1"))
+        status, _, data = call(self.port, "POST", "/api/v1/wallet/withdraw", token, {"amount": 500})
+        self.assertEqual(status, 201, data)
+        self.assertEqual(json_body(data)["type"], "withdrawal")
+        wallet2 = json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])
+        self.assertEqual(wallet2["balance"], 2000)
+        self.assertGreater(wallet2["version"], wallet["version"])
+        items = json_body(call(self.port, "GET", "/api/v1/wallet/transactions", token)[2])
+        self.assertEqual([t["type"] for t in items["items"]], ["withdrawal", "deposit"])
+        self.assertIsNone(items["next_cursor"])
+
+    def test_transaction_pages_follow_the_cursor_without_gaps(self):
+        _, token = register(self.port)
+        for i in range(5):
+            self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", token,
+                                  {"amount": i + 1})[0], 201)
+        seen, cursor = [], None
+        while True:
+            path = "/api/v1/wallet/transactions?limit=2" + ("&cursor=" + cursor if cursor else "")
+            status, _, data = call(self.port, "GET", path, token)
+            self.assertEqual(status, 200)
+            page = json_body(data)
+            self.assertLessEqual(len(page["items"]), 2)
+            seen += [t["amount"] for t in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        self.assertEqual(seen, [5, 4, 3, 2, 1])
+        self.assertEqual(call(self.port, "GET", "/api/v1/wallet/transactions?limit=x", token)[0], 400)
+        self.assertEqual(call(self.port, "GET", "/api/v1/wallet/transactions?cursor=abc", token)[0], 400)
+
+    def test_amounts_must_be_positive_int64_minor_units(self):
+        _, token = register(self.port)
+        cases = [({"amount": 1.5}, 400), ({"amount": "100"}, 400), ({"amount": None}, 422),
+                 ({"amount": 0}, 422), ({"amount": -5}, 422), ({}, 422),
+                 ({"amount": 9223372036854775808}, 422), ({"amount": 10, "x": 1}, 422)]
+        for body, want in cases:
+            status, headers, data = call(self.port, "POST", "/api/v1/wallet/deposit", token, body)
+            self.assertEqual(status, want, (body, data))
+            self.assertEqual(headers.get("content-type"), "application/problem+json")
+            self.assertEqual(json_body(data)["status"], want)
+        # The largest amount fits once; a second one would overflow the wallet.
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", token,
+                              {"amount": 9223372036854775807})[0], 201)
+        status, _, data = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 1})
+        self.assertEqual(status, 422, data)
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", token, "[1]")[0], 400)
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", None, {"amount": 1})[0], 401)
+
+    def test_transfers_move_money_and_refuse_what_they_must(self):
+        a, ta = register(self.port)
+        b, tb = register(self.port)
+        call(self.port, "POST", "/api/v1/wallet/deposit", ta, {"amount": 1000})
+        status, _, data = call(self.port, "POST", "/api/v1/wallet/transfer", ta,
+                               {"to_user_id": b, "amount": 300, "note": "lunch"})
+        self.assertEqual(status, 201, data)
+        tx = json_body(data)
+        self.assertEqual((tx["type"], tx["amount"], tx["balance_after"], tx["counterparty"]),
+                         ("transfer_out", 300, 700, b))
+        received = json_body(call(self.port, "GET", "/api/v1/wallet/transactions", tb)[2])["items"]
+        self.assertEqual([(t["type"], t["amount"], t["counterparty"]) for t in received],
+                         [("transfer_in", 300, a)])
+        self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", tb)[2])["balance"], 300)
+        refusals = [({"to_user_id": b, "amount": 701}, 409),
+                    ({"to_user_id": a, "amount": 1}, 422),
+                    ({"to_user_id": str(uuid.uuid4()), "amount": 1}, 404),
+                    ({"to_user_id": "not-a-uuid", "amount": 1}, 422),
+                    ({"to_user_id": b, "amount": -1}, 422)]
+        for body, want in refusals:
+            status, _, data = call(self.port, "POST", "/api/v1/wallet/transfer", ta, body)
+            self.assertEqual(status, want, (body, data))
+            self.assertEqual(json_body(data)["status"], want)
+        self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", ta)[2])["balance"], 700)
+
+    def test_an_idempotency_key_returns_the_first_answer_and_moves_money_once(self):
+        _, token = register(self.port)
+        key = {"Idempotency-Key": "dep-" + uuid.uuid4().hex}
+        first = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 70}, key)
+        again = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 70}, key)
+        self.assertEqual((first[0], again[0]), (201, 201))
+        self.assertEqual(json_body(first[2])["id"], json_body(again[2])["id"])
+        other = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 71}, key)
+        self.assertEqual(other[0], 422)
+        # After passivation the key is found in PostgreSQL.
+        time.sleep(1.2)
+        later = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 70}, key)
+        self.assertEqual(later[0], 201)
+        self.assertEqual(json_body(later[2])["id"], json_body(first[2])["id"])
+        self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])["balance"], 70)
+        bad = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 1},
+                   {"Idempotency-Key": "x" * 300})
+        self.assertEqual(bad[0], 400)
+
+    def test_concurrent_repeats_of_one_key_create_one_transaction(self):
+        _, token = register(self.port)
+        key = {"Idempotency-Key": "burst-" + uuid.uuid4().hex}
+        results = []
+
+        def worker():
+            results.append(call(self.port, "POST", "/api/v1/wallet/deposit", token,
+                                {"amount": 9}, key))
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted(r[0] for r in results)
+        self.assertTrue(all(s in (201, 409) for s in statuses), statuses)
+        ids = {json_body(r[2])["id"] for r in results if r[0] == 201}
+        self.assertEqual(len(ids), 1)
+        self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])["balance"], 9)
+
+    def test_a_killed_wallet_is_restarted_by_its_shard_with_its_balance(self):
+        admin = login_admin(self.port)
+        user, token = register(self.port)
+        call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 4242})
+        status, _, data = call(self.port, "GET", "/api/v1/admin/actors/wallet/" + user, admin)
+        self.assertEqual(status, 200, data)
+        before = json_body(data)
+        self.assertEqual(before["state"]["balance"], 4242)
+        status, _, _ = call(self.port, "POST",
+                            "/api/v1/admin/actors/wallet/%s/kill" % user, admin)
+        self.assertEqual(status, 202)
+        wallet = json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])
+        self.assertEqual(wallet["balance"], 4242)
+        after = json_body(call(self.port, "GET", "/api/v1/admin/actors/wallet/" + user, admin)[2])
+        self.assertEqual(after["restarts"], before["restarts"] + 1)
+        self.assertIn("restarted", self.node.read_log().replace("restarting", "restarted"))
+
+    def test_idle_wallets_are_passivated_and_come_back_on_the_next_message(self):
+        admin = login_admin(self.port)
+        user, token = register(self.port)
+        call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 5})
+        self.assertEqual(call(self.port, "GET", "/api/v1/admin/actors/wallet/" + user, admin)[0], 200)
+        self.assertTrue(wait_for(lambda: call(
+            self.port, "GET", "/api/v1/admin/actors/wallet/" + user, admin)[0] == 404, 5, 0.1))
+        self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])["balance"], 5)
+
+    def test_admin_routes_are_for_admins_only(self):
+        user, token = register(self.port)
+        for method, path in [("GET", "/api/v1/admin/actors"), ("GET", "/api/v1/admin/journal"),
+                             ("POST", "/api/v1/admin/actors/wallet/%s/kill" % user)]:
+            self.assertEqual(call(self.port, method, path, token)[0], 403)
+        admin = login_admin(self.port)
+        journal = json_body(call(self.port, "GET", "/api/v1/admin/journal", admin)[2])
+        for field in ("pending", "in_flight", "last_batch_rows", "flush_latency_ms_p50",
+                      "flush_latency_ms_p99", "last_error"):
+            self.assertIn(field, journal)
+        self.assertEqual(call(self.port, "GET", "/api/v1/admin/actors/nothing/1", admin)[0], 404)
+
+
+class Load:
+    """Random transfers (and some withdrawals) between `users`, from threads,
+    recording every answer. Bounded in count and in time."""
+
+    def __init__(self, port, users, count, threads=16, deadline_s=120):
+        self.port, self.users = port, users
+        self.left = count
+        self.deadline = time.time() + deadline_s
+        self.lock = threading.Lock()
+        self.statuses = {}
+        self.acked = []          # transaction ids answered 201
+        self.withdrawn = 0
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+
+    def take(self):
+        with self.lock:
+            if self.left <= 0 or time.time() > self.deadline:
+                return False
+            self.left -= 1
+            return True
+
+    def run(self):
+        rnd = random.Random()
+        while self.take():
+            src, dst = rnd.sample(self.users, 2)
+            amount = rnd.randint(1, 500)
+            if rnd.random() < 0.05:
+                status, _, data = call(self.port, "POST", "/api/v1/wallet/withdraw", src[1],
+                                       {"amount": amount}, timeout=15)
+            else:
+                status, _, data = call(self.port, "POST", "/api/v1/wallet/transfer", src[1],
+                                       {"to_user_id": dst[0], "amount": amount}, timeout=15)
+            with self.lock:
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                if status == 201:
+                    tx = json_body(data)
+                    self.acked.append(tx["id"])
+                    if tx["type"] == "withdrawal":
+                        self.withdrawn += tx["amount"]
+            if status is None:
+                return  # the node is gone
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def join(self):
+        for t in self.threads:
+            t.join()
+        return self
+
+
+class MoneyUnderLoadTest(unittest.TestCase):
+    USERS = 8
+    START = 100_000
+
+    def start_node(self, url, **env):
+        node = Node(pg_url=url, env=dict(NODE_ENV, **env))
+        self.addCleanup(node.cleanup)
+        return node.start().wait_ready()
+
+    def fund(self, port):
+        users = [register(port) for _ in range(self.USERS)]
+        for _, token in users:
+            status, _, data = call(port, "POST", "/api/v1/wallet/deposit", token,
+                                   {"amount": self.START})
+            self.assertEqual(status, 201, data)
+        return users
+
+    def test_concurrent_transfers_conserve_money(self):
+        url = fresh_database()
+        node = self.start_node(url)
+        users = self.fund(node.port)
+        load = Load(node.port, users, 2000).start().join()
+        self.assertEqual(sum(load.statuses.values()), 2000)
+        self.assertEqual(set(load.statuses) - {201, 409}, set(), load.statuses)
+        total = check_ledger(self, url)
+        self.assertEqual(total, self.USERS * self.START - load.withdrawn)
+        balances = sum(json_body(call(node.port, "GET", "/api/v1/wallet", t)[2])["balance"]
+                       for _, t in users)
+        self.assertEqual(balances, total)
+        self.assertEqual(node.stop(), 0)
+
+    def test_kill_9_mid_load_loses_no_acknowledged_transfer(self):
+        url = fresh_database()
+        node = self.start_node(url)
+        users = self.fund(node.port)
+        load = Load(node.port, users, 100000, deadline_s=20).start()
+        self.assertTrue(wait_for(lambda: len(load.acked) >= 300, 30, 0.01))
+        node.stop(signal.SIGKILL)
+        load.join()
+        acked = list(load.acked)
+        pending = psql(url, "SELECT count(*) FROM transfers WHERE state IN ('reserved', 'credited')")
+        print("\n  kill -9 after %d acknowledged; %s transfers half done in PostgreSQL; answers %s"
+              % (len(acked), pending[0][0], load.statuses))
+        node.start().wait_ready()
+        # Recovery finishes every transfer the crash left pending.
+        self.assertTrue(wait_for(lambda: psql(url, "SELECT count(*) FROM transfers WHERE "
+                                                   "state IN ('reserved', 'credited')") == [["0"]],
+                                 30, 0.2), node.read_log()[-3000:])
+        known = {r[0] for r in psql(url, "SELECT id FROM ledger_entries")}
+        missing = [t for t in acked if t not in known]
+        self.assertEqual(missing, [], "acknowledged transactions missing after kill -9")
+        check_ledger(self, url)
+        self.assertEqual(node.stop(), 0)
+
+    def test_postgres_down_gives_503_then_catches_up(self):
+        pg = PgServer()
+        self.addCleanup(pg.cleanup)
+        pg.start()
+        # A small journal, so that the outage fills it: past the bound, durable
+        # writes are refused at once instead of waiting for the deadline.
+        node = self.start_node(pg.url, GIGMESH_JOURNAL_MAX_PENDING_ROWS="100",
+                               GIGMESH_REQUEST_TIMEOUT_MS="2000")
+        users = self.fund(node.port)
+        admin = login_admin(node.port)
+        load = Load(node.port, users, 100000, threads=32, deadline_s=25).start()
+        time.sleep(3)
+        pg.stop()
+        outage_start = time.time()
+        self.assertTrue(wait_for(lambda: load.statuses.get(503, 0) > 0, 15, 0.05),
+                        load.statuses)
+        time.sleep(max(0, 10 - (time.time() - outage_start)))
+        acked_during = len(load.acked)
+        pg.start()
+        load.join()
+        print("\n  answers with PostgreSQL stopped for 10 s: %s" % load.statuses)
+        self.assertEqual(set(load.statuses) - {201, 409, 503}, set(), load.statuses)
+        self.assertGreater(len(load.acked), acked_during, "no progress after PostgreSQL returned")
+        self.assertTrue(wait_for(lambda: json_body(call(
+            node.port, "GET", "/api/v1/admin/journal", admin)[2])["pending"] == 0, 20, 0.2))
+        self.assertTrue(wait_for(lambda: psql(pg.url, "SELECT count(*) FROM transfers WHERE "
+                                                      "state IN ('reserved', 'credited')") == [["0"]],
+                                 30, 0.2))
+        known = {r[0] for r in psql(pg.url, "SELECT id FROM ledger_entries")}
+        self.assertEqual([t for t in load.acked if t not in known], [])
+        check_ledger(self, pg.url)
+        self.assertNotIn("Internal Server Error", node.read_log())
+        self.assertEqual(node.stop(), 0)
+
+
+if __name__ == "__main__":
+    main()
