@@ -1,0 +1,76 @@
+// The journal's building blocks without a server: array literals, the
+// statement per table, and coalescing.
+#include <doctest/doctest.h>
+
+#include "persistence/journal.hpp"
+
+using namespace gm::journal;
+
+namespace {
+
+const table_spec& versioned() {
+  static const table_spec t{"things", {{"id", "uuid"}, {"n", "bigint"}, {"version", "bigint"},
+                                       {"created_at", "timestamptz"}},
+                            {0}, 2, write_mode::upsert_versioned};
+  return t;
+}
+
+const table_spec& appended() {
+  static const table_spec t{"events", {{"id", "uuid"}, {"what", "text"}}, {0}, 0,
+                            write_mode::insert_once};
+  return t;
+}
+
+row thing(const std::string& id, int64_t version) {
+  return {&versioned(), version,
+          {id, std::to_string(version * 10), std::to_string(version), std::string{"now"}}};
+}
+
+} // namespace
+
+TEST_CASE("array literals quote every element, escape quotes and backslashes, keep NULLs") {
+  std::optional<std::string> a{"plain"}, b{"say \"hi\" \\ bye"}, c{}, d{""};
+  CHECK(array_literal({&a, &b, &c, &d}) == R"({"plain","say \"hi\" \\ bye",NULL,""})");
+  CHECK(array_literal({}) == "{}");
+}
+
+TEST_CASE("a versioned table is written with an upsert that never goes back in version") {
+  auto sql = write_sql(versioned());
+  CHECK(sql == "INSERT INTO things (id, n, version, created_at) SELECT * FROM "
+               "unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[]) "
+               "ON CONFLICT (id) DO UPDATE SET n = excluded.n, version = excluded.version "
+               "WHERE things.version < excluded.version");
+}
+
+TEST_CASE("an append-only table is written with insert-or-nothing") {
+  CHECK(write_sql(appended()) == "INSERT INTO events (id, what) SELECT * FROM "
+                                 "unnest($1::uuid[], $2::text[]) ON CONFLICT (id) DO NOTHING");
+}
+
+TEST_CASE("a batch keeps the newest image of a row and ignores older ones") {
+  batch b;
+  b.add(thing("a", 1));
+  b.add(thing("a", 3));
+  b.add(thing("a", 2));  // arrives late: older than what the batch holds
+  b.add(thing("b", 1));
+  REQUIRE(b.size() == 2);
+  REQUIRE(b.groups().size() == 1);
+  CHECK(b.groups()[0].rows[0].version == 3);
+  CHECK(b.groups()[0].rows[1].values[0] == std::optional<std::string>{"b"});
+}
+
+TEST_CASE("a batch keeps tables in the order they first appeared, and appends once") {
+  batch b;
+  b.add({&appended(), 0, {std::string{"e1"}, std::string{"first"}}});
+  b.add(thing("a", 1));
+  b.add({&appended(), 0, {std::string{"e1"}, std::string{"again"}}});
+  REQUIRE(b.groups().size() == 2);
+  CHECK(b.groups()[0].table == &appended());
+  CHECK(b.groups()[0].rows.size() == 1);
+  CHECK(b.groups()[0].rows[0].values[1] == std::optional<std::string>{"first"});
+  batch other;
+  other.add(thing("a", 5));
+  b.merge(std::move(other));
+  CHECK(b.size() == 2);
+  CHECK(b.groups()[1].rows[0].version == 5);
+}

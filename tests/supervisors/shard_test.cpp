@@ -1,0 +1,183 @@
+// The entity shard with a small in-memory entity kind: activation on first
+// message, passivation (with messages held meanwhile), restarts and their
+// intensity. No database: the kind keeps a counter in memory.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <thread>
+
+#include <caf/all.hpp>
+
+#include "actors/entity_core.hpp"
+#include "supervisors/shard.hpp"
+
+using namespace std::chrono_literals;
+using namespace gm::actors;
+
+namespace {
+
+using get_atom = caf::atom_constant<caf::atom("t_get")>;
+using inc_atom = caf::atom_constant<caf::atom("t_inc")>;
+using crash_atom = caf::atom_constant<caf::atom("t_crash")>;
+using hold_atom = caf::atom_constant<caf::atom("t_hold")>;
+using release_atom = caf::atom_constant<caf::atom("t_release")>;
+
+struct counter_state {
+  entity_core core;
+  int64_t n = 0;
+};
+
+caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string id) {
+  self->state.core.id = std::move(id);
+  self->state.core.status = "active";
+  caf::message_handler own{
+    [self](get_atom) { return success(std::to_string(self->state.n), self->state.core.version); },
+    [self](inc_atom) {
+      ++self->state.n;
+      ++self->state.core.version;
+      return success(std::to_string(self->state.n), self->state.core.version);
+    },
+    [](crash_atom) -> entity_reply { throw std::runtime_error("crash on purpose"); },
+    // Outstanding work for a while: passivation must wait for it.
+    [self](hold_atom) {
+      ++self->state.core.busy;
+      self->delayed_send(self, 300ms, release_atom::value);
+      return success("held", 0);
+    },
+    [self](release_atom) {
+      --self->state.core.busy;
+      finish_if_idle(self, self->state.core);
+    },
+  };
+  return own.or_else(entity_handlers(self, [] { return std::string{"{}"}; }));
+}
+
+entity_kind counter_kind() {
+  entity_kind k;
+  k.type = "counter";
+  k.spawn = [](caf::local_actor* shard, const std::string& id) {
+    return shard->spawn(counter_impl, id);
+  };
+  return k;
+}
+
+struct fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  caf::actor shard;
+
+  explicit fixture(gm::shard::options opts) {
+    shard = gm::shard::spawn_shard(self.ptr(), counter_kind(), opts);
+  }
+  ~fixture() { self->send_exit(shard, caf::exit_reason::user_shutdown); }
+
+  /// Returns the reply of entity `id` to `msg`, or an error reply.
+  entity_reply ask(const std::string& id, caf::message msg) {
+    entity_reply out = fail(errc::unavailable, "no answer");
+    self->request(shard, 5s, fwd_atom::value, id, std::move(msg))
+      .receive([&](entity_reply& r) { out = std::move(r); },
+               [&](caf::error& e) { out = fail(errc::unavailable, caf::to_string(e)); });
+    return out;
+  }
+
+  int64_t live() {
+    int64_t n = -1;
+    self->request(shard, 5s, count_atom::value).receive([&](int64_t x) { n = x; },
+                                                         [](caf::error&) {});
+    return n;
+  }
+
+  entity_info inspect(const std::string& id) {
+    entity_info out;
+    self->request(shard, 5s, inspect_atom::value, id)
+      .receive([&](entity_info& i) { out = std::move(i); }, [](caf::error&) {});
+    return out;
+  }
+
+  template <class Pred>
+  bool eventually(Pred pred) {
+    for (int i = 0; i < 100; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+};
+
+gm::shard::options opts(std::chrono::milliseconds idle = 60s, int intensity = 3) {
+  gm::shard::options o;
+  o.node_id = "test";
+  o.idle_timeout = idle;
+  o.intensity = intensity;
+  o.period = 5s;
+  return o;
+}
+
+} // namespace
+
+TEST_CASE("the first message activates an entity; later messages reach the same one") {
+  fixture f{opts()};
+  CHECK(f.live() == 0);
+  f.ask("a", caf::make_message(inc_atom::value));
+  f.ask("a", caf::make_message(inc_atom::value));
+  f.ask("b", caf::make_message(inc_atom::value));
+  CHECK(f.ask("a", caf::make_message(get_atom::value)).body == "2");
+  CHECK(f.ask("b", caf::make_message(get_atom::value)).body == "1");
+  CHECK(f.live() == 2);
+  auto info = f.inspect("a");
+  CHECK(info.type == "counter");
+  CHECK(info.version == 2);
+  CHECK(info.status == "active");
+}
+
+TEST_CASE("an idle entity is passivated and the next message activates it again") {
+  fixture f{opts(100ms)};
+  f.ask("a", caf::make_message(inc_atom::value));
+  CHECK(f.live() == 1);
+  REQUIRE(f.eventually([&] { return f.live() == 0; }));
+  // A fresh activation: this kind keeps nothing, so it starts from zero.
+  CHECK(f.ask("a", caf::make_message(get_atom::value)).body == "0");
+}
+
+TEST_CASE("messages sent while an entity passivates are held, then answered by a new one") {
+  fixture f{opts()};
+  f.ask("a", caf::make_message(inc_atom::value));
+  f.ask("a", caf::make_message(hold_atom::value));  // busy for 300 ms
+  bool live = false;
+  f.self->request(f.shard, 5s, passivate_atom::value, std::string{"a"})
+    .receive([&](bool b) { live = b; }, [](caf::error&) {});
+  REQUIRE(live);
+  auto start = std::chrono::steady_clock::now();
+  auto r = f.ask("a", caf::make_message(get_atom::value));
+  CHECK(r.ok());
+  CHECK(r.body == "0");  // answered by the next activation, after the old one finished
+  CHECK(std::chrono::steady_clock::now() - start >= 200ms);
+}
+
+TEST_CASE("a crashed entity is restarted; past the intensity it is left passive") {
+  fixture f{opts(60s, 2)};
+  f.ask("a", caf::make_message(inc_atom::value));
+  CHECK_FALSE(f.ask("a", caf::make_message(crash_atom::value)).ok());
+  REQUIRE(f.eventually([&] { return f.inspect("a").restarts == 1; }));
+  CHECK(f.ask("a", caf::make_message(get_atom::value)).body == "0");  // restarted from nothing
+  f.ask("a", caf::make_message(crash_atom::value));
+  REQUIRE(f.eventually([&] { return f.inspect("a").restarts == 2; }));
+  f.ask("a", caf::make_message(crash_atom::value));  // the third within the period
+  REQUIRE(f.eventually([&] { return f.live() == 0; }));
+  CHECK(f.ask("a", caf::make_message(get_atom::value)).ok());  // activates on demand again
+}
+
+TEST_CASE("kill crashes a live entity on purpose and its shard restarts it") {
+  fixture f{opts()};
+  f.ask("a", caf::make_message(inc_atom::value));
+  bool live = false;
+  f.self->request(f.shard, 5s, kill_atom::value, std::string{"a"})
+    .receive([&](bool b) { live = b; }, [](caf::error&) {});
+  CHECK(live);
+  REQUIRE(f.eventually([&] { return f.inspect("a").restarts == 1; }));
+  bool unknown = true;
+  f.self->request(f.shard, 5s, kill_atom::value, std::string{"nobody"})
+    .receive([&](bool b) { unknown = b; }, [](caf::error&) {});
+  CHECK_FALSE(unknown);
+}
