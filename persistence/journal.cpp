@@ -90,6 +90,16 @@ std::string row_key(const row& r) {
 }
 
 void batch::add(row r) {
+  if (r.table->mode == write_mode::insert_once) {
+    // Nothing to coalesce: ON CONFLICT DO NOTHING keeps the first of any
+    // duplicates, within a statement too.
+    size_t g = 0;
+    while (g < groups_.size() && groups_[g].table != r.table) ++g;
+    if (g == groups_.size()) groups_.push_back({r.table, {}});
+    groups_[g].rows.push_back(std::move(r));
+    ++size_;
+    return;
+  }
   auto key = row_key(r);
   auto it = index_.find(key);
   if (it != index_.end()) {

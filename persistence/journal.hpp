@@ -140,8 +140,9 @@ std::string write_sql(const table_spec& t);
 std::string row_key(const row& r);
 
 /// Rows waiting to be written, coalesced: a later image of a row replaces
-/// an earlier one unless its version is older. Tables keep the order in which
-/// they first appeared (parents before children).
+/// an earlier one unless its version is older (append-only rows are kept
+/// as they come: the database drops duplicates). Tables keep the order in
+/// which they first appeared (parents before children).
 class batch {
 public:
   void add(row r);

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Durable transfers per second: POST /api/v1/wallet/transfer through REST
+# (JWT, rate limit, wallet entities, the saga, group commit: answered after
+# both legs committed) versus what a service-per-request stack does, one
+# PostgreSQL transaction per transfer (a PL/pgSQL function over libpq, no
+# HTTP at all), against the same PostgreSQL in the same run.
+#
+#   bench/transfers.sh [seconds per run (10)] [connections (64)] [users (16)]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+secs=${1:-10}
+conns=${2:-64}
+users=${3:-16}
+
+bench_setup
+secret=bench-secret-bench-secret-bench-secret-0
+bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER_PER_MIN=100000000 \
+  GIGMESH_JWT_SECRET=$secret GIGMESH_KDF_THREADS=2 GIGMESH_ENTITY_IDLE_TIMEOUT_MS=600000 \
+  ${BENCH_NODE_ENV:-}
+base=http://127.0.0.1:$BENCH_NODE_PORT
+
+ids=$bench_data/user_ids
+: >"$ids"
+tokens=()
+for ((i = 0; i < users; i++)); do
+  phone="+25472$(printf '%07d' $((RANDOM * RANDOM % 10000000)))"
+  body="{\"phone\":\"$phone\",\"full_name\":\"Bench $i\",\"password\":\"bench-password\",\"role\":\"client\"}"
+  out=$(curl -sf -H 'Content-Type: application/json' -d "$body" "$base/api/v1/auth/register")
+  token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$out")
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["id"])' <<<"$out" >>"$ids"
+  tokens+=("$token")
+  curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"amount":1000000000000}' "$base/api/v1/wallet/deposit"
+done
+
+lua=$bench_data/transfer.lua
+{
+  echo "local tokens = {"
+  printf '"%s",\n' "${tokens[@]}"
+  echo "}"
+  echo "local ids = {"
+  sed 's/.*/"&",/' "$ids"
+  echo "}"
+  cat <<'LUA'
+local n = #tokens
+request = function()
+  local i = math.random(n)
+  local j = math.random(n - 1)
+  if j >= i then j = j + 1 end
+  local body = '{"to_user_id":"' .. ids[j] .. '","amount":' .. math.random(100) .. '}'
+  return wrk.format("POST", "/api/v1/wallet/transfer",
+                    {["Authorization"] = "Bearer " .. tokens[i],
+                     ["Content-Type"] = "application/json"}, body)
+end
+LUA
+} >"$lua"
+
+wrk -t2 -c"$conns" -d2s -s "$lua" "$base/" >/dev/null  # warm-up: activates the wallets
+read -r r_rps r_p99 < <(bench_wrk -t2 -c"$conns" -d"${secs}s" -s "$lua" "$base/")
+statuses=$(grep -o 'gigmesh_http_requests_total{route="/api/v1/wallet/transfer",status="[0-9]*"} [0-9]*' \
+  <(curl -s "$base/metrics") | sed 's/.*status="\([0-9]*\)"} /\1:/' | tr '\n' ' ')
+journal=$(curl -s "$base/metrics" | awk '/^gigmesh_journal_batch_rows_(sum|count)/ {v[$1]=$2}
+  END {for (k in v) if (k ~ /count/) c=v[k]; else s=v[k]; if (c > 0) printf "%.0f rows/batch", s/c}')
+kill "${bench_pids[0]}" && wait "${bench_pids[0]}" 2>/dev/null || true
+bench_pids=()
+
+read -r b_rps b_p50 b_p99 b_failed < <("$GM_ROOT/build/release/bench/pg_transfer_baseline" \
+  "$BENCH_PG_URL" "$secs" "$conns" "$ids")
+
+echo
+echo "transfers bench: ${secs}s per line, $conns connections, $users wallets, one node"
+bench_header
+printf '%-52s %12s %10s\n' "writer" "transfers/s" "p99 ms"
+printf '%-52s %12.0f %10.2f\n' "REST POST /wallet/transfer (durable, saga)" "$r_rps" "$r_p99"
+printf '%-52s %12.0f %10.2f\n' "PL/pgSQL transfer per transaction (libpq, no HTTP)" "$b_rps" "$b_p99"
+awk -v r="$r_rps" -v b="$b_rps" 'BEGIN {printf "ratio REST / per-transaction: %.2f\n", r / b}'
+echo "REST answers by status: $statuses; journal: $journal; baseline p50 $b_p50 ms, failures $b_failed"
