@@ -15,6 +15,21 @@ void finish_if_idle(caf::event_based_actor* self, entity_core& core) {
   }
 }
 
+void on_passivate(caf::event_based_actor* self, entity_core& core) {
+  core.passivate_asked = true;
+  finish_if_idle(self, core);
+}
+
+entity_info describe(caf::event_based_actor* self, const entity_core& core, std::string state) {
+  entity_info i;
+  i.id = core.id;
+  i.status = core.status;
+  i.version = core.version;
+  i.mailbox = static_cast<int64_t>(self->mailbox().size());
+  i.state = std::move(state);
+  return i;
+}
+
 bool journal_accepting(const journal::gate& g) {
   return g.accepting();
 }

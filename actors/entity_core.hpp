@@ -60,25 +60,22 @@ void on_pool(caf::event_based_actor* self,
              std::function<std::function<void()>(pg::connection&)> job,
              std::function<void(const std::string&)> failed);
 
+/// Marks passivation as asked; quits now if nothing is outstanding.
+void on_passivate(caf::event_based_actor* self, entity_core& core);
+
+/// Returns what the shard's inspection shows of this entity.
+entity_info describe(caf::event_based_actor* self, const entity_core& core, std::string state);
+
 /// Returns the handlers every entity has in every state: passivation,
 /// inspection (`state_json` renders the entity's state), continuations.
+/// Long-lived behaviors list the same three cases inline instead (one
+/// handler object per actor is smaller than two joined with or_else).
 template <class Self>
-caf::message_handler entity_handlers(Self* self, std::function<std::string()> state_json) {
+caf::message_handler entity_handlers(Self* self, std::string (*state_json)(Self*)) {
   return {
-    [self](passivate_atom) {
-      auto& core = self->state.core;
-      core.passivate_asked = true;
-      finish_if_idle(self, core);
-    },
+    [self](passivate_atom) { on_passivate(self, self->state.core); },
     [self, state_json](inspect_atom) {
-      auto& core = self->state.core;
-      entity_info i;
-      i.id = core.id;
-      i.status = core.status;
-      i.version = core.version;
-      i.mailbox = static_cast<int64_t>(self->mailbox().size());
-      i.state = state_json();
-      return i;
+      return describe(self, self->state.core, state_json(self));
     },
     [](run_atom, const continuation& fn) { (*fn)(); },
   };

@@ -2,6 +2,7 @@
 // transfer saga, and recovery at start.
 #include "actors/wallet.hpp"
 
+#include <array>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -102,25 +103,41 @@ struct key_entry {
   int64_t version = 0;
 };
 
-struct state {
-  actors::entity_core core;  // core.id: the user id
-  std::string wallet_id;
-  int64_t balance = 0;
-  int64_t escrow = 0;
-  std::shared_ptr<const environment> env;
-  // Transfers this wallet is driving (empty when idle).
+// What only a busy wallet needs; allocated on first use and dropped when
+// empty, so that an idle wallet stays small.
+struct extras {
+  // Transfers this wallet is driving.
   std::unordered_map<std::string, saga> sagas;
   // Idempotency keys used during this activation.
   std::unordered_map<std::string, key_entry> keys;
   // Credits applied here whose rows have not committed yet.
   std::unordered_map<std::string, bool> credits_in_flight;
+};
+
+struct state {
+  actors::entity_core core;  // core.id: the user id
+  std::array<char, 36> wallet_uuid{};
+  int64_t balance = 0;
+  int64_t escrow = 0;
+  const environment* env = nullptr;  // the kind's, which outlives its wallets
+  std::unique_ptr<extras> x;
   static inline const char* name = "gm.wallet";
+
+  std::string wallet_id() const { return {wallet_uuid.data(), wallet_uuid.size()}; }
+  extras& more() {
+    if (!x) x = std::make_unique<extras>();
+    return *x;
+  }
+  /// Drops the extras once nothing is in them.
+  void trim() {
+    if (x && x->sagas.empty() && x->keys.empty() && x->credits_in_flight.empty()) x.reset();
+  }
 };
 
 using wallet_actor = caf::stateful_actor<state>;
 
 json wallet_json(const state& st) {
-  return {{"id", st.wallet_id},       {"balance", st.balance}, {"escrow_balance", st.escrow},
+  return {{"id", st.wallet_id()},       {"balance", st.balance}, {"escrow_balance", st.escrow},
           {"currency", st.env->currency}, {"version", st.core.version}};
 }
 
@@ -130,7 +147,7 @@ std::string dump(const json& j) {
 
 journal::row wallet_row(const state& st) {
   return {&wallets_table(), st.core.version,
-          {st.wallet_id, st.core.id, num(st.balance), num(st.escrow), st.env->currency,
+          {st.wallet_id(), st.core.id, num(st.balance), num(st.escrow), st.env->currency,
            num(st.core.version)}};
 }
 
@@ -148,7 +165,7 @@ struct entry {
 journal::row entry_row(const state& st, const entry& e) {
   int64_t delta = ledger::adds(e.type) ? e.amount : -e.amount;
   return {&ledger_table(), 0,
-          {e.id, e.transfer_id, st.wallet_id, st.wallet_id, e.type, num(e.amount), num(delta),
+          {e.id, e.transfer_id, st.wallet_id(), st.wallet_id(), e.type, num(e.amount), num(delta),
            num(st.balance), num(st.core.version), text(e.reference), text(e.counterparty),
            e.created_at}};
 }
@@ -180,7 +197,7 @@ json tx_json(const state& st, const entry& e) {
 }
 
 void publish_updated(wallet_actor* self, const std::string& data, int64_t version) {
-  topics::publish(self->system(), "wallet:" + self->state.wallet_id, "wallet.updated", version,
+  topics::publish(self->system(), "wallet:" + self->state.wallet_id(), "wallet.updated", version,
                   data);
 }
 
@@ -206,13 +223,16 @@ void answer_repeat(const key_entry& k, const std::string& hash, caf::response_pr
 }
 
 void release_key(wallet_actor* self, const std::string& key) {
-  if (!key.empty()) self->state.keys.erase(key);
+  if (!key.empty()) {
+    self->state.more().keys.erase(key);
+    self->state.trim();
+  }
 }
 
 void key_done(wallet_actor* self, const std::string& key, const std::string& body,
               int64_t version) {
   if (key.empty()) return;
-  auto& k = self->state.keys[key];
+  auto& k = self->state.more().keys[key];
   k.done = true;
   k.status = 201;
   k.body = body;
@@ -221,7 +241,7 @@ void key_done(wallet_actor* self, const std::string& key, const std::string& bod
 
 journal::row key_row(const state& st, const std::string& key, const std::string& body) {
   return {&idempotency_table(), 0,
-          {st.core.id, key, st.keys.at(key).hash, std::string{"201"}, body, now_rfc3339()}};
+          {st.core.id, key, st.x->keys.at(key).hash, std::string{"201"}, body, now_rfc3339()}};
 }
 
 /// Runs `proceed` unless the key answers the request itself: a repeat gets
@@ -235,12 +255,12 @@ void with_key(wallet_actor* self, const std::string& key, const std::string& has
     proceed();
     return;
   }
-  auto it = st.keys.find(key);
-  if (it != st.keys.end()) {
+  auto it = st.more().keys.find(key);
+  if (it != st.more().keys.end()) {
     answer_repeat(it->second, hash, rp);
     return;
   }
-  st.keys[key].hash = hash;  // in use while we look
+  st.more().keys[key].hash = hash;  // in use while we look
   ++st.core.busy;
   auto uid = st.core.id;
   auto finish = [self] {
@@ -256,10 +276,10 @@ void with_key(wallet_actor* self, const std::string& key, const std::string& has
       return [self, r, key, hash, rp, proceed, finish]() mutable {
         auto& st = self->state;
         if (!r.ok()) {
-          st.keys.erase(key);
+          st.more().keys.erase(key);
           rp.deliver(fail(errc::unavailable, "the database is unavailable, retry shortly"));
         } else if (!r.rows.empty()) {
-          auto& k = st.keys[key];
+          auto& k = st.more().keys[key];
           k.hash = r.value(0, 0);
           k.done = true;
           k.status = std::stoi(r.value(0, 1, "201"));
@@ -272,7 +292,7 @@ void with_key(wallet_actor* self, const std::string& key, const std::string& has
       };
     },
     [self, key, rp, finish](const std::string& why) mutable {
-      self->state.keys.erase(key);
+      self->state.more().keys.erase(key);
       rp.deliver(fail(errc::unavailable, why));
       finish();
     });
@@ -334,7 +354,8 @@ void send_credit(wallet_actor* self, const std::string& tid);
 
 void end_saga(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
-  if (st.sagas.erase(tid) > 0) {
+  if (st.more().sagas.erase(tid) > 0) {
+    st.trim();
     --st.core.busy;
     actors::finish_if_idle(self, st.core);
   }
@@ -344,7 +365,7 @@ void end_saga(wallet_actor* self, const std::string& tid) {
 /// transfer settled (buffered: if that row is lost, recovery settles again).
 void settle(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
-  auto& s = st.sagas.at(tid);
+  auto& s = st.more().sagas.at(tid);
   if (s.client) {
     s.client->deliver(success(s.reply_body, s.reply_version));
     s.client.reset();
@@ -359,7 +380,7 @@ void settle(wallet_actor* self, const std::string& tid) {
 /// back to the source under the same transfer id.
 void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
   auto& st = self->state;
-  auto& s = st.sagas.at(tid);
+  auto& s = st.more().sagas.at(tid);
   gm::log::get("wallet")->warn("transfer {} reversed: {}", tid, why.detail);
   st.balance += s.amount;  // it was debited from this balance: cannot overflow
   ++st.core.version;
@@ -377,7 +398,7 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
   auto event = dump(wallet_json(st));
   actors::persist(self, st.core, std::move(rows), true,
                   [self, tid, why, version, event](bool ok) mutable {
-                    auto& s = self->state.sagas.at(tid);
+                    auto& s = self->state.more().sagas.at(tid);
                     if (s.client) {
                       s.client->deliver(why);
                       s.client.reset();
@@ -393,15 +414,15 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
 
 void send_credit(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
-  auto& s = st.sagas.at(tid);
+  auto& s = st.more().sagas.at(tid);
   ++s.attempts;
   auto msg = caf::make_message(credit_atom::value, tid, st.core.id, s.amount, s.note,
                                s.created_at, s.attempts > 1);
   actors::ask(self, {type, s.to_user}, std::move(msg), st.env->credit_timeout,
               [self, tid](entity_reply& r) {
                 auto& st = self->state;
-                auto it = st.sagas.find(tid);
-                if (it == st.sagas.end()) return;
+                auto it = st.more().sagas.find(tid);
+                if (it == st.more().sagas.end()) return;
                 if (r.ok()) {
                   settle(self, tid);
                 } else if (r.error() == errc::not_found || r.error() == errc::invalid) {
@@ -453,7 +474,7 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   s.client = rp;
   s.reply_body = body;
   s.reply_version = st.core.version;
-  st.sagas.emplace(tid, std::move(s));
+  st.more().sagas.emplace(tid, std::move(s));
   ++st.core.busy;  // until the saga ends
   auto version = st.core.version;
   auto event = dump(wallet_json(st));
@@ -461,7 +482,7 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
                   [self, tid, key, body, version, event](bool ok) {
                     auto& st = self->state;
                     if (!ok) {
-                      auto& s = st.sagas.at(tid);
+                      auto& s = st.more().sagas.at(tid);
                       if (s.client) {
                         s.client->deliver(fail(errc::unavailable, "the change could not be stored"));
                       }
@@ -501,12 +522,13 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
   std::vector<journal::row> rows{
     wallet_row(st), entry_row(st, e),
     transfer_row(tid, from, st.core.id, amount, note, "credited", v_credited, created_at)};
-  st.credits_in_flight[tid] = false;
+  st.more().credits_in_flight[tid] = false;
   auto version = st.core.version;
   auto event = dump(wallet_json(st));
   actors::persist(self, st.core, std::move(rows), true,
                   [self, tid, rp, version, event](bool ok) mutable {
-                    self->state.credits_in_flight.erase(tid);
+                    self->state.more().credits_in_flight.erase(tid);
+                    self->state.trim();
                     if (!ok) {
                       rp.deliver(fail(errc::unavailable, "the credit could not be stored"));
                       journal_lost(self);
@@ -519,6 +541,10 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
 
 // ---- activation ------------------------------------------------------------
 
+std::string empty_state(wallet_actor*) {
+  return "{}";
+}
+
 caf::behavior active(wallet_actor* self);
 
 /// Answers every command with `code` and asks the shard to passivate us.
@@ -530,7 +556,7 @@ void give_up(wallet_actor* self, errc code, std::string detail, const char* stat
     [reply](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
       return reply;
     });
-  self->become(actors::entity_handlers(self, [] { return std::string{"{}"}; }));
+  self->become(actors::entity_handlers(self, &empty_state));
   auto shard = actors::shard_of(self->system(), type);
   if (shard) self->send(shard, actors::gone_atom::value, st.core.id);
 }
@@ -594,7 +620,7 @@ void on_loaded(wallet_actor* self, loaded& l) {
     give_up(self, errc::not_found, "no such wallet", "missing");
     return;
   }
-  st.wallet_id = l.wallet_id;
+  std::copy_n(l.wallet_id.begin(), std::min<size_t>(36, l.wallet_id.size()), st.wallet_uuid.begin());
   st.balance = l.balance;
   st.escrow = l.escrow;
   st.core.version = l.version;
@@ -612,7 +638,7 @@ void on_loaded(wallet_actor* self, loaded& l) {
     s.note = p.note;
     s.created_at = p.created_at;
     s.attempts = 1;  // the next credit may be a repeat
-    st.sagas.emplace(p.id, std::move(s));
+    st.more().sagas.emplace(p.id, std::move(s));
     ++st.core.busy;
     gm::log::get("wallet")->info("resuming transfer {} ({})", p.id, p.state);
     if (p.state == "credited") {
@@ -637,9 +663,10 @@ void load(wallet_actor* self) {
     return;
   }
   // Whatever an earlier activation handed to the journal commits first, so
-  // PostgreSQL holds everything acknowledged when we read it.
+  // PostgreSQL holds everything acknowledged when we read it. (await: there
+  // is nothing else to do until then; commands wait in the mailbox.)
   self->request(j, std::chrono::seconds{30}, journal::sync_atom::value)
-    .then(
+    .await(
       [self, uid, failed](journal::ok_atom) {
         actors::on_pool(
           self,
@@ -656,13 +683,13 @@ std::string state_json(wallet_actor* self) {
   auto& st = self->state;
   auto j = wallet_json(st);
   j["user_id"] = st.core.id;
-  j["transfers_in_progress"] = st.sagas.size();
-  j["idempotency_keys"] = st.keys.size();
+  j["transfers_in_progress"] = st.x ? st.x->sagas.size() : 0;
+  j["idempotency_keys"] = st.x ? st.x->keys.size() : 0;
   return dump(j);
 }
 
 caf::behavior active(wallet_actor* self) {
-  caf::message_handler wallet_handlers{
+  return {
     [self](get_atom) {
       auto& st = self->state;
       return success(dump(wallet_json(st)), st.core.version);
@@ -711,7 +738,7 @@ caf::behavior active(wallet_actor* self) {
            std::string& created_at, bool maybe_repeat) {
       auto rp = self->make_response_promise();
       auto& st = self->state;
-      if (st.credits_in_flight.count(tid) > 0) {
+      if (st.x && st.x->credits_in_flight.count(tid) > 0) {
         rp.deliver(fail(errc::unavailable, "this credit is being stored"));
         return;
       }
@@ -751,28 +778,33 @@ caf::behavior active(wallet_actor* self) {
     },
     [self](resume_atom) {
       auto& st = self->state;
-      return success(std::to_string(st.sagas.size()), st.core.version);
+      return success(std::to_string(st.x ? st.x->sagas.size() : 0), st.core.version);
     },
+    [self](actors::passivate_atom) { actors::on_passivate(self, self->state.core); },
+    [self](actors::inspect_atom) {
+      return actors::describe(self, self->state.core, state_json(self));
+    },
+    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
     [self](retry_atom, const std::string& tid) {
-      if (self->state.sagas.count(tid) > 0) send_credit(self, tid);
+      auto& st = self->state;
+      if (st.x && st.x->sagas.count(tid) > 0) send_credit(self, tid);
     },
   };
-  return wallet_handlers.or_else(actors::entity_handlers(self, [self] { return state_json(self); }));
 }
 
 caf::behavior wallet_impl(wallet_actor* self, std::string user_id,
-                          std::shared_ptr<const environment> env) {
+                          const environment* env) {
   auto& st = self->state;
   st.core.id = std::move(user_id);
-  st.env = std::move(env);
+  st.env = env;
   if (!is_uuid(st.core.id)) {
     give_up(self, errc::not_found, "no such wallet", "missing");
-    return actors::entity_handlers(self, [] { return std::string{"{}"}; });
+    return actors::entity_handlers(self, &empty_state);
   }
   // Until the state is loaded, commands wait in the mailbox.
   self->set_default_handler(caf::skip);
   load(self);
-  return actors::entity_handlers(self, [] { return std::string{"{}"}; });
+  return actors::entity_handlers(self, &empty_state);
 }
 
 // ---- recovery at start ---------------------------------------------------
@@ -836,7 +868,7 @@ actors::entity_kind kind(std::shared_ptr<const environment> env) {
   actors::entity_kind k;
   k.type = type;
   k.spawn = [env](caf::local_actor* shard, const std::string& id) {
-    return shard->spawn(wallet_impl, id, env);
+    return shard->spawn(wallet_impl, id, env.get());
   };
   k.on_start = [](caf::local_actor* shard) { shard->spawn<caf::linked>(recovery_impl); };
   return k;

@@ -29,6 +29,9 @@ DECLARE
   src wallets%ROWTYPE;
   dst wallets%ROWTYPE;
 BEGIN
+  -- Lock both wallets in one order, so concurrent transfers wait instead of
+  -- deadlocking (what a careful service-per-request implementation does).
+  PERFORM 1 FROM wallets WHERE user_id IN (p_from, p_to) ORDER BY user_id FOR UPDATE;
   UPDATE wallets SET balance = balance - p_amount, version = version + 1
     WHERE user_id = p_from AND balance >= p_amount RETURNING * INTO src;
   IF NOT FOUND THEN RAISE EXCEPTION 'insufficient funds'; END IF;

@@ -5,13 +5,13 @@
 # PostgreSQL transaction per transfer (a PL/pgSQL function over libpq, no
 # HTTP at all), against the same PostgreSQL in the same run.
 #
-#   bench/transfers.sh [seconds per run (10)] [connections (64)] [users (16)]
+#   bench/transfers.sh [seconds per run (10)] [connections (64)] [users (1000)]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 secs=${1:-10}
 conns=${2:-64}
-users=${3:-16}
+users=${3:-1000}
 
 bench_setup
 secret=bench-secret-bench-secret-bench-secret-0
@@ -20,19 +20,29 @@ bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER
   ${BENCH_NODE_ENV:-}
 base=http://127.0.0.1:$BENCH_NODE_PORT
 
+# Users and funded wallets straight in SQL (registering thousands through
+# the KDF would take minutes); access tokens minted with the node's secret.
 ids=$bench_data/user_ids
-: >"$ids"
-tokens=()
-for ((i = 0; i < users; i++)); do
-  phone="+25472$(printf '%07d' $((RANDOM * RANDOM % 10000000)))"
-  body="{\"phone\":\"$phone\",\"full_name\":\"Bench $i\",\"password\":\"bench-password\",\"role\":\"client\"}"
-  out=$(curl -sf -H 'Content-Type: application/json' -d "$body" "$base/api/v1/auth/register")
-  token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$out")
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["id"])' <<<"$out" >>"$ids"
-  tokens+=("$token")
-  curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d '{"amount":1000000000000}' "$base/api/v1/wallet/deposit"
-done
+psql "$BENCH_PG_URL" -Atqc "
+  WITH u AS (
+    INSERT INTO users (id, phone, full_name, password_hash, role)
+    SELECT gen_random_uuid(), '+2547' || lpad(g::text, 8, '0'), 'Bench ' || g, 'x', 'client'
+    FROM generate_series(1, $users) g RETURNING id)
+  INSERT INTO wallets (id, user_id, balance) SELECT gen_random_uuid(), id, 1000000000000 FROM u
+  RETURNING user_id" >"$ids"
+mapfile -t tokens < <(python3 - "$secret" "$ids" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+secret, path = sys.argv[1].encode(), sys.argv[2]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+now = int(time.time())
+for uid in open(path).read().split():
+    body = b64(json.dumps({"sub": uid, "role": "client", "iat": now, "exp": now + 3600,
+                           "jti": uid[:8]}).encode())
+    sig = hmac.new(secret, (head + "." + body).encode(), hashlib.sha256).digest()
+    print(head + "." + body + "." + b64(sig))
+PY
+)
 
 lua=$bench_data/transfer.lua
 {

@@ -72,10 +72,12 @@ void list_actors(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
       if (--*left == 0) respond(json_response(200, doc->dump()));
       continue;
     }
+    // The count is of every live entity; the items are the first 200.
+    self->request(shard, ctx->request_timeout, actors::count_atom::value)
+      .then([doc, t](int64_t n) { (*doc)["counts_by_type"][t] = n; }, [](caf::error&) {});
     self->request(shard, ctx->request_timeout, actors::list_atom::value, int64_t{200})
       .then(
-        [doc, left, respond, t](std::vector<actors::entity_info>& items) {
-          (*doc)["counts_by_type"][t] = items.size();
+        [doc, left, respond](std::vector<actors::entity_info>& items) {
           for (auto& i : items) (*doc)["items"].push_back(info_json(i, false));
           if (--*left == 0) respond(json_response(200, doc->dump()));
         },

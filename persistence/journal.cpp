@@ -1,4 +1,4 @@
-// Implements the write-behind journal: a detached actor that owns the rows
+// Implements the write-behind journal: an actor that owns the rows
 // waiting to be written, and one writer thread (a pool of one connection)
 // that commits one batch at a time, in order.
 //
@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <thread>
 
 #include <caf/all.hpp>
 
@@ -201,7 +202,10 @@ struct state {
   static inline const char* name = "gm.journal";
 
   ~state() {
-    if (writer) writer->stop();  // detached actor: joining here is fine
+    // Not on this (CAF worker) thread: stop() joins the writer thread, which
+    // may still be finishing a batch if the journal died abnormally. After a
+    // graceful stop the writer is idle and this returns at once.
+    if (writer) std::thread([w = std::move(writer)] { w->stop(); }).detach();
   }
 };
 
@@ -397,7 +401,10 @@ caf::actor find(caf::actor_system& sys) {
 }
 
 caf::actor spawn_journal(caf::local_actor* parent, options opts, std::shared_ptr<gate> g) {
-  return parent->spawn<caf::detached>(journal_impl, std::move(opts), std::move(g));
+  // A scheduled actor, not a detached one: it never blocks (the writer
+  // thread does the database work), and every write would otherwise cost a
+  // thread wake-up.
+  return parent->spawn(journal_impl, std::move(opts), std::move(g));
 }
 
 } // namespace gm::journal

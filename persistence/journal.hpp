@@ -124,7 +124,7 @@ caf::atom_value registry_name();
 /// Returns the running journal, or an invalid handle while it restarts.
 caf::actor find(caf::actor_system& sys);
 
-/// Spawns the journal (detached: it owns its writer thread).
+/// Spawns the journal (its database work runs on its own writer thread).
 caf::actor spawn_journal(caf::local_actor* parent, options opts, std::shared_ptr<gate> g);
 
 // Building blocks, exposed for unit tests.

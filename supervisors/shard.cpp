@@ -36,11 +36,15 @@ struct held {
 
 struct slot {
   caf::actor handle;
-  bool passivating = false;
   int64_t last_used_ms = 0;
-  int64_t restarts = 0;
-  std::vector<held> held_msgs;
+  int32_t restarts = 0;
+  bool passivating = false;
+  // Messages held while passivating; allocated only then (a slot per live
+  // entity, so it stays small).
+  std::unique_ptr<std::vector<held>> held_msgs;
   std::vector<int64_t> crash_times;
+
+  bool holding() const { return held_msgs && !held_msgs->empty(); }
 };
 
 struct state {
@@ -104,7 +108,7 @@ void on_down(shard_actor* self, caf::down_msg& dm) {
   s.handle = nullptr;
   bool normal = !dm.reason || dm.reason == caf::exit_reason::normal ||
                 dm.reason == caf::exit_reason::user_shutdown;
-  if (normal && s.passivating && s.held_msgs.empty()) {
+  if (normal && s.passivating && !s.holding()) {
     st.slots.erase(it);
     st.live->set(static_cast<int64_t>(st.slots.size()));
     return;
@@ -118,7 +122,7 @@ void on_down(shard_actor* self, caf::down_msg& dm) {
                 times.end());
     ++s.restarts;
     st.restarts->inc();
-    if (static_cast<int>(times.size()) > st.opts.intensity && s.held_msgs.empty()) {
+    if (static_cast<int>(times.size()) > st.opts.intensity && !s.holding()) {
       log->error("{} {} crashed {} times within {} ms ({}): left passive until its next message",
                  st.kind.type, key, times.size(), st.opts.period.count(),
                  caf::to_string(dm.reason));
@@ -130,9 +134,10 @@ void on_down(shard_actor* self, caf::down_msg& dm) {
   }
   // Restart after a crash, or activate again for messages held meanwhile.
   activate(self, key, s);
-  auto held_msgs = std::move(s.held_msgs);
-  s.held_msgs.clear();
-  for (auto& h : held_msgs) h.rp.delegate(s.handle, std::move(h.msg));
+  if (s.held_msgs) {
+    auto held_msgs = std::move(s.held_msgs);
+    for (auto& h : *held_msgs) h.rp.delegate(s.handle, std::move(h.msg));
+  }
 }
 
 caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
@@ -157,7 +162,8 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
       s.last_used_ms = now_ms();
       auto rp = self->make_response_promise();
       if (s.passivating) {
-        s.held_msgs.push_back({std::move(msg), rp});
+        if (!s.held_msgs) s.held_msgs = std::make_unique<std::vector<held>>();
+        s.held_msgs->push_back({std::move(msg), rp});
         return;
       }
       rp.delegate(s.handle, std::move(msg));

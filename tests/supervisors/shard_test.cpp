@@ -27,6 +27,10 @@ struct counter_state {
   int64_t n = 0;
 };
 
+std::string no_state(caf::stateful_actor<counter_state>*) {
+  return "{}";
+}
+
 caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string id) {
   self->state.core.id = std::move(id);
   self->state.core.status = "active";
@@ -49,7 +53,7 @@ caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string
       finish_if_idle(self, self->state.core);
     },
   };
-  return own.or_else(entity_handlers(self, [] { return std::string{"{}"}; }));
+  return own.or_else(entity_handlers(self, &no_state));
 }
 
 entity_kind counter_kind() {
