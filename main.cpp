@@ -15,6 +15,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
+#include "actors/user.hpp"
 #include "actors/wallet.hpp"
 #include "gateway/service.hpp"
 #include "gateway/topic_hub.hpp"
@@ -73,12 +74,18 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   wallets.start = [wallet_env, shard_opts](caf::local_actor* sup) {
     return gm::shard::spawn_shard(sup, gm::wallet::kind(wallet_env), shard_opts);
   };
+  gm::sup::child_spec users;
+  users.name = "shard:user";
+  users.shutdown_timeout = stop_within;
+  users.start = [gate, shard_opts](caf::local_actor* sup) {
+    return gm::shard::spawn_shard(sup, gm::user::kind(gate), shard_opts);
+  };
   gm::sup::options shards_opts;
   shards_opts.name = "shards";
   shards_opts.strat = gm::sup::strategy::one_for_one;
   shards_opts.intensity = cfg.supervisor_intensity;
   shards_opts.period = milliseconds{cfg.supervisor_period_ms};
-  auto shards = gm::sup::supervisor_child(shards_opts, {wallets});
+  auto shards = gm::sup::supervisor_child(shards_opts, {users, wallets});
   shards.shutdown_timeout = stop_within;
 
   gm::sup::child_spec gateway;

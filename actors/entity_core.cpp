@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/router.hpp"
 #include "persistence/pg.hpp"
 #include "persistence/service.hpp"
 
@@ -13,6 +14,27 @@ void finish_if_idle(caf::event_based_actor* self, entity_core& core) {
     core.status = "passivating";
     self->quit();
   }
+}
+
+void load_after_sync(caf::event_based_actor* self,
+                     std::function<std::function<void()>(pg::connection&)> job,
+                     std::function<void(const std::string&)> failed) {
+  auto j = journal::find(self->system());
+  if (!j) {
+    failed("the journal is restarting");
+    return;
+  }
+  // await: there is nothing else to do until then; commands wait in the
+  // mailbox.
+  self->request(j, std::chrono::seconds{30}, journal::sync_atom::value)
+    .await([self, job, failed](journal::ok_atom) { on_pool(self, job, failed); },
+           [failed](caf::error&) { failed("the journal did not answer"); });
+}
+
+void ask_to_passivate(caf::event_based_actor* self, const std::string& type,
+                      const std::string& id) {
+  auto shard = shard_of(self->system(), type);
+  if (shard) self->send(shard, gone_atom::value, id);
 }
 
 void on_passivate(caf::event_based_actor* self, entity_core& core) {

@@ -15,6 +15,8 @@
 #include <caf/atom.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/message_handler.hpp>
+#include <caf/make_message.hpp>
+#include <caf/scheduled_actor.hpp>
 
 #include "actors/entity.hpp"
 #include "persistence/journal.hpp"
@@ -60,6 +62,20 @@ void on_pool(caf::event_based_actor* self,
              std::function<std::function<void()>(pg::connection&)> job,
              std::function<void(const std::string&)> failed);
 
+/// Activation: waits until the journal has committed every row handed to it
+/// (so PostgreSQL holds everything an earlier activation acknowledged), then
+/// runs `job` on a pool thread and the continuation it returns inside
+/// `self`. `failed(reason)` runs inside `self` if either step fails. Until
+/// then the entity should skip commands (`set_default_handler(caf::skip)`).
+void load_after_sync(caf::event_based_actor* self,
+                     std::function<std::function<void()>(pg::connection&)> job,
+                     std::function<void(const std::string&)> failed);
+
+/// Asks the shard of `type` to passivate this entity: used when activation
+/// found no row (or failed), after the default handler answers what waits.
+void ask_to_passivate(caf::event_based_actor* self, const std::string& type,
+                      const std::string& id);
+
 /// Marks passivation as asked; quits now if nothing is outstanding.
 void on_passivate(caf::event_based_actor* self, entity_core& core);
 
@@ -79,6 +95,22 @@ caf::message_handler entity_handlers(Self* self, std::string (*state_json)(Self*
     },
     [](run_atom, const continuation& fn) { (*fn)(); },
   };
+}
+
+/// Makes the entity answer every command with `code` and `detail` from now
+/// on (it has no row, or could not load it), and asks its shard to
+/// passivate it; `status` is what the console shows meanwhile.
+template <class Self>
+void give_up(Self* self, const std::string& type, errc code, std::string detail,
+             const char* status, std::string (*state_json)(Self*)) {
+  self->state.core.status = status;
+  auto reply = caf::make_message(fail(code, std::move(detail)));
+  self->set_default_handler(
+    [reply](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+      return reply;
+    });
+  self->become(entity_handlers(self, state_json));
+  ask_to_passivate(self, type, self->state.core.id);
 }
 
 } // namespace gm::actors

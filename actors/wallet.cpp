@@ -547,18 +547,8 @@ std::string empty_state(wallet_actor*) {
 
 caf::behavior active(wallet_actor* self);
 
-/// Answers every command with `code` and asks the shard to passivate us.
 void give_up(wallet_actor* self, errc code, std::string detail, const char* status) {
-  auto& st = self->state;
-  st.core.status = status;
-  auto reply = caf::make_message(fail(code, std::move(detail)));
-  self->set_default_handler(
-    [reply](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
-      return reply;
-    });
-  self->become(actors::entity_handlers(self, &empty_state));
-  auto shard = actors::shard_of(self->system(), type);
-  if (shard) self->send(shard, actors::gone_atom::value, st.core.id);
+  actors::give_up(self, type, code, std::move(detail), status, &empty_state);
 }
 
 struct loaded {
@@ -650,33 +640,18 @@ void on_loaded(wallet_actor* self, loaded& l) {
 }
 
 void load(wallet_actor* self) {
-  auto& st = self->state;
-  auto uid = st.core.id;
-  auto failed = [self](const std::string& why) {
-    loaded l;
-    l.error = why;
-    on_loaded(self, l);
-  };
-  auto j = journal::find(self->system());
-  if (!j) {
-    failed("the journal is restarting");
-    return;
-  }
-  // Whatever an earlier activation handed to the journal commits first, so
-  // PostgreSQL holds everything acknowledged when we read it. (await: there
-  // is nothing else to do until then; commands wait in the mailbox.)
-  self->request(j, std::chrono::seconds{30}, journal::sync_atom::value)
-    .await(
-      [self, uid, failed](journal::ok_atom) {
-        actors::on_pool(
-          self,
-          [self, uid](pg::connection& c) -> std::function<void()> {
-            auto l = load_rows(c, uid);
-            return [self, l]() mutable { on_loaded(self, l); };
-          },
-          failed);
-      },
-      [failed](caf::error&) { failed("the journal did not answer"); });
+  auto uid = self->state.core.id;
+  actors::load_after_sync(
+    self,
+    [self, uid](pg::connection& c) -> std::function<void()> {
+      auto l = load_rows(c, uid);
+      return [self, l]() mutable { on_loaded(self, l); };
+    },
+    [self](const std::string& why) {
+      loaded l;
+      l.error = why;
+      on_loaded(self, l);
+    });
 }
 
 std::string state_json(wallet_actor* self) {

@@ -5,6 +5,8 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/router.hpp"
+#include "actors/user.hpp"
 #include "common/log.hpp"
 #include "gateway/accounts.hpp"
 #include "gateway/api_context.hpp"
@@ -48,18 +50,6 @@ void submit_or_503(const std::shared_ptr<pg::pool>& pool, const respond_fn& resp
                    pg::pool::job job) {
   if (!pool->submit(std::move(job))) {
     respond(unavailable("the database queue is full"));
-  }
-}
-
-/// Answers with `view` of the user in `r`, 404, or 503.
-void respond_user(const accounts::user_result& r, json (*view)(const accounts::user&),
-                  const respond_fn& respond) {
-  if (r.code == accounts::errc::ok) {
-    respond(json_ok(200, view(r.value)));
-  } else if (r.code == accounts::errc::not_found) {
-    respond(problem(404, "not-found", "Not Found", "no such user"));
-  } else {
-    respond(db_failure(r.error));
   }
 }
 
@@ -207,27 +197,25 @@ void logout(caf::event_based_actor* self, api_context_ptr ctx, request& rq, resp
   });
 }
 
-/// Loads the user `id` and answers with `view` of it, or 404.
+/// Answers with the profile of user `id` (held by its entity), or 404.
 void answer_user(caf::event_based_actor* self, api_context_ptr ctx, const std::string& id,
-                 json (*view)(const accounts::user&), respond_fn respond) {
-  with_pool(self, *ctx, respond, [id, view, respond](std::shared_ptr<pg::pool> pool) {
-    submit_or_503(pool, respond, [id, view, respond](pg::connection& conn) {
-      respond_user(accounts::find_by_id(conn, id), view, respond);
-    });
-  });
+                 bool private_view, respond_fn respond) {
+  actors::ask(self, {user::type, id}, caf::make_message(user::get_atom::value, private_view),
+              ctx->request_timeout,
+              [respond](actors::entity_reply& r) { respond(entity_response(r, 200)); });
 }
 
 void update_me(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
                respond_fn respond) {
   const auto& b = *rq.json;
-  accounts::profile_update u{opt_string(b, "full_name"), opt_string(b, "bio"),
-                             opt_string(b, "location")};
-  auto id = rq.user_id;
-  with_pool(self, *ctx, respond, [id, u, respond](std::shared_ptr<pg::pool> pool) {
-    submit_or_503(pool, respond, [id, u, respond](pg::connection& conn) {
-      respond_user(accounts::update_profile(conn, id, u), accounts::to_private_json, respond);
-    });
-  });
+  auto name = opt_string(b, "full_name");
+  auto bio = opt_string(b, "bio");
+  auto location = opt_string(b, "location");
+  auto cmd = caf::make_message(user::update_atom::value, name.value_or(""), bio.value_or(""),
+                               location.value_or(""), name.has_value(), bio.has_value(),
+                               location.has_value());
+  actors::ask(self, {user::type, rq.user_id}, std::move(cmd), ctx->request_timeout,
+              [respond](actors::entity_reply& r) { respond(entity_response(r, 200)); });
 }
 
 } // namespace
@@ -300,8 +288,7 @@ void add_account_routes(route_table& table, api_context_ptr ctx) {
   table.add(api_route("GET", "/api/v1/users/me", "The caller's own profile", "users",
                       {{200, "user"}}, {true, {}, nullptr},
                       [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
-                        answer_user(self, ctx, rq.user_id, accounts::to_private_json,
-                                    std::move(respond));
+                        answer_user(self, ctx, rq.user_id, true, std::move(respond));
                       }));
   table.add(api_route("PUT", "/api/v1/users/me", "Update the caller's profile", "users",
                       {{200, "user"}},
@@ -312,7 +299,7 @@ void add_account_routes(route_table& table, api_context_ptr ctx) {
   table.add(api_route("GET", "/api/v1/users/{id}", "A user's public profile", "users",
                       {{200, "public profile"}, {404, "no such user"}}, {true, {}, nullptr},
                       [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
-                        answer_user(self, ctx, rq.path_params.at("id"), accounts::to_public_json,
+                        answer_user(self, ctx, rq.path_params.at("id"), false,
                                     std::move(respond));
                       }));
 }

@@ -104,10 +104,6 @@ nlohmann::json to_private_json(const user& u) {
           {"created_at", u.created_at}};
 }
 
-nlohmann::json to_public_json(const user& u) {
-  return {{"id", u.id}, {"full_name", u.full_name}, {"role", u.role}, {"bio", u.bio}};
-}
-
 user_result create_user(pg::connection& c, const new_user& nu) {
   user_result out;
   auto id = crypto::uuid_v4();
@@ -155,17 +151,6 @@ user_result find_for_login(pg::connection& c, const std::string& login) {
 
 user_result find_by_id(pg::connection& c, const std::string& id) {
   auto r = one_user(c.exec(select_user("id = $1::uuid"), {id}));
-  r.value.password_hash.clear();
-  return r;
-}
-
-user_result update_profile(pg::connection& c, const std::string& id, const profile_update& u) {
-  // COALESCE keeps what the request does not mention.
-  auto r = one_user(c.exec(
-    std::string{"UPDATE users SET full_name = COALESCE($2, full_name), bio = COALESCE($3, bio),"
-                " location = COALESCE($4, location), version = version + 1, updated_at = now()"
-                " WHERE id = $1::uuid RETURNING "} + user_columns,
-    {id, u.full_name, u.bio, u.location}));
   r.value.password_hash.clear();
   return r;
 }

@@ -40,9 +40,6 @@ struct user {
 /// Returns the private view of `u` (the owner's: phone and email included).
 nlohmann::json to_private_json(const user& u);
 
-/// Returns the public profile of `u`: never phone or email.
-nlohmann::json to_public_json(const user& u);
-
 struct new_user {
   std::string phone;
   std::optional<std::string> email;
@@ -65,14 +62,6 @@ user_result create_user(pg::connection& c, const new_user& u);
 user_result find_for_login(pg::connection& c, const std::string& login);
 
 user_result find_by_id(pg::connection& c, const std::string& id);
-
-struct profile_update {
-  std::optional<std::string> full_name;
-  std::optional<std::string> bio;
-  std::optional<std::string> location;
-};
-
-user_result update_profile(pg::connection& c, const std::string& id, const profile_update& u);
 
 struct token_result {
   errc code = errc::ok;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/router.hpp"
+#include "actors/user.hpp"
 #include "actors/wallet.hpp"
 #include "gateway/api_context.hpp"
 #include "gateway/routes.hpp"
@@ -17,7 +18,7 @@ using nlohmann::json;
 
 /// The entity kinds this node runs a shard for.
 const std::vector<std::string>& entity_types() {
-  static const std::vector<std::string> types{wallet::type};
+  static const std::vector<std::string> types{user::type, wallet::type};
   return types;
 }
 

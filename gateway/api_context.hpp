@@ -18,6 +18,10 @@ class pool;
 class connection;
 }
 
+namespace gm::actors {
+struct entity_reply;
+}
+
 namespace gm::gateway {
 
 class blocking_pool;
@@ -44,6 +48,11 @@ using api_context_ptr = std::shared_ptr<const api_context>;
 
 /// Returns a 503 problem with Retry-After, for "try again shortly".
 response unavailable(const std::string& detail);
+
+/// Returns the HTTP answer for an entity's reply: `ok_status` (or the
+/// status of a replayed idempotent answer) with its body, or the problem
+/// document its error code maps to.
+response entity_response(const actors::entity_reply& r, int ok_status);
 
 /// Asks the persistence service for its pool and runs `next` with it on this
 /// actor; answers 503 if persistence does not answer in time.

@@ -47,6 +47,22 @@ std::string array_literal(const std::vector<const std::optional<std::string>*>& 
 }
 
 std::string write_sql(const table_spec& t) {
+  if (t.mode == write_mode::update_versioned) {
+    std::string cols, arrays, sets, match;
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      auto& c = t.columns[i];
+      cols += (i > 0 ? ", " : "") + c.name;
+      arrays += (i > 0 ? ", " : "") + ("$" + std::to_string(i + 1) + "::" + c.type + "[]");
+      if (std::find(t.key.begin(), t.key.end(), i) != t.key.end()) {
+        match += " AND " + t.name + "." + c.name + " = u." + c.name;
+      } else {
+        sets += (sets.empty() ? "" : ", ") + c.name + " = u." + c.name;
+      }
+    }
+    auto& v = t.columns[t.version_column].name;
+    return "UPDATE " + t.name + " SET " + sets + " FROM unnest(" + arrays + ") AS u(" + cols +
+           ") WHERE " + t.name + "." + v + " < u." + v + match;
+  }
   std::string cols;
   std::string arrays;
   for (size_t i = 0; i < t.columns.size(); ++i) {
@@ -105,7 +121,7 @@ void batch::add(row r) {
   auto it = index_.find(key);
   if (it != index_.end()) {
     auto& existing = groups_[it->second.first].rows[it->second.second];
-    if (r.table->mode == write_mode::upsert_versioned && r.version >= existing.version) {
+    if (r.version >= existing.version) {
       existing = std::move(r);
     }
     return;

@@ -29,6 +29,10 @@ enum class write_mode : uint8_t {
   upsert_versioned,
   /// INSERT … ON CONFLICT DO NOTHING: append-only rows (ledger entries).
   insert_once,
+  /// UPDATE … WHERE key matches AND table.version < new.version: a partial
+  /// image of a row that exists (e.g. a profile change without the columns
+  /// only registration writes).
+  update_versioned,
 };
 
 struct column {

@@ -11,7 +11,9 @@ CREATE TABLE ledger_entries (
   id             uuid        PRIMARY KEY,
   transfer_id    uuid        NOT NULL,
   account        text        NOT NULL,  -- a wallet id, or 'external:sandbox'
-  wallet_id      uuid        REFERENCES wallets (id),  -- NULL for system accounts
+  -- No foreign key: entries come from the wallet entity that owns the row,
+  -- through the journal; a per-row RI check would cost more than the insert.
+  wallet_id      uuid,                  -- NULL for system accounts
   type           text        NOT NULL CHECK (type IN (
                    'deposit', 'withdrawal', 'transfer_in', 'transfer_out',
                    'escrow_lock', 'escrow_release', 'escrow_refund',
@@ -25,7 +27,6 @@ CREATE TABLE ledger_entries (
   created_at     timestamptz NOT NULL
 );
 CREATE INDEX ledger_entries_wallet ON ledger_entries (wallet_id, wallet_version DESC);
-CREATE INDEX ledger_entries_transfer ON ledger_entries (transfer_id);
 
 -- A transfer between two wallets is a saga: reserved (source debited) →
 -- credited (destination credited) → settled, or reversed. Each step is

@@ -247,6 +247,22 @@ class WalletApiTest(NodeTestCase):
             self.port, "GET", "/api/v1/admin/actors/wallet/" + user, admin)[0] == 404, 5, 0.1))
         self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])["balance"], 5)
 
+    def test_a_profile_change_survives_its_user_entity_being_killed(self):
+        admin = login_admin(self.port)
+        user, token = register(self.port)
+        status, _, data = call(self.port, "PUT", "/api/v1/users/me", token,
+                               {"bio": "rides in Nairobi"})
+        self.assertEqual(status, 200, data)
+        self.assertEqual(json_body(data)["bio"], "rides in Nairobi")
+        self.assertEqual(call(self.port, "POST", "/api/v1/admin/actors/user/%s/kill" % user,
+                              admin)[0], 202)
+        me = json_body(call(self.port, "GET", "/api/v1/users/me", token)[2])
+        self.assertEqual((me["bio"], me["full_name"]), ("rides in Nairobi", "Test User"))
+        self.assertEqual(psql(PG_URL, "SELECT bio FROM users WHERE id = '%s'" % user),
+                         [["rides in Nairobi"]])
+        public = json_body(call(self.port, "GET", "/api/v1/users/" + user, token)[2])
+        self.assertNotIn("phone", public)
+
     def test_admin_routes_are_for_admins_only(self):
         user, token = register(self.port)
         for method, path in [("GET", "/api/v1/admin/actors"), ("GET", "/api/v1/admin/journal"),

@@ -47,6 +47,14 @@ TEST_CASE("an append-only table is written with insert-or-nothing") {
                                  "unnest($1::uuid[], $2::text[]) ON CONFLICT (id) DO NOTHING");
 }
 
+TEST_CASE("a partial image updates an existing row only when it is newer") {
+  static const table_spec t{"people", {{"id", "uuid"}, {"name", "text"}, {"version", "bigint"}},
+                            {0}, 2, write_mode::update_versioned};
+  CHECK(write_sql(t) == "UPDATE people SET name = u.name, version = u.version FROM "
+                        "unnest($1::uuid[], $2::text[], $3::bigint[]) AS u(id, name, version) "
+                        "WHERE people.version < u.version AND people.id = u.id");
+}
+
 TEST_CASE("a batch keeps the newest image of a row and ignores older ones") {
   batch b;
   b.add(thing("a", 1));

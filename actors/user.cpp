@@ -1,0 +1,215 @@
+// Implements the user entity: load the profile, answer reads from memory,
+// write profile changes through the journal (durable).
+#include "actors/user.hpp"
+
+#include <optional>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/entity_core.hpp"
+#include "common/ids.hpp"
+#include "common/log.hpp"
+#include "persistence/journal.hpp"
+#include "persistence/pg.hpp"
+
+namespace gm::user {
+namespace {
+
+using nlohmann::json;
+using actors::errc;
+using actors::fail;
+using actors::success;
+using opt = std::optional<std::string>;
+
+/// Profile changes: a partial image of the users row (registration writes
+/// the rest, and only it).
+const journal::table_spec& profile_table() {
+  static const journal::table_spec t{
+    "users",
+    {{"id", "uuid"}, {"full_name", "text"}, {"bio", "text"}, {"location", "text"},
+     {"version", "bigint"}, {"updated_at", "timestamptz"}},
+    {0}, 4, journal::write_mode::update_versioned};
+  return t;
+}
+
+struct profile {
+  std::string phone;
+  opt email;
+  std::string full_name;
+  std::string role;
+  std::string bio;
+  opt location;
+  std::string created_at;
+};
+
+struct state {
+  actors::entity_core core;  // core.id: the user id
+  profile p;
+  std::shared_ptr<journal::gate> gate;
+  static inline const char* name = "gm.user";
+};
+
+using user_actor = caf::stateful_actor<state>;
+
+json private_json(const state& st) {
+  return {{"id", st.core.id},
+          {"phone", st.p.phone},
+          {"email", st.p.email ? json(*st.p.email) : json(nullptr)},
+          {"full_name", st.p.full_name},
+          {"role", st.p.role},
+          {"bio", st.p.bio},
+          {"location", st.p.location ? json(*st.p.location) : json(nullptr)},
+          {"created_at", st.p.created_at}};
+}
+
+json public_json(const state& st) {
+  return {{"id", st.core.id}, {"full_name", st.p.full_name}, {"role", st.p.role},
+          {"bio", st.p.bio}};
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string state_json(user_actor* self) {
+  auto j = public_json(self->state);
+  j["version"] = self->state.core.version;
+  return dump(j);
+}
+
+std::string empty_state(user_actor*) {
+  return "{}";
+}
+
+caf::behavior active(user_actor* self) {
+  return {
+    [self](get_atom, bool private_view) {
+      auto& st = self->state;
+      return success(dump(private_view ? private_json(st) : public_json(st)), st.core.version);
+    },
+    [self](update_atom, std::string& full_name, std::string& bio, std::string& location,
+           bool has_full_name, bool has_bio, bool has_location) {
+      auto rp = self->make_response_promise();
+      auto& st = self->state;
+      if (!st.gate->accepting()) {
+        rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
+        return;
+      }
+      if (has_full_name) st.p.full_name = full_name;
+      if (has_bio) st.p.bio = bio;
+      if (has_location) st.p.location = location;
+      ++st.core.version;
+      std::vector<journal::row> rows{
+        {&profile_table(), st.core.version,
+         {st.core.id, st.p.full_name, st.p.bio, st.p.location, std::to_string(st.core.version),
+          now_rfc3339()}}};
+      auto body = dump(private_json(st));
+      auto version = st.core.version;
+      actors::persist(self, st.core, std::move(rows), true,
+                      [self, rp, body, version](bool ok) mutable {
+                        if (!ok) {
+                          rp.deliver(fail(errc::unavailable, "the change could not be stored"));
+                          self->quit(caf::make_error(caf::sec::runtime_error,
+                                                     "journal write failed"));
+                          return;
+                        }
+                        rp.deliver(success(body, version));
+                      });
+    },
+    [self](actors::passivate_atom) { actors::on_passivate(self, self->state.core); },
+    [self](actors::inspect_atom) {
+      return actors::describe(self, self->state.core, state_json(self));
+    },
+    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
+  };
+}
+
+struct loaded {
+  bool found = false;
+  std::string error;
+  profile p;
+  int64_t version = 0;
+};
+
+loaded load_row(pg::connection& c, const std::string& id) {
+  loaded l;
+  auto r = c.exec("SELECT phone, email, full_name, role, bio, location, "
+                  "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+                  "version FROM users WHERE id = $1",
+                  {id});
+  if (!r.ok()) {
+    l.error = r.error;
+    return l;
+  }
+  if (r.rows.empty()) return l;
+  l.found = true;
+  l.p.phone = r.value(0, 0);
+  l.p.email = r.rows[0][1];
+  l.p.full_name = r.value(0, 2);
+  l.p.role = r.value(0, 3);
+  l.p.bio = r.value(0, 4);
+  l.p.location = r.rows[0][5];
+  l.p.created_at = r.value(0, 6);
+  l.version = std::stoll(r.value(0, 7, "0"));
+  return l;
+}
+
+void on_loaded(user_actor* self, loaded& l) {
+  auto& st = self->state;
+  if (!l.error.empty()) {
+    gm::log::get("user")->warn("user {} could not load: {}", st.core.id, l.error);
+    actors::give_up(self, type, errc::unavailable, "the database is unavailable, retry shortly",
+                    "failed", &empty_state);
+    return;
+  }
+  if (!l.found) {
+    actors::give_up(self, type, errc::not_found, "no such user", "missing", &empty_state);
+    return;
+  }
+  st.p = std::move(l.p);
+  st.core.version = l.version;
+  st.core.status = "active";
+  self->set_default_handler(
+    [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+      return caf::make_message(fail(errc::invalid, "users do not understand this command"));
+    });
+  self->become(active(self));
+}
+
+caf::behavior user_impl(user_actor* self, std::string id, std::shared_ptr<journal::gate> gate) {
+  auto& st = self->state;
+  st.core.id = std::move(id);
+  st.gate = std::move(gate);
+  if (!is_uuid(st.core.id)) {
+    actors::give_up(self, type, errc::not_found, "no such user", "missing", &empty_state);
+    return actors::entity_handlers(self, &empty_state);
+  }
+  self->set_default_handler(caf::skip);
+  auto id_copy = st.core.id;
+  actors::load_after_sync(
+    self,
+    [self, id_copy](pg::connection& c) -> std::function<void()> {
+      auto l = load_row(c, id_copy);
+      return [self, l]() mutable { on_loaded(self, l); };
+    },
+    [self](const std::string& why) {
+      loaded l;
+      l.error = why;
+      on_loaded(self, l);
+    });
+  return actors::entity_handlers(self, &empty_state);
+}
+
+} // namespace
+
+actors::entity_kind kind(std::shared_ptr<journal::gate> gate) {
+  actors::entity_kind k;
+  k.type = type;
+  k.spawn = [gate](caf::local_actor* shard, const std::string& id) {
+    return shard->spawn(user_impl, id, gate);
+  };
+  return k;
+}
+
+} // namespace gm::user

@@ -1,0 +1,32 @@
+// The user entity: a user's profile held in memory, so that authenticated
+// reads (`/users/me`, public profiles) cost no database round trip. Its id is
+// the user's id. Registration, login and tokens stay SQL (gateway/accounts):
+// they are rare and need the password hash, which this entity never holds.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <caf/atom.hpp>
+
+#include "actors/entity.hpp"
+
+namespace gm::journal {
+class gate;
+}
+
+namespace gm::user {
+
+inline constexpr const char* type = "user";
+
+/// `(get_atom, bool private_view)` → the profile as API.md shows it: the
+/// owner's view (phone, email) or the public one.
+using get_atom = caf::atom_constant<caf::atom("u_get")>;
+/// `(update_atom, full_name, bio, location, bool has_full_name, bool has_bio,
+/// bool has_location)` → the owner's view after the change (durable).
+using update_atom = caf::atom_constant<caf::atom("u_update")>;
+
+/// Returns the user entity kind (for its shard).
+actors::entity_kind kind(std::shared_ptr<journal::gate> gate);
+
+} // namespace gm::user
