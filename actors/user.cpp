@@ -47,6 +47,10 @@ struct state {
   actors::entity_core core;  // core.id: the user id
   profile p;
   std::shared_ptr<journal::gate> gate;
+  // The two views as JSON, rendered on first read after a change: reads
+  // are what this entity is for.
+  std::string private_body;
+  std::string public_body;
   static inline const char* name = "gm.user";
 };
 
@@ -86,7 +90,9 @@ caf::behavior active(user_actor* self) {
   return {
     [self](get_atom, bool private_view) {
       auto& st = self->state;
-      return success(dump(private_view ? private_json(st) : public_json(st)), st.core.version);
+      auto& body = private_view ? st.private_body : st.public_body;
+      if (body.empty()) body = dump(private_view ? private_json(st) : public_json(st));
+      return success(body, st.core.version);
     },
     [self](update_atom, std::string& full_name, std::string& bio, std::string& location,
            bool has_full_name, bool has_bio, bool has_location) {
@@ -96,6 +102,8 @@ caf::behavior active(user_actor* self) {
         rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
         return;
       }
+      st.private_body.clear();
+      st.public_body.clear();
       if (has_full_name) st.p.full_name = full_name;
       if (has_bio) st.p.bio = bio;
       if (has_location) st.p.location = location;
