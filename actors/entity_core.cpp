@@ -16,21 +16,6 @@ void finish_if_idle(caf::event_based_actor* self, entity_core& core) {
   }
 }
 
-void load_after_sync(caf::event_based_actor* self,
-                     std::function<std::function<void()>(pg::connection&)> job,
-                     std::function<void(const std::string&)> failed) {
-  auto j = journal::find(self->system());
-  if (!j) {
-    failed("the journal is restarting");
-    return;
-  }
-  // await: there is nothing else to do until then; commands wait in the
-  // mailbox.
-  self->request(j, std::chrono::seconds{30}, journal::sync_atom::value)
-    .await([self, job, failed](journal::ok_atom) { on_pool(self, job, failed); },
-           [failed](caf::error&) { failed("the journal did not answer"); });
-}
-
 void ask_to_passivate(caf::event_based_actor* self, const std::string& type,
                       const std::string& id) {
   auto shard = shard_of(self->system(), type);
@@ -80,25 +65,64 @@ void persist(caf::event_based_actor* self, entity_core& core, std::vector<journa
       });
 }
 
-void on_pool(caf::event_based_actor* self,
-             std::function<std::function<void()>(pg::connection&)> job,
-             std::function<void(const std::string&)> failed) {
+namespace {
+
+/// Submits `job` to `pool`; its continuation comes back as a message.
+void submit_job(caf::event_based_actor* self, const std::shared_ptr<pg::pool>& pool,
+                const std::function<std::function<void()>(pg::connection&)>& job,
+                const std::function<void(const std::string&)>& failed) {
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  bool queued = pool->submit([me, job](pg::connection& conn) {
+    auto next = job(conn);
+    caf::anon_send(me, run_atom::value, std::make_shared<std::function<void()>>(std::move(next)));
+  });
+  if (!queued) failed("the database queue is full");
+}
+
+/// Asks persistence for its pool; `await` while activating (nothing else
+/// to do, and an awaited request leaves no response table behind in an
+/// idle entity), `then` otherwise (other commands go on meanwhile).
+void with_pool(caf::event_based_actor* self, bool await,
+               std::function<std::function<void()>(pg::connection&)> job,
+               std::function<void(const std::string&)> failed) {
   auto persist_svc = persistence::find(self->system());
   if (!persist_svc) {
     failed("persistence is restarting");
     return;
   }
-  self->request(persist_svc, std::chrono::seconds{5}, persistence::pool_atom::value)
-    .then(
-      [self, job, failed](const std::shared_ptr<pg::pool>& pool) {
-        caf::actor me = caf::actor_cast<caf::actor>(self);
-        bool queued = pool->submit([me, job](pg::connection& conn) {
-          auto next = job(conn);
-          caf::anon_send(me, run_atom::value, std::make_shared<std::function<void()>>(std::move(next)));
-        });
-        if (!queued) failed("the database queue is full");
-      },
-      [failed](caf::error&) { failed("persistence did not answer"); });
+  auto rh = self->request(persist_svc, std::chrono::seconds{5}, persistence::pool_atom::value);
+  auto ok = [self, job, failed](const std::shared_ptr<pg::pool>& pool) {
+    submit_job(self, pool, job, failed);
+  };
+  auto err = [failed](caf::error&) { failed("persistence did not answer"); };
+  if (await) {
+    rh.await(ok, err);
+  } else {
+    rh.then(ok, err);
+  }
+}
+
+} // namespace
+
+void on_pool(caf::event_based_actor* self,
+             std::function<std::function<void()>(pg::connection&)> job,
+             std::function<void(const std::string&)> failed) {
+  with_pool(self, false, std::move(job), std::move(failed));
+}
+
+void load_after_sync(caf::event_based_actor* self,
+                     std::function<std::function<void()>(pg::connection&)> job,
+                     std::function<void(const std::string&)> failed) {
+  auto j = journal::find(self->system());
+  if (!j) {
+    failed("the journal is restarting");
+    return;
+  }
+  // await: there is nothing else to do until then; commands wait in the
+  // mailbox.
+  self->request(j, std::chrono::seconds{30}, journal::sync_atom::value)
+    .await([self, job, failed](journal::ok_atom) { with_pool(self, true, job, failed); },
+           [failed](caf::error&) { failed("the journal did not answer"); });
 }
 
 } // namespace gm::actors

@@ -116,14 +116,14 @@ struct extras {
 
 struct state {
   actors::entity_core core;  // core.id: the user id
-  std::array<char, 36> wallet_uuid{};
+  packed_uuid wallet_uuid;
   int64_t balance = 0;
   int64_t escrow = 0;
   const environment* env = nullptr;  // the kind's, which outlives its wallets
   std::unique_ptr<extras> x;
   static inline const char* name = "gm.wallet";
 
-  std::string wallet_id() const { return {wallet_uuid.data(), wallet_uuid.size()}; }
+  std::string wallet_id() const { return wallet_uuid.str(); }
   extras& more() {
     if (!x) x = std::make_unique<extras>();
     return *x;
@@ -545,7 +545,8 @@ std::string empty_state(wallet_actor*) {
   return "{}";
 }
 
-caf::behavior active(wallet_actor* self);
+caf::behavior active();
+caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view& xs);
 
 void give_up(wallet_actor* self, errc code, std::string detail, const char* status) {
   actors::give_up(self, type, code, std::move(detail), status, &empty_state);
@@ -610,16 +611,13 @@ void on_loaded(wallet_actor* self, loaded& l) {
     give_up(self, errc::not_found, "no such wallet", "missing");
     return;
   }
-  std::copy_n(l.wallet_id.begin(), std::min<size_t>(36, l.wallet_id.size()), st.wallet_uuid.begin());
+  st.wallet_uuid = packed_uuid::parse(l.wallet_id);
   st.balance = l.balance;
   st.escrow = l.escrow;
   st.core.version = l.version;
   st.core.status = "active";
-  self->set_default_handler(
-    [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
-      return caf::make_message(fail(errc::invalid, "wallets do not understand this command"));
-    });
-  self->become(active(self));
+  self->set_default_handler(dispatch);
+  self->become(active());
   // Resume what a crash left pending: the destination checks for repeats.
   for (auto& p : l.transfers) {
     saga s;
@@ -663,108 +661,136 @@ std::string state_json(wallet_actor* self) {
   return dump(j);
 }
 
-caf::behavior active(wallet_actor* self) {
-  return {
-    [self](get_atom) {
-      auto& st = self->state;
-      return success(dump(wallet_json(st)), st.core.version);
+// ---- commands ---------------------------------------------------------------
+
+void on_move(wallet_actor* self, const char* kind, int64_t amount, std::string reference,
+             std::string key, const std::string& hash) {
+  auto rp = self->make_response_promise();
+  with_key(self, key, hash, rp, [self, kind, amount, reference, key, rp] {
+    external_move(self, kind, amount, reference, key, rp);
+  });
+}
+
+void on_transfer(wallet_actor* self, std::string to, int64_t amount, std::string note,
+                 std::string key, const std::string& hash) {
+  auto rp = self->make_response_promise();
+  if (to == self->state.core.id) {
+    rp.deliver(fail(errc::invalid, "to_user_id: cannot transfer to yourself"));
+    return;
+  }
+  with_key(self, key, hash, rp, [self, to, amount, note, key, rp]() mutable {
+    // The destination must exist before any money moves.
+    ++self->state.core.busy;
+    actors::ask(self, {type, to}, caf::make_message(get_atom::value),
+                self->state.env->credit_timeout,
+                [self, to, amount, note, key, rp](entity_reply& r) mutable {
+                  if (r.ok()) {
+                    reserve(self, to, amount, note, key, rp);
+                  } else {
+                    release_key(self, key);
+                    rp.deliver(r.error() == errc::not_found
+                                 ? fail(errc::not_found, "to_user_id: no such user")
+                                 : r);
+                  }
+                  --self->state.core.busy;
+                  actors::finish_if_idle(self, self->state.core);
+                });
+  });
+}
+
+void on_credit(wallet_actor* self, std::string tid, std::string from, int64_t amount,
+               std::string note, std::string created_at, bool maybe_repeat) {
+  auto rp = self->make_response_promise();
+  auto& st = self->state;
+  if (st.x && st.x->credits_in_flight.count(tid) > 0) {
+    rp.deliver(fail(errc::unavailable, "this credit is being stored"));
+    return;
+  }
+  if (!maybe_repeat) {
+    apply_credit(self, tid, from, amount, note, created_at, rp);
+    return;
+  }
+  ++st.core.busy;
+  actors::on_pool(
+    self,
+    [self, tid, from, amount, note, created_at, rp](pg::connection& c) mutable
+    -> std::function<void()> {
+      auto r = c.exec("SELECT state FROM transfers WHERE id = $1", {tid});
+      return [self, r, tid, from, amount, note, created_at, rp]() mutable {
+        auto& st = self->state;
+        if (!r.ok()) {
+          rp.deliver(fail(errc::unavailable, "the database is unavailable"));
+        } else {
+          auto state = r.value(0, 0);
+          if (state == "credited" || state == "settled") {
+            rp.deliver(success("{}", st.core.version));  // done before
+          } else if (state == "reversed") {
+            rp.deliver(fail(errc::conflict, "the transfer was reversed"));
+          } else {
+            apply_credit(self, tid, from, amount, note, created_at, rp);
+          }
+        }
+        --st.core.busy;
+        actors::finish_if_idle(self, st.core);
+      };
     },
-    [self](deposit_atom, int64_t amount, std::string& reference, std::string& key,
-           std::string& hash) {
-      auto rp = self->make_response_promise();
-      with_key(self, key, hash, rp, [self, amount, reference, key, rp] {
-        external_move(self, "deposit", amount, reference, key, rp);
-      });
-    },
-    [self](withdraw_atom, int64_t amount, std::string& reference, std::string& key,
-           std::string& hash) {
-      auto rp = self->make_response_promise();
-      with_key(self, key, hash, rp, [self, amount, reference, key, rp] {
-        external_move(self, "withdrawal", amount, reference, key, rp);
-      });
-    },
-    [self](transfer_atom, std::string& to, int64_t amount, std::string& note, std::string& key,
-           std::string& hash) {
-      auto rp = self->make_response_promise();
-      if (to == self->state.core.id) {
-        rp.deliver(fail(errc::invalid, "to_user_id: cannot transfer to yourself"));
-        return;
-      }
-      with_key(self, key, hash, rp, [self, to, amount, note, key, rp]() mutable {
-        // The destination must exist before any money moves.
-        ++self->state.core.busy;
-        actors::ask(self, {type, to}, caf::make_message(get_atom::value),
-                    self->state.env->credit_timeout,
-                    [self, to, amount, note, key, rp](entity_reply& r) mutable {
-                      if (r.ok()) {
-                        reserve(self, to, amount, note, key, rp);
-                      } else {
-                        release_key(self, key);
-                        rp.deliver(r.error() == errc::not_found
-                                     ? fail(errc::not_found, "to_user_id: no such user")
-                                     : r);
-                      }
-                      --self->state.core.busy;
-                      actors::finish_if_idle(self, self->state.core);
-                    });
-      });
-    },
-    [self](credit_atom, std::string& tid, std::string& from, int64_t amount, std::string& note,
-           std::string& created_at, bool maybe_repeat) {
-      auto rp = self->make_response_promise();
-      auto& st = self->state;
-      if (st.x && st.x->credits_in_flight.count(tid) > 0) {
-        rp.deliver(fail(errc::unavailable, "this credit is being stored"));
-        return;
-      }
-      if (!maybe_repeat) {
-        apply_credit(self, tid, from, amount, note, created_at, rp);
-        return;
-      }
-      ++st.core.busy;
-      actors::on_pool(
-        self,
-        [self, tid, from, amount, note, created_at, rp](pg::connection& c) mutable
-        -> std::function<void()> {
-          auto r = c.exec("SELECT state FROM transfers WHERE id = $1", {tid});
-          return [self, r, tid, from, amount, note, created_at, rp]() mutable {
-            auto& st = self->state;
-            if (!r.ok()) {
-              rp.deliver(fail(errc::unavailable, "the database is unavailable"));
-            } else {
-              auto state = r.value(0, 0);
-              if (state == "credited" || state == "settled") {
-                rp.deliver(success("{}", st.core.version));  // done before
-              } else if (state == "reversed") {
-                rp.deliver(fail(errc::conflict, "the transfer was reversed"));
-              } else {
-                apply_credit(self, tid, from, amount, note, created_at, rp);
-              }
-            }
-            --st.core.busy;
-            actors::finish_if_idle(self, st.core);
-          };
-        },
-        [self, rp](const std::string& why) mutable {
-          rp.deliver(fail(errc::unavailable, why));
-          --self->state.core.busy;
-          actors::finish_if_idle(self, self->state.core);
-        });
-    },
-    [self](resume_atom) {
-      auto& st = self->state;
-      return success(std::to_string(st.x ? st.x->sagas.size() : 0), st.core.version);
-    },
-    [self](actors::passivate_atom) { actors::on_passivate(self, self->state.core); },
-    [self](actors::inspect_atom) {
-      return actors::describe(self, self->state.core, state_json(self));
-    },
-    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
-    [self](retry_atom, const std::string& tid) {
-      auto& st = self->state;
-      if (st.x && st.x->sagas.count(tid) > 0) send_credit(self, tid);
-    },
-  };
+    [self, rp](const std::string& why) mutable {
+      rp.deliver(fail(errc::unavailable, why));
+      --self->state.core.busy;
+      actors::finish_if_idle(self, self->state.core);
+    });
+}
+
+/// Serves an active wallet's commands. One function for every wallet (it
+/// is the actors' default handler), instead of a behavior of a dozen
+/// handlers per actor: each handler object costs every idle wallet memory.
+caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view& xs) {
+  auto self = static_cast<wallet_actor*>(ptr);
+  auto& st = self->state;
+  auto& c = xs.content();
+  using str = std::string;
+  if (c.match_elements<get_atom>()) {
+    return caf::make_message(success(dump(wallet_json(st)), st.core.version));
+  }
+  if (c.match_elements<deposit_atom, int64_t, str, str, str>() ||
+      c.match_elements<withdraw_atom, int64_t, str, str, str>()) {
+    bool deposit = c.match_elements<deposit_atom, int64_t, str, str, str>();
+    on_move(self, deposit ? "deposit" : "withdrawal", c.get_as<int64_t>(1), c.get_as<str>(2),
+            c.get_as<str>(3), c.get_as<str>(4));
+    return caf::delegated<caf::message>{};
+  }
+  if (c.match_elements<transfer_atom, str, int64_t, str, str, str>()) {
+    on_transfer(self, c.get_as<str>(1), c.get_as<int64_t>(2), c.get_as<str>(3),
+                c.get_as<str>(4), c.get_as<str>(5));
+    return caf::delegated<caf::message>{};
+  }
+  if (c.match_elements<credit_atom, str, str, int64_t, str, str, bool>()) {
+    on_credit(self, c.get_as<str>(1), c.get_as<str>(2), c.get_as<int64_t>(3), c.get_as<str>(4),
+              c.get_as<str>(5), c.get_as<bool>(6));
+    return caf::delegated<caf::message>{};
+  }
+  if (c.match_elements<retry_atom, str>()) {
+    if (st.x && st.x->sagas.count(c.get_as<str>(1)) > 0) send_credit(self, c.get_as<str>(1));
+    return caf::delegated<caf::message>{};
+  }
+  if (c.match_elements<resume_atom>()) {
+    return caf::make_message(
+      success(std::to_string(st.x ? st.x->sagas.size() : 0), st.core.version));
+  }
+  if (c.match_elements<actors::inspect_atom>()) {
+    return caf::make_message(actors::describe(self, st.core, state_json(self)));
+  }
+  if (c.match_elements<actors::passivate_atom>()) {
+    actors::on_passivate(self, st.core);
+    return caf::delegated<caf::message>{};
+  }
+  return caf::make_message(fail(errc::invalid, "wallets do not understand this command"));
+}
+
+/// The behavior of an active wallet: continuations only; commands go to
+/// dispatch().
+caf::behavior active() {
+  return {[](actors::run_atom, const actors::continuation& fn) { (*fn)(); }};
 }
 
 caf::behavior wallet_impl(wallet_actor* self, std::string user_id,

@@ -70,7 +70,7 @@ before = rss_kib()
 start = time.time()
 errors = activate(ids[warm:warm + n])
 took = time.time() - start
-time.sleep(3)  # let them go idle
+time.sleep(8)  # let them go idle (the node returns free memory every 5 s)
 after = rss_kib()
 count = live()
 print()

@@ -39,6 +39,38 @@ bool is_uuid(const std::string& s) {
   return true;
 }
 
+std::string packed_uuid::str() const {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += hex[bytes[i] >> 4];
+    out += hex[bytes[i] & 0xf];
+  }
+  return out;
+}
+
+packed_uuid packed_uuid::parse(const std::string& s) {
+  auto nibble = [](char c) -> unsigned {
+    if (c >= '0' && c <= '9') return static_cast<unsigned>(c - '0');
+    if (c >= 'a' && c <= 'f') return static_cast<unsigned>(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F') return static_cast<unsigned>(c - 'A' + 10);
+    return 0;
+  };
+  packed_uuid out;
+  size_t j = 0;
+  for (size_t i = 0; i + 1 < s.size() && j < 16;) {
+    if (s[i] == '-') {
+      ++i;
+      continue;
+    }
+    out.bytes[j++] = static_cast<unsigned char>(nibble(s[i]) << 4 | nibble(s[i + 1]));
+    i += 2;
+  }
+  return out;
+}
+
 std::string now_rfc3339() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();

@@ -13,6 +13,16 @@ std::string new_uuid();
 /// Returns true if `s` is a UUID in canonical 8-4-4-4-12 hex form.
 bool is_uuid(const std::string& s);
 
+/// A UUID in 16 bytes, for ids held by many live objects (a string of its
+/// text form costs 36 bytes plus a heap block).
+struct packed_uuid {
+  unsigned char bytes[16] = {};
+  /// Returns the canonical text form.
+  std::string str() const;
+  /// Returns the packed form of `s`, which must satisfy is_uuid().
+  static packed_uuid parse(const std::string& s);
+};
+
 /// Returns the current time as RFC 3339 UTC with milliseconds.
 std::string now_rfc3339();
 

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <memory>
 
+#include <malloc.h>
+
 #include <caf/all.hpp>
 
 #include "cluster/node_info.hpp"
@@ -47,6 +49,7 @@ struct state {
   health h;
   clock::time_point pg_checked{};
   clock::time_point redis_checked{};
+  std::chrono::steady_clock::time_point last_trim{};
   static inline const char* name = "gm.persistence";
 
   ~state() {
@@ -127,6 +130,17 @@ void probe_redis(caf::stateful_actor<state>* self) {
   }
 }
 
+/// Every few seconds, hands memory that malloc holds but nobody uses back to
+/// the operating system (passivated entities, finished requests), so the
+/// node's resident size follows what it really holds. This thread is ours
+/// (a detached actor): the trim never runs on a CAF worker or io thread.
+void return_free_memory(state& st) {
+  auto now = std::chrono::steady_clock::now();
+  if (now - st.last_trim < std::chrono::seconds{5}) return;
+  st.last_trim = now;
+  malloc_trim(0);
+}
+
 caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cfg,
                            cluster::node_info node) {
   auto& st = self->state;
@@ -149,6 +163,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
     [self](tick_atom) {
       probe_pg(self);
       probe_redis(self);
+      return_free_memory(self->state);
       self->delayed_send(self, self->state.interval, tick_atom::value);
     },
     [self, log](pg_probe_atom, bool ok, const std::string& error, bool migrated, int version,

@@ -6,8 +6,9 @@
 //     │        (within intensity: restart at once)                │
 //     └────────────────────────── nothing held ◀──────────────────┘
 //
-// Entities are monitored, not linked: the shard sees every exit as a
-// down_msg, and stops its entities itself when it stops.
+// Entities are watched, not linked: each carries a small attachable that
+// tells the shard which slot it held when it exits (so the shard needs no
+// address-to-id map), and the shard stops its entities itself when it stops.
 #include "supervisors/shard.hpp"
 
 #include <unordered_map>
@@ -23,6 +24,8 @@ namespace {
 
 using namespace actors;
 using sweep_atom = caf::atom_constant<caf::atom("sh_sweep")>;
+// Entity attachable → shard: `(down_atom, slot key address, entity, reason)`.
+using down_atom = caf::atom_constant<caf::atom("sh_down")>;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -34,25 +37,34 @@ struct held {
   caf::response_promise rp;
 };
 
+// What only a slot in trouble needs: messages held while its entity
+// passivates, and the times of its recent crashes.
+struct trouble {
+  std::vector<held> held_msgs;
+  std::vector<int64_t> crash_times;
+};
+
+// One per live entity, so it stays small.
 struct slot {
   caf::actor handle;
   int64_t last_used_ms = 0;
   int32_t restarts = 0;
   bool passivating = false;
-  // Messages held while passivating; allocated only then (a slot per live
-  // entity, so it stays small).
-  std::unique_ptr<std::vector<held>> held_msgs;
-  std::vector<int64_t> crash_times;
+  std::unique_ptr<trouble> t;
 
-  bool holding() const { return held_msgs && !held_msgs->empty(); }
+  bool holding() const { return t && !t->held_msgs.empty(); }
+  trouble& more() {
+    if (!t) t = std::make_unique<trouble>();
+    return *t;
+  }
 };
 
 struct state {
   entity_kind kind;
   options opts;
+  // A node-based map: keys stay where they are, so an entity's attachable
+  // can name its slot by the key's address.
   std::unordered_map<std::string, slot> slots;
-  // down_msg source → the key in `slots` (node-based map: stable pointers).
-  std::unordered_map<caf::actor_addr, const std::string*> by_addr;
   metrics::gauge* live = nullptr;
   metrics::counter* restarts = nullptr;
   metrics::counter* activations = nullptr;
@@ -72,8 +84,13 @@ using shard_actor = caf::stateful_actor<state>;
 void activate(shard_actor* self, const std::string& key, slot& s) {
   auto& st = self->state;
   s.handle = st.kind.spawn(self, key);
-  self->monitor(s.handle);
-  st.by_addr[s.handle.address()] = &key;
+  const std::string* slot_key = &key;
+  s.handle->attach_functor([shard = self->address(), slot_key,
+                            who = s.handle.address()](const caf::error& reason) {
+    if (auto sh = caf::actor_cast<caf::actor>(shard)) {
+      caf::anon_send(sh, down_atom::value, reinterpret_cast<uintptr_t>(slot_key), who, reason);
+    }
+  });
   s.passivating = false;
   s.last_used_ms = now_ms();
   st.activations->inc();
@@ -95,19 +112,17 @@ void passivate(shard_actor* self, slot& s) {
   self->send(s.handle, passivate_atom::value);
 }
 
-void on_down(shard_actor* self, caf::down_msg& dm) {
+/// Entity `who`, which held the slot at `key`, exited with `reason`.
+void on_down(shard_actor* self, const std::string& key, const caf::actor_addr& who,
+             const caf::error& reason) {
   auto& st = self->state;
   auto log = gm::log::get("shard");
-  auto ait = st.by_addr.find(dm.source);
-  if (ait == st.by_addr.end()) return;
-  const std::string& key = *ait->second;
-  st.by_addr.erase(ait);
   auto it = st.slots.find(key);
-  if (it == st.slots.end()) return;
+  if (it == st.slots.end() || !it->second.handle || it->second.handle.address() != who) return;
   auto& s = it->second;
   s.handle = nullptr;
-  bool normal = !dm.reason || dm.reason == caf::exit_reason::normal ||
-                dm.reason == caf::exit_reason::user_shutdown;
+  bool normal = !reason || reason == caf::exit_reason::normal ||
+                reason == caf::exit_reason::user_shutdown;
   if (normal && s.passivating && !s.holding()) {
     st.slots.erase(it);
     st.live->set(static_cast<int64_t>(st.slots.size()));
@@ -115,7 +130,7 @@ void on_down(shard_actor* self, caf::down_msg& dm) {
   }
   if (!normal) {
     auto now = now_ms();
-    auto& times = s.crash_times;
+    auto& times = s.more().crash_times;
     times.push_back(now);
     auto cutoff = now - st.opts.period.count();
     times.erase(std::remove_if(times.begin(), times.end(), [cutoff](int64_t t) { return t < cutoff; }),
@@ -125,18 +140,19 @@ void on_down(shard_actor* self, caf::down_msg& dm) {
     if (static_cast<int>(times.size()) > st.opts.intensity && !s.holding()) {
       log->error("{} {} crashed {} times within {} ms ({}): left passive until its next message",
                  st.kind.type, key, times.size(), st.opts.period.count(),
-                 caf::to_string(dm.reason));
+                 caf::to_string(reason));
       st.slots.erase(it);
       st.live->set(static_cast<int64_t>(st.slots.size()));
       return;
     }
-    log->warn("{} {} crashed ({}): restarting it", st.kind.type, key, caf::to_string(dm.reason));
+    log->warn("{} {} crashed ({}): restarting it", st.kind.type, key, caf::to_string(reason));
   }
   // Restart after a crash, or activate again for messages held meanwhile.
   activate(self, key, s);
-  if (s.held_msgs) {
-    auto held_msgs = std::move(s.held_msgs);
-    for (auto& h : *held_msgs) h.rp.delegate(s.handle, std::move(h.msg));
+  if (s.holding()) {
+    auto held_msgs = std::move(s.t->held_msgs);
+    s.t->held_msgs.clear();
+    for (auto& h : held_msgs) h.rp.delegate(s.handle, std::move(h.msg));
   }
 }
 
@@ -150,7 +166,6 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
   st.restarts = &reg.get_counter("gigmesh_entity_restarts_total", "entity restarts after a crash", l);
   st.activations = &reg.get_counter("gigmesh_entity_activations_total", "entity activations", l);
   register_as(self, registry_name(st.kind.type));
-  self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
   auto sweep_every = std::max<int64_t>(50, opts.idle_timeout.count() / 4);
   self->delayed_send(self, std::chrono::milliseconds{sweep_every}, sweep_atom::value);
   if (st.kind.on_start) st.kind.on_start(self);
@@ -162,11 +177,15 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
       s.last_used_ms = now_ms();
       auto rp = self->make_response_promise();
       if (s.passivating) {
-        if (!s.held_msgs) s.held_msgs = std::make_unique<std::vector<held>>();
-        s.held_msgs->push_back({std::move(msg), rp});
+        s.more().held_msgs.push_back({std::move(msg), rp});
         return;
       }
       rp.delegate(s.handle, std::move(msg));
+    },
+    [self](down_atom, uintptr_t key, const caf::actor_addr& who, const caf::error& reason) {
+      // The key's slot lives until this very message is handled: slots are
+      // erased only here, after their entity has exited.
+      on_down(self, *reinterpret_cast<const std::string*>(key), who, reason);
     },
     [self](gone_atom, const std::string& id) {
       auto it = self->state.slots.find(id);

@@ -1,6 +1,8 @@
 // Metrics rendering and log formatting.
 #include <doctest/doctest.h>
 
+#include "common/ids.hpp"
+
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 
@@ -43,4 +45,12 @@ TEST_CASE("resident memory is read from /proc") {
 
 TEST_CASE("JSON escaping covers quotes, backslashes and control characters") {
   CHECK(log::json_escape("a\"b\\c\nd\x01") == "a\\\"b\\\\c\\nd\\u0001");
+}
+
+TEST_CASE("a packed UUID gives back the canonical text it was made from") {
+  auto id = gm::new_uuid();
+  REQUIRE(gm::is_uuid(id));
+  CHECK(gm::packed_uuid::parse(id).str() == id);
+  CHECK(gm::packed_uuid::parse("0A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c4d").str() ==
+        "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
 }
