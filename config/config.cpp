@@ -170,7 +170,7 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::supervisor_period_ms, 1, 3600000)},
     {"shutdown_timeout_ms", "how long a child may take to stop before it is killed",
      int_field(&settings::shutdown_timeout_ms, 10, 600000)},
-    {"journal_flush_interval_ms", "the longest a change waits before its journal batch starts",
+    {"journal_flush_interval_ms", "journal batches start at most this often (a quiet journal writes at once)",
      int_field(&settings::journal_flush_interval_ms, 1, 60000)},
     {"journal_batch_max", "a journal batch starts at once when this many rows wait",
      int_field(&settings::journal_batch_max, 1, 1000000)},

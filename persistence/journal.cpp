@@ -3,6 +3,10 @@
 // that commits one batch at a time, in order.
 //
 //   write ──▶ pending batch ──(interval, batch_max, or eager)──▶ in flight
+//
+// A batch starts when none is in flight and either flush_interval has
+// passed since the last one started (a quiet journal writes at once), or
+// batch_max rows wait, or the journal is eager.
 //                 ▲                                                 │
 //                 └──────── retry with backoff on failure ◀─────────┤
 //                                      commit: answer durable writes ◀┘
@@ -203,7 +207,9 @@ struct state {
   std::shared_ptr<pg::pool> writer;
   batch pending;
   std::vector<caf::response_promise> pending_waiters;
-  std::chrono::steady_clock::time_point pending_since;
+  // When the last batch started: batches start at most every flush_interval
+  // (unless batch_max rows wait), so a quiet journal writes at once.
+  std::chrono::steady_clock::time_point last_start{};
   bool tick_scheduled = false;
   // The batch being written, and whom to answer when it commits.
   std::shared_ptr<batch> in_flight;
@@ -240,15 +246,16 @@ void start_flush(journal_actor* self);
 void maybe_flush(journal_actor* self) {
   auto& st = self->state;
   if (st.in_flight || st.pending.empty()) return;
-  auto age = std::chrono::steady_clock::now() - st.pending_since;
+  auto since = std::chrono::steady_clock::now() - st.last_start;
   if (st.opts.eager || st.stopping || st.pending.size() >= st.opts.batch_max ||
-      age >= st.opts.flush_interval) {
+      since >= st.opts.flush_interval) {
     start_flush(self);
     return;
   }
   if (!st.tick_scheduled) {
     st.tick_scheduled = true;
-    auto wait = std::chrono::duration_cast<std::chrono::microseconds>(st.opts.flush_interval - age);
+    auto wait =
+      std::chrono::duration_cast<std::chrono::microseconds>(st.opts.flush_interval - since);
     self->delayed_send(self, wait, tick_atom::value);
   }
 }
@@ -269,6 +276,7 @@ void submit_in_flight(journal_actor* self) {
 
 void start_flush(journal_actor* self) {
   auto& st = self->state;
+  st.last_start = std::chrono::steady_clock::now();
   st.in_flight = std::make_shared<batch>(std::move(st.pending));
   st.pending = batch{};
   st.in_flight_waiters = std::move(st.pending_waiters);
@@ -357,7 +365,6 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
   return {
     [self](write_atom, std::vector<row>& rows, bool durable) -> caf::result<ok_atom> {
       auto& st = self->state;
-      if (st.pending.empty()) st.pending_since = std::chrono::steady_clock::now();
       auto before = st.pending.size();
       for (auto& r : rows) st.pending.add(std::move(r));
       st.g->add(static_cast<int64_t>(st.pending.size() - before));

@@ -81,7 +81,8 @@ private:
 struct options {
   std::string conninfo;
   std::chrono::milliseconds connect_timeout{2000};
-  /// The longest a row waits before its batch starts.
+  /// Batches start at most this often while rows keep coming; a journal
+  /// that was quiet for this long writes a new row at once.
   std::chrono::milliseconds flush_interval{10};
   /// A batch starts at once when this many rows wait.
   size_t batch_max = 1000;
