@@ -10,6 +10,7 @@
 #include "gateway/api_context.hpp"
 #include "gateway/routes.hpp"
 #include "persistence/journal.hpp"
+#include "persistence/pg.hpp"
 
 namespace gm::gateway {
 namespace {
@@ -145,6 +146,60 @@ void journal_stats(caf::event_based_actor* self, api_context_ptr ctx, request&,
       [respond](caf::error&) { respond(unavailable("the journal did not answer")); });
 }
 
+/// Counts this node's live entities over every shard, then runs `done`.
+void count_live(caf::event_based_actor* self, const api_context& ctx,
+                std::function<void(int64_t)> done) {
+  auto total = std::make_shared<int64_t>(0);
+  auto left = std::make_shared<size_t>(entity_types().size());
+  for (auto& t : entity_types()) {
+    auto shard = actors::shard_of(self->system(), t);
+    auto finish = [total, left, done](int64_t n) {
+      *total += n;
+      if (--*left == 0) done(*total);
+    };
+    if (!shard) {
+      finish(0);
+      continue;
+    }
+    self->request(shard, ctx.request_timeout, actors::count_atom::value)
+      .then([finish](int64_t n) { finish(n); }, [finish](caf::error&) { finish(0); });
+  }
+}
+
+void cluster_nodes(caf::event_based_actor* self, api_context_ptr ctx, request&,
+                   respond_fn respond) {
+  count_live(self, *ctx, [self, ctx, respond](int64_t live) {
+    with_pool(self, *ctx, respond, [ctx, live, respond](std::shared_ptr<pg::pool> pool) {
+      bool queued = pool->submit([ctx, live, respond](pg::connection& c) {
+        auto r = c.exec(
+          "SELECT node_id, address, CASE WHEN last_heartbeat > now() - interval '15 seconds' "
+          "THEN status ELSE 'down' END, incarnation, "
+          "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+          "to_char(last_heartbeat AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+          "FROM nodes ORDER BY node_id");
+        if (!r.ok()) {
+          respond(unavailable("the database is unavailable, retry shortly"));
+          return;
+        }
+        json nodes = json::array();
+        for (size_t i = 0; i < r.rows.size(); ++i) {
+          auto id = r.value(i, 0);
+          nodes.push_back({{"id", id},
+                           {"address", r.value(i, 1)},
+                           {"status", r.value(i, 2)},
+                           {"incarnation", std::stoll(r.value(i, 3, "0"))},
+                           {"started_at", r.value(i, 4)},
+                           {"last_heartbeat", r.value(i, 5)},
+                           // Only this node's count is known here (no cluster yet).
+                           {"actors", id == ctx->node_id ? json(live) : json(nullptr)}});
+        }
+        respond(json_response(200, json{{"nodes", std::move(nodes)}}.dump()));
+      });
+      if (!queued) respond(unavailable("the database queue is full"));
+    });
+  });
+}
+
 } // namespace
 
 void add_admin_routes(route_table& table, api_context_ptr ctx) {
@@ -154,6 +209,10 @@ void add_admin_routes(route_table& table, api_context_ptr ctx) {
       fn(self, ctx, rq, std::move(respond));
     };
   };
+  table.add(api_route("GET", "/api/v1/admin/cluster", "The nodes of the cluster", "admin",
+                      {{200, "{nodes: [{id, address, status, incarnation, started_at, "
+                             "last_heartbeat, actors}]}"}},
+                      admin, bind(cluster_nodes)));
   table.add(api_route("GET", "/api/v1/admin/actors", "Live actors by type (?type=)", "admin",
                       {{200, "{counts_by_type, items}"}}, admin, bind(list_actors)));
   table.add(api_route("GET", "/api/v1/admin/actors/{type}/{id}", "One live actor's state",

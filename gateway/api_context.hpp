@@ -35,6 +35,7 @@ struct api_context {
   std::shared_ptr<blocking_pool> kdf;
   std::shared_ptr<rate_limiter> limiter;
   std::chrono::milliseconds request_timeout{5000};
+  std::string node_id;  // this node's id in the cluster
   /// A password hash of nothing anyone knows: unknown accounts are checked
   /// against it so that they take as long as wrong passwords.
   std::string dummy_hash;

@@ -200,6 +200,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   api->access_ttl_s = cfg.access_token_ttl_s;
   api->refresh_ttl_s = cfg.refresh_token_ttl_s;
   api->request_timeout = std::chrono::milliseconds{cfg.request_timeout_ms};
+  api->node_id = node.id;
   api->kdf = std::make_shared<blocking_pool>("kdf", cfg.kdf_threads, cfg.kdf_queue_limit, 10);
   redis::endpoint ep{cfg.redis.host, cfg.redis.port, cfg.redis.db, cfg.redis.password};
   api->limiter = std::make_shared<rate_limiter>(ep, cfg.rate_limit_ip_per_min,

@@ -274,6 +274,16 @@ class WalletApiTest(NodeTestCase):
                       "flush_latency_ms_p99", "last_error"):
             self.assertIn(field, journal)
         self.assertEqual(call(self.port, "GET", "/api/v1/admin/actors/nothing/1", admin)[0], 404)
+        self.assertEqual(call(self.port, "GET", "/api/v1/admin/cluster", token)[0], 403)
+        self.assertEqual(call(self.port, "GET", "/api/v1/wallet", token)[0], 200)  # one live
+        status, _, data = call(self.port, "GET", "/api/v1/admin/cluster", admin)
+        self.assertEqual(status, 200, data)
+        mine = [n for n in json_body(data)["nodes"] if isinstance(n["actors"], int)]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual(mine[0]["status"], "up")
+        self.assertGreaterEqual(mine[0]["actors"], 1)
+        for field in ("id", "address", "incarnation", "started_at", "last_heartbeat"):
+            self.assertIn(field, mine[0])
 
 
 class Load:
