@@ -11,6 +11,8 @@
 #include "gateway/routes.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/pg.hpp"
+#include "supervisors/supervisor.hpp"
+#include "common/registry.hpp"
 
 namespace gm::gateway {
 namespace {
@@ -200,6 +202,69 @@ void cluster_nodes(caf::event_based_actor* self, api_context_ptr ctx, request&,
   });
 }
 
+json report_json(const sup::supervisor_report& r) {
+  json children = json::array();
+  for (auto& c : r.children) {
+    children.push_back({{"name", c.name},
+                        {"running", c.running},
+                        {"restarts", c.restarts},
+                        {"last_failure", c.last_reason.empty() ? json(nullptr)
+                                                               : json(c.last_reason)}});
+  }
+  return {{"name", r.name},         {"strategy", r.strategy}, {"intensity", r.intensity},
+          {"period_ms", r.period_ms}, {"restarts", r.restarts}, {"children", std::move(children)}};
+}
+
+/// Fills `node` (a supervisor's JSON) with the reports of its children that
+/// are supervisors themselves, then runs `done`.
+void nest(caf::event_based_actor* self, const api_context& ctx, std::shared_ptr<json> root,
+          json* node, std::function<void()> done) {
+  std::vector<std::pair<json*, caf::actor>> subs;
+  for (auto& c : (*node)["children"]) {
+    auto name = c["name"].get<std::string>();
+    if (name.size() > 6) continue;
+    auto h = find_registered(self->system(), sup::registry_name(name));
+    if (h) subs.emplace_back(&c, h);
+  }
+  if (subs.empty()) {
+    done();
+    return;
+  }
+  auto left = std::make_shared<size_t>(subs.size());
+  for (auto& [child, h] : subs) {
+    auto timeout = ctx.request_timeout;
+    self->request(h, timeout, sup::report_atom::value)
+      .then(
+        [self, &ctx, root, child = child, left, done](sup::supervisor_report& r) {
+          (*child)["supervisor"] = report_json(r);
+          nest(self, ctx, root, &(*child)["supervisor"], [left, done] {
+            if (--*left == 0) done();
+          });
+        },
+        [left, done](caf::error&) {
+          if (--*left == 0) done();
+        });
+  }
+}
+
+void supervisors(caf::event_based_actor* self, api_context_ptr ctx, request&,
+                 respond_fn respond) {
+  auto root = find_registered(self->system(), sup::registry_name("root"));
+  if (!root) {
+    respond(unavailable("the root supervisor is not registered"));
+    return;
+  }
+  self->request(root, ctx->request_timeout, sup::report_atom::value)
+    .then(
+      [self, ctx, respond](sup::supervisor_report& r) {
+        auto doc = std::make_shared<json>(report_json(r));
+        nest(self, *ctx, doc, doc.get(), [doc, respond] {
+          respond(json_response(200, doc->dump(-1, ' ', false, json::error_handler_t::replace)));
+        });
+      },
+      [respond](caf::error&) { respond(unavailable("the root supervisor did not answer")); });
+}
+
 } // namespace
 
 void add_admin_routes(route_table& table, api_context_ptr ctx) {
@@ -227,6 +292,10 @@ void add_admin_routes(route_table& table, api_context_ptr ctx) {
                       "Crash a live actor on purpose; its shard restarts it", "admin",
                       {{202, "accepted"}, {404, "not live"}}, admin,
                       control<actors::kill_atom>(ctx)));
+  table.add(api_route("GET", "/api/v1/admin/supervisors",
+                      "The supervision tree: strategies, children, restart counts", "admin",
+                      {{200, "{name, strategy, intensity, period_ms, restarts, children}"}}, admin,
+                      bind(supervisors)));
   table.add(api_route("GET", "/api/v1/admin/journal", "The write-behind journal's figures",
                       "admin", {{200, "{pending, in_flight, last_batch_rows, ...}"}}, admin,
                       bind(journal_stats)));

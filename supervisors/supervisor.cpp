@@ -15,6 +15,7 @@
 #include <caf/all.hpp>
 
 #include "common/log.hpp"
+#include "common/registry.hpp"
 
 namespace gm::sup {
 namespace {
@@ -253,9 +254,20 @@ std::optional<size_t> find_child(self_ptr self, const caf::actor_addr& who) {
   return std::nullopt;
 }
 
+} // namespace
+
+caf::atom_value registry_name(const std::string& name) {
+  return caf::atom_from_string("sup_" + name);
+}
+
+namespace {
+
 caf::behavior supervisor_impl(self_ptr self, options opts, std::vector<child_spec> specs) {
   auto& st = self->state;
   st.opts = std::move(opts);
+  // Named, so the console can walk the tree: "sup_" + name (atoms hold 10
+  // characters; longer names are not registered).
+  if (st.opts.name.size() <= 6) register_as(self, registry_name(st.opts.name));
   for (auto& s : specs) {
     st.children.push_back(slot{std::move(s), nullptr, false, 0, {}});
   }

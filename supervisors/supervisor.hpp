@@ -79,6 +79,10 @@ typename Inspector::result_type inspect(Inspector& f, supervisor_report& x) {
 /// Ask a supervisor for its report: `request(sup, t, report_atom::value)`.
 using report_atom = caf::atom_constant<caf::atom("sup_report")>;
 
+/// Returns the registry name of the supervisor called `name` ("sup_" +
+/// name): supervisors whose name has at most 6 characters register under it.
+caf::atom_value registry_name(const std::string& name);
+
 /// Returns a running supervisor with `children`, started in order.
 caf::actor spawn_supervisor(caf::actor_system& sys, options opts,
                             std::vector<child_spec> children);

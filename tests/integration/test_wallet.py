@@ -284,6 +284,16 @@ class WalletApiTest(NodeTestCase):
         self.assertGreaterEqual(mine[0]["actors"], 1)
         for field in ("id", "address", "incarnation", "started_at", "last_heartbeat"):
             self.assertIn(field, mine[0])
+        status, _, data = call(self.port, "GET", "/api/v1/admin/supervisors", admin)
+        self.assertEqual(status, 200, data)
+        tree = json_body(data)
+        self.assertEqual((tree["name"], tree["strategy"]), ("root", "one_for_one"))
+        children = {c["name"]: c for c in tree["children"]}
+        self.assertEqual(set(children), {"persistence", "journal", "topic_hub", "shards",
+                                         "gateway"})
+        shards = children["shards"]["supervisor"]
+        self.assertEqual({c["name"] for c in shards["children"]}, {"shard:user", "shard:wallet"})
+        self.assertTrue(all(c["running"] for c in tree["children"]))
 
 
 class Load:
