@@ -183,6 +183,17 @@ class AuthTest(NodeTestCase):
         # A token forged with the real secret is accepted: the check is the signature.
         self.assertEqual(self.api.call("GET", "/api/v1/users/me", token=forge(claims))[0], 200)
 
+    def test_a_token_that_worked_is_refused_once_it_expires(self):
+        _, _, doc = self.api.register()
+        exp = int(time.time()) + 2
+        short = forge({"sub": doc["user"]["id"], "role": "rider", "iat": exp - 2, "exp": exp})
+        # Used enough times to reach every gateway actor (each keeps verified tokens).
+        for _ in range(8):
+            self.assertEqual(self.api.call("GET", "/api/v1/users/me", token=short)[0], 200)
+        time.sleep(max(0, exp - time.time()) + 0.1)
+        for _ in range(8):
+            self.assertEqual(self.api.call("GET", "/api/v1/users/me", token=short)[0], 401)
+
     def test_profile_update_and_public_profile(self):
         _, _, doc = self.api.register(email="pub.%s@example.com" % uuid.uuid4().hex[:8])
         token, uid = doc["access_token"], doc["user"]["id"]
