@@ -53,6 +53,13 @@ struct state {
   static inline const char* name = "gm.persistence";
 
   ~state() {
+    // Tell the cluster view this node is gone (runs while the pool drains);
+    // the next incarnation's heartbeat marks it up again.
+    if (pool && h.migrations_ok) {
+      pool->submit([id = node.id](pg::connection& c) {
+        c.exec("UPDATE nodes SET status = 'down' WHERE node_id = $1", {id});
+      });
+    }
     // Joins the pool's and client's threads; this actor is detached.
     if (pool) pool->stop();
     if (redis) redis->stop();

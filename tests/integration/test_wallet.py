@@ -379,6 +379,8 @@ class MoneyUnderLoadTest(unittest.TestCase):
                        for _, t in users)
         self.assertEqual(balances, total)
         self.assertEqual(node.stop(), 0)
+        # A node that stopped says so in the cluster view.
+        self.assertEqual(psql(url, "SELECT DISTINCT status FROM nodes"), [["down"]])
 
     def test_kill_9_mid_load_loses_no_acknowledged_transfer(self):
         url = fresh_database()
