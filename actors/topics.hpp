@@ -6,6 +6,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
 
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
@@ -14,9 +17,22 @@ namespace gm::topics {
 
 /// Entity → hub: `(publish_atom, topic, event, seq, data_json)`.
 using publish_atom = caf::atom_constant<caf::atom("t_pub")>;
+/// One event as the hub keeps it.
+struct event {
+  std::string name;
+  int64_t seq = 0;
+  std::string data;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event& x) {
+  return f(caf::meta::type_name("gm_topic_event"), x.name, x.seq, x.data);
+}
+
 /// Subscriber → hub: `(subscribe_atom, topic, caf::actor who, since_seq)` →
-/// int64 current seq; events after `since_seq` still in the hub's history
-/// are sent at once (since_seq < 0: none).
+/// (int64 current seq, std::vector<event> missed): the events after
+/// `since_seq` still in the hub's history (none if since_seq < 0). Live
+/// events follow as event_atom messages, after this answer.
 using subscribe_atom = caf::atom_constant<caf::atom("t_sub")>;
 /// Subscriber → hub: `(unsubscribe_atom, topic, caf::actor who)`.
 using unsubscribe_atom = caf::atom_constant<caf::atom("t_unsub")>;

@@ -32,6 +32,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -42,6 +43,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using strand_t = asio::strand<asio::io_context::executor_type>;
 using clock = std::chrono::steady_clock;
@@ -86,6 +88,7 @@ struct route_metrics {
 } // namespace
 
 class session;
+class ws_session;
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
   server_options opts;
@@ -99,6 +102,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::atomic<int64_t> inflight{0};
   std::mutex sessions_mtx;
   std::unordered_map<session*, std::weak_ptr<session>> sessions;
+  ws_hooks ws;
+  std::unordered_map<ws_session*, std::weak_ptr<ws_session>> websockets;
+  metrics::gauge& ws_open = metrics::global().get_gauge(
+    "gigmesh_ws_sessions", "open WebSocket sessions");
+  metrics::counter& ws_slow = metrics::global().get_counter(
+    "gigmesh_ws_slow_consumer_closes_total", "WebSockets closed because their send queue was full");
   std::vector<std::unique_ptr<route_metrics>> per_route;  // last: unmatched
   metrics::gauge& connections = metrics::global().get_gauge(
     "gigmesh_http_connections", "open HTTP connections");
@@ -109,9 +118,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::chrono::milliseconds sweep_interval;
   std::shared_ptr<spdlog::logger> log = gm::log::get("http");
 
-  impl(server_options o, const route_table& r, actor_dispatch d)
+  impl(server_options o, const route_table& r, actor_dispatch d, ws_hooks w)
     : opts(std::move(o)), routes(r), dispatch(std::move(d)),
-      ioc(opts.threads), acceptor(ioc), sweep_timer(ioc),
+      ioc(opts.threads), acceptor(ioc), ws(std::move(w)), sweep_timer(ioc),
       sweep_interval(std::clamp(opts.read_timeout / 4, std::chrono::milliseconds{10},
                                 std::chrono::milliseconds{1000})) {
     for (auto& rt : routes.all()) {
@@ -146,6 +155,178 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   void do_accept();
   void schedule_sweep();
   void sweep();
+};
+
+/// One WebSocket: reads text frames and hands them to the gateway's link;
+/// writes what the link sends from a bounded queue, in order. Every
+/// completion runs on the connection's strand.
+class ws_session : public std::enable_shared_from_this<ws_session> {
+public:
+  ws_session(beast::tcp_stream&& stream, strand_t strand, std::shared_ptr<server::impl> srv,
+             ws_identity who)
+    : ws_(std::move(stream)), strand_(std::move(strand)), srv_(std::move(srv)),
+      who_(std::move(who)) {
+    srv_->ws_open.add(1);
+  }
+
+  ~ws_session() {
+    finish();  // the loop stopped under us: the link must still hear of it
+    srv_->ws_open.add(-1);
+    std::lock_guard<std::mutex> guard{srv_->sessions_mtx};
+    srv_->websockets.erase(this);
+  }
+
+  void accept(http::request<http::string_body> req) {
+    {
+      std::lock_guard<std::mutex> guard{srv_->sessions_mtx};
+      srv_->websockets.emplace(this, weak_from_this());
+    }
+    beast::get_lowest_layer(ws_).expires_never();
+    // Idle sockets are pinged; a peer that does not answer is closed.
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(http::field::server, "gigmesh"); }));
+    ws_.read_message_max(srv_->opts.ws_message_max);
+    ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
+      self->on_accept(ec);
+    });
+  }
+
+  /// Closes the socket from outside (the node stops).
+  void shutdown() {
+    asio::post(strand_, [self = shared_from_this()] {
+      self->start_close(websocket::close_code::going_away, "the node is stopping");
+    });
+  }
+
+private:
+  ws_peer peer() {
+    std::weak_ptr<ws_session> weak = shared_from_this();
+    ws_peer p;
+    p.send = [weak](std::string text) {
+      if (auto self = weak.lock()) {
+        asio::post(self->strand_, [self, text = std::move(text)]() mutable {
+          self->queue(std::move(text));
+        });
+      }
+    };
+    p.close = [weak](uint16_t code, std::string reason) {
+      if (auto self = weak.lock()) {
+        asio::post(self->strand_, [self, code, reason = std::move(reason)] {
+          self->start_close(static_cast<websocket::close_code>(code), reason);
+        });
+      }
+    };
+    return p;
+  }
+
+  void on_accept(beast::error_code ec) {
+    if (ec) {
+      finish();
+      return;
+    }
+    link_ = srv_->ws.open(who_, peer());
+    do_read();
+  }
+
+  void do_read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->on_read(ec);
+    });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec) {
+      // Closed by the peer, too big (Beast closes with 1009), not UTF-8
+      // (1007), a dead peer: in every case the session ends.
+      finish();
+      return;
+    }
+    if (!ws_.got_text()) {
+      buffer_.consume(buffer_.size());
+      start_close(websocket::close_code::unknown_data,  // 1003
+                  "binary frames are not supported; send JSON text");
+      return;
+    }
+    auto text = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    if (link_ && !closing_) link_->on_text(std::move(text));
+    do_read();
+  }
+
+  void queue(std::string text) {
+    if (closing_) return;
+    if (out_.size() >= srv_->opts.ws_send_queue) {
+      srv_->ws_slow.inc();
+      out_.clear();
+      start_close(websocket::close_code::policy_error, "too slow: the send queue is full");
+      return;
+    }
+    out_.push_back(std::move(text));
+    do_write();
+  }
+
+  void do_write() {
+    if (writing_ || out_.empty()) return;
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(asio::buffer(out_.front()),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->on_write(ec);
+                    });
+  }
+
+  void on_write(beast::error_code ec) {
+    writing_ = false;
+    if (!out_.empty()) out_.pop_front();
+    if (ec) {
+      finish();
+      return;
+    }
+    if (close_pending_) {
+      send_close();
+      return;
+    }
+    do_write();
+  }
+
+  void start_close(websocket::close_code code, const std::string& reason) {
+    if (closing_) return;
+    closing_ = true;
+    close_reason_ = websocket::close_reason{code, reason};
+    out_.clear();
+    if (writing_) {
+      close_pending_ = true;  // one write at a time: close after this one
+      return;
+    }
+    send_close();
+  }
+
+  void send_close() {
+    close_pending_ = false;
+    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
+      self->finish();
+    });
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    if (link_) link_->on_closed();
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  strand_t strand_;
+  std::shared_ptr<server::impl> srv_;
+  ws_identity who_;
+  std::shared_ptr<ws_link> link_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool close_pending_ = false;
+  bool finished_ = false;
+  websocket::close_reason close_reason_;
 };
 
 class session : public std::enable_shared_from_this<session> {
@@ -204,7 +385,7 @@ private:
   };
 
   void do_read() {
-    if (reading_ || read_closed_ || queue_.size() >= srv_->opts.max_pipeline) {
+    if (upgraded_ || reading_ || read_closed_ || queue_.size() >= srv_->opts.max_pipeline) {
       return;
     }
     parser_.emplace();
@@ -291,6 +472,10 @@ private:
     std::string target{req.target()};
     auto q = target.find('?');
     std::string path = q == std::string::npos ? target : target.substr(0, q);
+    if (path == "/ws" && srv_->ws.open && websocket::is_upgrade(req)) {
+      upgrade(s, std::move(req), method, path, target, q);
+      return;
+    }
     auto m = srv_->routes.match(method, path);
     if (m.found == nullptr) {
       if (m.path_known) {
@@ -348,6 +533,47 @@ private:
         complete(s, problem(500, "internal", "Internal Server Error", "the request failed"));
       }
     }
+  }
+
+  /// `GET /ws` with an Upgrade header: the token decides before the
+  /// upgrade (a refusal is a plain HTTP answer); then the connection
+  /// belongs to a ws_session and this HTTP session ends.
+  void upgrade(const std::shared_ptr<slot>& s, http::request<http::string_body>&& req,
+               const std::string& method, const std::string& path, const std::string& target,
+               size_t q) {
+    request rq;
+    rq.method = method;
+    rq.path = path;
+    if (q != std::string::npos) rq.query = target.substr(q + 1);
+    rq.target = target;
+    for (auto& f : req) {
+      rq.headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
+    }
+    rq.request_id = s->request_id;
+    rq.remote_ip = remote_ip();
+    ws_identity who;
+    auto refusal = srv_->ws.authorize(rq, who);
+    if (refusal) {
+      s->keep_alive = false;
+      read_closed_ = true;
+      complete(s, std::move(*refusal));
+      return;
+    }
+    if (queue_.size() != 1 || writing_) {
+      s->keep_alive = false;
+      read_closed_ = true;
+      complete(s, problem(400, "bad-upgrade", "Bad Request",
+                          "a WebSocket upgrade must not follow unanswered requests"));
+      return;
+    }
+    queue_.pop_front();  // answered by the handshake, not over HTTP
+    srv_->inflight.fetch_sub(1);
+    srv_->inflight_gauge.add(-1);
+    upgraded_ = true;
+    read_closed_ = true;
+    deadline_.store(0, std::memory_order_relaxed);
+    auto ws = std::make_shared<ws_session>(std::move(stream_), strand_, srv_, std::move(who));
+    ws->accept(std::move(req));
   }
 
   void complete(const std::shared_ptr<slot>& s, response r) {
@@ -485,6 +711,7 @@ private:
   bool reading_ = false;
   bool writing_ = false;
   bool read_closed_ = false;
+  bool upgraded_ = false;  // the connection now belongs to a ws_session
   bool discarding_ = false;
 };
 
@@ -538,8 +765,9 @@ void server::impl::do_accept() {
   });
 }
 
-server::server(server_options opts, const route_table& routes, actor_dispatch dispatch)
-  : impl_(std::make_shared<impl>(std::move(opts), routes, std::move(dispatch))) {
+server::server(server_options opts, const route_table& routes, actor_dispatch dispatch,
+               ws_hooks ws)
+  : impl_(std::make_shared<impl>(std::move(opts), routes, std::move(dispatch), std::move(ws))) {
   // nop
 }
 
@@ -612,12 +840,21 @@ void server::stop() {
     s->close_when_idle();
   }
   open.clear();
+  std::vector<std::shared_ptr<ws_session>> sockets;
+  {
+    std::lock_guard<std::mutex> guard{d.sessions_mtx};
+    for (auto& [ptr, weak] : d.websockets) {
+      if (auto w = weak.lock()) sockets.push_back(std::move(w));
+    }
+  }
+  for (auto& w : sockets) w->shutdown();
+  sockets.clear();
   // Give sessions a moment to close cleanly, then stop the loop.
   auto deadline = clock::now() + std::chrono::seconds{2};
   for (;;) {
     {
       std::lock_guard<std::mutex> guard{d.sessions_mtx};
-      if (d.sessions.empty() || clock::now() >= deadline) {
+      if ((d.sessions.empty() && d.websockets.empty()) || clock::now() >= deadline) {
         break;
       }
     }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "gateway/routes.hpp"
@@ -20,14 +21,51 @@ struct server_options {
   uint32_t header_limit = 16 << 10;
   std::chrono::milliseconds read_timeout{30000};
   size_t max_pipeline = 16;
+  size_t ws_message_max = 64 << 10;  // bytes per incoming WebSocket message
+  size_t ws_send_queue = 256;        // frames queued per WebSocket before it is closed
 };
 
 /// Hands a request for an actor route to the actor side of the gateway.
 using actor_dispatch = std::function<void(const route&, request, respond_fn)>;
 
+/// Who opened a WebSocket (decided from the token before the upgrade).
+struct ws_identity {
+  std::string user_id;
+  std::string role;
+  int64_t token_exp = 0;  // unix seconds
+};
+
+/// A WebSocket as the server offers it to the rest of the gateway. Safe to
+/// call from any thread; no-ops once the socket is closed.
+struct ws_peer {
+  /// Queues a text frame. A peer whose send queue is full is closed (1008):
+  /// one slow client must not grow the node's memory.
+  std::function<void(std::string)> send;
+  /// Closes with `code` and `reason`.
+  std::function<void(uint16_t, std::string)> close;
+};
+
+/// The gateway's side of one WebSocket. Called on an io thread.
+class ws_link {
+public:
+  virtual ~ws_link() = default;
+  virtual void on_text(std::string text) = 0;
+  /// Called once, when the socket is gone.
+  virtual void on_closed() = 0;
+};
+
+struct ws_hooks {
+  /// Returns nullopt to accept the upgrade (filling `who`), or the HTTP
+  /// answer that refuses it (401).
+  std::function<std::optional<response>(const request&, ws_identity&)> authorize;
+  /// Opens the gateway's side of an accepted WebSocket.
+  std::function<std::shared_ptr<ws_link>(const ws_identity&, ws_peer)> open;
+};
+
 class server {
 public:
-  server(server_options opts, const route_table& routes, actor_dispatch dispatch);
+  server(server_options opts, const route_table& routes, actor_dispatch dispatch,
+         ws_hooks ws = {});
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

@@ -26,6 +26,7 @@
 #include "gateway/server.hpp"
 #include "gateway/service_routes.hpp"
 #include "gateway/validation.hpp"
+#include "gateway/ws.hpp"
 #include "persistence/pg.hpp"
 #include "persistence/service.hpp"
 
@@ -262,7 +263,8 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   opts.header_limit = static_cast<uint32_t>(cfg.http_header_limit);
   opts.read_timeout = std::chrono::milliseconds{cfg.http_read_timeout_ms};
   opts.max_pipeline = static_cast<size_t>(cfg.http_max_pipeline);
-  st.srv = std::make_unique<server>(opts, st.routes, dispatch);
+  st.srv = std::make_unique<server>(opts, st.routes, dispatch,
+                                    make_ws_hooks(self->system(), api));
   uint16_t port = 0;
   try {
     port = st.srv->start();

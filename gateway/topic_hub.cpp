@@ -15,11 +15,7 @@
 namespace gm::gateway {
 namespace {
 
-struct event {
-  std::string name;
-  int64_t seq = 0;
-  std::string data;
-};
+using topics::event;
 
 struct topic {
   int64_t seq = 0;
@@ -91,7 +87,7 @@ caf::behavior hub_impl(hub_actor* self, hub_options opts) {
       trim(self);
     },
     [self](topics::subscribe_atom, const std::string& name, const caf::actor& who,
-           int64_t since) {
+           int64_t since) -> caf::result<int64_t, std::vector<event>> {
       auto& st = self->state;
       auto& t = st.topics[name];
       if (t.subscribers.insert(who).second) {
@@ -99,12 +95,13 @@ caf::behavior hub_impl(hub_actor* self, hub_options opts) {
         if (mine.empty()) self->monitor(who);
         mine.insert(name);
       }
+      std::vector<event> missed;
       if (since >= 0) {
         for (auto& e : t.history) {
-          if (e.seq > since) self->send(who, topics::event_atom::value, name, e.name, e.seq, e.data);
+          if (e.seq > since) missed.push_back(e);
         }
       }
-      return t.seq;
+      return {t.seq, std::move(missed)};
     },
     [self](topics::unsubscribe_atom, const std::string& name, const caf::actor& who) {
       auto& st = self->state;

@@ -1,0 +1,255 @@
+// The gateway's side of WebSockets (API.md "WebSocket"): the token decides
+// before the upgrade; then one actor per socket serves the ops (ping,
+// subscribe, unsubscribe, send, location), asks each topic's entity rules
+// who may see it, and forwards the topic hub's events in sequence order.
+#include "gateway/ws.hpp"
+
+#include <strings.h>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/router.hpp"
+#include "actors/topics.hpp"
+#include "actors/wallet.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/registry.hpp"
+#include "gateway/api_context.hpp"
+
+namespace gm::gateway {
+namespace {
+
+using nlohmann::json;
+
+using text_atom = caf::atom_constant<caf::atom("ws_text")>;
+using closed_atom = caf::atom_constant<caf::atom("ws_closed")>;
+using expired_atom = caf::atom_constant<caf::atom("ws_expire")>;
+
+constexpr uint16_t close_policy = 1008;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+struct ws_state {
+  ws_identity who;
+  ws_peer peer;
+  api_context_ptr ctx;
+  std::unordered_map<std::string, int64_t> topics;  // topic → last seq sent
+  metrics::gauge* subscriptions = nullptr;
+  metrics::counter* events_out = nullptr;
+  static inline const char* name = "gm.ws";
+
+  ~ws_state() {
+    if (subscriptions) subscriptions->add(-static_cast<int64_t>(topics.size()));
+  }
+};
+
+using ws_actor = caf::stateful_actor<ws_state>;
+
+void send_json(ws_actor* self, const json& j) {
+  self->state.peer.send(dump(j));
+}
+
+void send_error(ws_actor* self, const json& id, int status, const std::string& detail) {
+  json e = {{"op", "error"}, {"status", status}, {"detail", detail}};
+  if (!id.is_null()) e["id"] = id;
+  send_json(self, e);
+}
+
+void send_event(ws_actor* self, const std::string& topic, const std::string& name, int64_t seq,
+                const std::string& data) {
+  auto& st = self->state;
+  auto it = st.topics.find(topic);
+  if (it == st.topics.end() || seq <= it->second) return;  // not subscribed, or seen
+  it->second = seq;
+  std::string frame = "{\"event\":" + dump(name) + ",\"topic\":" + dump(topic) +
+                      ",\"seq\":" + std::to_string(seq) + ",\"data\":" + data + "}";
+  st.events_out->inc();
+  st.peer.send(std::move(frame));
+}
+
+/// Decides whether the caller may see `topic`: 0 yes, else the status of
+/// the refusal (with `why`). The rules are the entities': a user sees their
+/// own `user:` topic and their own wallet; admins see `system:inspect`.
+void authorize_topic(ws_actor* self, const std::string& topic,
+                     std::function<void(int, std::string)> done) {
+  auto& st = self->state;
+  auto colon = topic.find(':');
+  auto kind = topic.substr(0, colon);
+  auto id = colon == std::string::npos ? std::string{} : topic.substr(colon + 1);
+  if (colon == std::string::npos || id.empty()) {
+    done(400, "a topic is kind:id, e.g. wallet:<id>");
+  } else if (kind == "user") {
+    done(id == st.who.user_id ? 0 : 403, "you may only subscribe to your own user topic");
+  } else if (kind == "system") {
+    done(id == "inspect" && st.who.role == "admin" ? 0 : 403, "system topics are for admins");
+  } else if (kind == "wallet") {
+    // The wallet entity knows its id: ask the caller's own wallet.
+    actors::ask(self, {wallet::type, st.who.user_id}, caf::make_message(wallet::get_atom::value),
+                st.ctx->request_timeout, [id, done](actors::entity_reply& r) {
+                  if (!r.ok()) {
+                    done(r.error() == actors::errc::unavailable ? 503 : 403, r.detail);
+                    return;
+                  }
+                  auto doc = json::parse(r.body, nullptr, false);
+                  bool mine = doc.is_object() && doc.value("id", std::string{}) == id;
+                  done(mine ? 0 : 403, "you may only subscribe to your own wallet");
+                });
+  } else if (kind == "rider" || kind == "task" || kind == "contract" || kind == "circle" ||
+             kind == "room") {
+    done(404, kind + " topics do not exist on this node yet");
+  } else {
+    done(400, "unknown topic kind " + kind);
+  }
+}
+
+void subscribe(ws_actor* self, const json& msg) {
+  json id = msg.contains("id") ? msg["id"] : json(nullptr);
+  if (!msg.contains("topic") || !msg["topic"].is_string()) {
+    send_error(self, id, 400, "subscribe needs a topic (string)");
+    return;
+  }
+  auto topic = msg["topic"].get<std::string>();
+  int64_t since = -1;
+  if (msg.contains("since_seq")) {
+    if (!msg["since_seq"].is_number_integer() || msg["since_seq"].get<int64_t>() < 0) {
+      send_error(self, id, 400, "since_seq must be a non-negative integer");
+      return;
+    }
+    since = msg["since_seq"].get<int64_t>();
+  }
+  authorize_topic(self, topic, [self, topic, since, id](int status, std::string why) {
+    if (status != 0) {
+      send_error(self, id, status, why);
+      return;
+    }
+    auto hub = find_registered(self->system(), topics::registry_name());
+    if (!hub) {
+      send_error(self, id, 503, "the topic hub is restarting");
+      return;
+    }
+    self->request(hub, self->state.ctx->request_timeout, topics::subscribe_atom::value, topic,
+                  caf::actor_cast<caf::actor>(self), since)
+      .then(
+        [self, topic, id](int64_t seq, std::vector<topics::event>& missed) {
+          auto& st = self->state;
+          if (st.topics.emplace(topic, -1).second) st.subscriptions->add(1);
+          json ok = {{"op", "subscribed"}, {"topic", topic}, {"seq", seq}};
+          if (!id.is_null()) ok["id"] = id;
+          send_json(self, ok);
+          for (auto& e : missed) send_event(self, topic, e.name, e.seq, e.data);
+        },
+        [self, id](caf::error&) { send_error(self, id, 503, "the topic hub did not answer"); });
+  });
+}
+
+caf::behavior ws_impl(ws_actor* self, ws_identity who, ws_peer peer, api_context_ptr ctx) {
+  auto& st = self->state;
+  st.who = std::move(who);
+  st.peer = std::move(peer);
+  st.ctx = std::move(ctx);
+  auto& reg = metrics::global();
+  st.subscriptions = &reg.get_gauge("gigmesh_ws_subscriptions", "topic subscriptions of WebSockets");
+  st.events_out = &reg.get_counter("gigmesh_ws_events_sent_total", "events sent to WebSockets");
+  auto left = st.who.token_exp - unix_now();
+  self->delayed_send(self, std::chrono::seconds{std::max<int64_t>(0, left)}, expired_atom::value);
+  return {
+    [self](text_atom, std::string& text) {
+      auto msg = json::parse(text, nullptr, false);
+      if (msg.is_discarded() || !msg.is_object()) {
+        send_error(self, nullptr, 400, "each frame must be one JSON object");
+        return;
+      }
+      json id = msg.contains("id") ? msg["id"] : json(nullptr);
+      auto op = msg.contains("op") && msg["op"].is_string() ? msg["op"].get<std::string>() : "";
+      if (op == "ping") {
+        json pong = {{"op", "pong"}};
+        if (!id.is_null()) pong["id"] = id;
+        send_json(self, pong);
+      } else if (op == "subscribe") {
+        subscribe(self, msg);
+      } else if (op == "unsubscribe") {
+        auto topic = msg.value("topic", std::string{});
+        auto& st = self->state;
+        if (st.topics.erase(topic) > 0) {
+          st.subscriptions->add(-1);
+          auto hub = find_registered(self->system(), topics::registry_name());
+          if (hub) {
+            self->send(hub, topics::unsubscribe_atom::value, topic,
+                       caf::actor_cast<caf::actor>(self));
+          }
+        }
+        send_json(self, {{"op", "unsubscribed"}, {"topic", topic}});
+      } else if (op == "send") {
+        send_error(self, id, 404, "chat rooms do not exist on this node yet");
+      } else if (op == "location") {
+        send_error(self, id, 404, "riders do not exist on this node yet");
+      } else {
+        send_error(self, id, 400, op.empty() ? "op is missing" : "unknown op " + op);
+      }
+    },
+    [self](topics::event_atom, const std::string& topic, const std::string& name, int64_t seq,
+           const std::string& data) { send_event(self, topic, name, seq, data); },
+    [self](expired_atom) {
+      send_error(self, nullptr, 401, "the access token expired; reconnect with a new one");
+      self->state.peer.close(close_policy, "token expired");
+      self->quit();
+    },
+    [self](closed_atom) { self->quit(); },
+  };
+}
+
+/// The link the server holds: hands frames and the close to the actor.
+class actor_link : public ws_link {
+public:
+  explicit actor_link(caf::actor a) : actor_(std::move(a)) {}
+  void on_text(std::string text) override {
+    caf::anon_send(actor_, text_atom::value, std::move(text));
+  }
+  void on_closed() override { caf::anon_send(actor_, closed_atom::value); }
+
+private:
+  caf::actor actor_;
+};
+
+} // namespace
+
+ws_hooks make_ws_hooks(caf::actor_system& sys, api_context_ptr ctx) {
+  ws_hooks h;
+  h.authorize = [ctx](const request& rq, ws_identity& who) -> std::optional<response> {
+    std::string token;
+    auto header = rq.header("Authorization");
+    if (header.size() > 7 && strncasecmp(header.c_str(), "Bearer ", 7) == 0) {
+      token = header.substr(7);
+    } else if (auto q = rq.query_param("token")) {
+      token = *q;
+    }
+    jwt::errc why{};
+    auto claims = token.empty() ? std::nullopt : ctx->tokens.verify(token, unix_now(), &why);
+    if (!claims) {
+      auto p = problem(401, "unauthorized", "Unauthorized",
+                       token.empty() ? "missing access token"
+                                     : std::string{"invalid access token: "} + jwt::to_string(why));
+      p.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return p;
+    }
+    who.user_id = claims->sub;
+    who.role = claims->role;
+    who.token_exp = claims->exp;
+    return std::nullopt;
+  };
+  h.open = [&sys, ctx](const ws_identity& who, ws_peer peer) -> std::shared_ptr<ws_link> {
+    auto a = sys.spawn(ws_impl, who, std::move(peer), ctx);
+    return std::make_shared<actor_link>(std::move(a));
+  };
+  return h;
+}
+
+} // namespace gm::gateway

@@ -1,0 +1,146 @@
+"""WebSocket end to end with a real client over 127.0.0.1: the token decides
+before the upgrade, ping/pong, subscriptions authorized by the entities'
+rules, wallet.updated events in version order on both parties' sessions,
+resume with since_seq, and bad frames closed with the right code."""
+
+import json
+import time
+import unittest
+
+from harness import NodeTestCase, json_body, main, request
+from wsclient import Closed, WsClient
+from test_wallet import NODE_ENV, call, register
+
+
+def wallet_id(port, token):
+    return json_body(call(port, "GET", "/api/v1/wallet", token)[2])["id"]
+
+
+class WebSocketTest(NodeTestCase):
+    node_env = dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="60000")
+
+    def setUp(self):
+        self.port = self.node.port
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+
+    def connect(self, token, **kw):
+        c = WsClient(self.port, token, **kw)
+        self.clients.append(c)
+        return c
+
+    def test_an_invalid_token_is_refused_before_the_upgrade(self):
+        for token in (None, "not.a.token"):
+            c = self.connect(token)
+            self.assertEqual(c.status, 401, c.head)
+
+    def test_ping_pong_with_the_token_in_the_header_or_the_query(self):
+        _, token = register(self.port)
+        for query in (False, True):
+            c = self.connect(token, query_token=query)
+            self.assertEqual(c.status, 101, c.head)
+            c.send({"op": "ping", "id": "x"})
+            self.assertEqual(c.recv(), {"op": "pong", "id": "x"})
+
+    def test_deposit_and_transfer_reach_both_parties_in_version_order(self):
+        a, ta = register(self.port)
+        b, tb = register(self.port)
+        wa, wb = wallet_id(self.port, ta), wallet_id(self.port, tb)
+        ca, cb = self.connect(ta), self.connect(tb)
+        ca.send({"op": "subscribe", "topic": "wallet:" + wa})
+        cb.send({"op": "subscribe", "topic": "wallet:" + wb})
+        self.assertEqual(ca.recv()["op"], "subscribed")
+        self.assertEqual(cb.recv()["op"], "subscribed")
+        start = time.time()
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", ta, {"amount": 500})[0], 201)
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/transfer", ta,
+                              {"to_user_id": b, "amount": 200})[0], 201)
+        e1, e2 = ca.recv(), ca.recv()
+        eb = cb.recv()
+        elapsed = time.time() - start
+        self.assertEqual([e["event"] for e in (e1, e2, eb)], ["wallet.updated"] * 3)
+        self.assertEqual((e1["data"]["balance"], e2["data"]["balance"]), (500, 300))
+        self.assertLess(e1["seq"], e2["seq"])
+        self.assertEqual(e2["data"]["version"], e2["seq"])
+        self.assertEqual(eb["data"]["balance"], 200)
+        self.assertLess(elapsed, 1.0)
+
+    def test_resume_with_since_seq_gets_exactly_the_missed_events(self):
+        _, token = register(self.port)
+        wid = wallet_id(self.port, token)
+        c = self.connect(token)
+        c.send({"op": "subscribe", "topic": "wallet:" + wid})
+        self.assertEqual(c.recv()["seq"], 0)
+        call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 1})
+        last = c.recv()["seq"]
+        c.close()
+        for amount in (2, 3):
+            call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": amount})
+        c2 = self.connect(token)
+        c2.send({"op": "subscribe", "topic": "wallet:" + wid, "since_seq": last})
+        sub = c2.recv()
+        self.assertEqual(sub["op"], "subscribed")
+        missed = [c2.recv(), c2.recv()]
+        self.assertEqual([m["seq"] for m in missed], [last + 1, last + 2])
+        call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 4})
+        self.assertEqual(c2.recv()["seq"], last + 3)  # then live, no gap, no repeat
+
+    def test_other_peoples_topics_are_refused_with_an_error(self):
+        a, ta = register(self.port)
+        b, tb = register(self.port)
+        c = self.connect(ta)
+        for topic, status in (("wallet:" + wallet_id(self.port, tb), 403), ("user:" + b, 403),
+                              ("system:inspect", 403), ("nonsense", 400), ("room:1", 404)):
+            c.send({"op": "subscribe", "topic": topic, "id": topic})
+            reply = c.recv()
+            self.assertEqual((reply["op"], reply["status"], reply["id"]), ("error", status, topic))
+        c.send({"op": "subscribe", "topic": "user:" + a})
+        self.assertEqual(c.recv()["op"], "subscribed")
+
+    def test_bad_frames_get_errors_or_the_right_close_codes(self):
+        _, token = register(self.port)
+        c = self.connect(token)
+        c.send_frame(1, b"{not json")
+        self.assertEqual((c.recv()["op"]), "error")
+        c.send({"op": "dance"})
+        self.assertEqual(c.recv()["status"], 400)
+        c.send({"op": "send", "topic": "room:1", "text": "hi", "id": "c1"})
+        self.assertEqual(c.recv()["status"], 404)
+        c.send_frame(2, b"\x00\x01")
+        with self.assertRaises(Closed) as closed:
+            c.recv()
+        self.assertEqual(closed.exception.code, 1003)
+        big = self.connect(token)
+        big.send_frame(1, b"[" + b" " * (70 << 10) + b"]")
+        with self.assertRaises(Closed) as closed:
+            big.recv()
+        self.assertEqual(closed.exception.code, 1009)
+        bad_utf8 = self.connect(token)
+        bad_utf8.send_frame(1, b'{"op":"ping","id":"\xff"}')
+        with self.assertRaises(Closed) as closed:
+            bad_utf8.recv()
+        self.assertEqual(closed.exception.code, 1007)
+        # The node is still healthy.
+        self.assertEqual(request(self.port, "GET", "/healthz")[0], 200)
+
+    def test_a_token_that_expires_during_a_session_closes_it(self):
+        import test_auth
+        uid, _ = register(self.port)
+        exp = int(time.time()) + 2
+        token = test_auth.forge({"sub": uid, "role": "rider", "iat": exp - 2, "exp": exp},
+                                secret=NODE_ENV["GIGMESH_JWT_SECRET"])
+        c = self.connect(token)
+        self.assertEqual(c.status, 101)
+        c.sock.settimeout(5)
+        error = c.recv()
+        self.assertEqual((error["op"], error["status"]), ("error", 401))
+        with self.assertRaises(Closed) as closed:
+            c.recv()
+        self.assertEqual(closed.exception.code, 1008)
+
+
+if __name__ == "__main__":
+    main()
