@@ -182,6 +182,11 @@ public:
       srv_->websockets.emplace(this, weak_from_this());
     }
     beast::get_lowest_layer(ws_).expires_never();
+    // A small kernel send buffer too: what a client does not read piles up
+    // in our bounded queue (and gets it closed), not in the kernel.
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().set_option(
+      asio::socket_base::send_buffer_size(static_cast<int>(srv_->opts.ws_socket_buffer)), ignored);
     // Idle sockets are pinged; a peer that does not answer is closed.
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.set_option(websocket::stream_base::decorator(
@@ -258,7 +263,6 @@ private:
     if (closing_) return;
     if (out_.size() >= srv_->opts.ws_send_queue) {
       srv_->ws_slow.inc();
-      out_.clear();
       start_close(websocket::close_code::policy_error, "too slow: the send queue is full");
       return;
     }
@@ -294,12 +298,23 @@ private:
     if (closing_) return;
     closing_ = true;
     close_reason_ = websocket::close_reason{code, reason};
-    out_.clear();
+    drop_queued();
     if (writing_) {
       close_pending_ = true;  // one write at a time: close after this one
       return;
     }
     send_close();
+  }
+
+  /// Drops what waits to be written; the frame being written stays (Beast
+  /// is reading from it).
+  void drop_queued() {
+    if (out_.empty()) return;
+    if (writing_) {
+      out_.erase(out_.begin() + 1, out_.end());
+    } else {
+      out_.clear();
+    }
   }
 
   void send_close() {

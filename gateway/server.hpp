@@ -23,6 +23,7 @@ struct server_options {
   size_t max_pipeline = 16;
   size_t ws_message_max = 64 << 10;  // bytes per incoming WebSocket message
   size_t ws_send_queue = 256;        // frames queued per WebSocket before it is closed
+  size_t ws_socket_buffer = 64 << 10;  // kernel send buffer of a WebSocket, bytes
 };
 
 /// Hands a request for an actor route to the actor side of the gateway.

@@ -7,7 +7,7 @@ import json
 import time
 import unittest
 
-from harness import NodeTestCase, json_body, main, request
+from harness import NodeTestCase, json_body, main, request, wait_for
 from wsclient import Closed, WsClient
 from test_wallet import NODE_ENV, call, register
 
@@ -16,8 +16,17 @@ def wallet_id(port, token):
     return json_body(call(port, "GET", "/api/v1/wallet", token)[2])["id"]
 
 
+def metric(port, name):
+    text = request(port, "GET", "/metrics")[2].decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 class WebSocketTest(NodeTestCase):
-    node_env = dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="60000")
+    # A small send queue, so that a client that stops reading fills it soon.
+    node_env = dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="60000", GIGMESH_WS_SEND_QUEUE="8")
 
     def setUp(self):
         self.port = self.node.port
@@ -124,6 +133,33 @@ class WebSocketTest(NodeTestCase):
             bad_utf8.recv()
         self.assertEqual(closed.exception.code, 1007)
         # The node is still healthy.
+        self.assertEqual(request(self.port, "GET", "/healthz")[0], 200)
+
+    def test_a_client_that_stops_reading_is_closed_when_its_queue_is_full(self):
+        _, token = register(self.port)
+        wid = wallet_id(self.port, token)
+        sessions_before = metric(self.port, "gigmesh_ws_sessions")
+        closes_before = metric(self.port, "gigmesh_ws_slow_consumer_closes_total")
+        slow = self.connect(token, rcvbuf=4096)
+        slow.send({"op": "subscribe", "topic": "wallet:" + wid})
+        self.assertEqual(slow.recv()["op"], "subscribed")
+        # Stop reading; publish until the node gives up on this client
+        # (bounded in count and time).
+        deadline = time.time() + 60
+        for i in range(20000):
+            call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 1})
+            if i % 50 == 0 and metric(self.port, "gigmesh_ws_slow_consumer_closes_total") > closes_before:
+                break
+            if time.time() > deadline:
+                break
+        self.assertGreater(metric(self.port, "gigmesh_ws_slow_consumer_closes_total"), closes_before)
+        # What the kernel still held arrives, then the close (1008).
+        with self.assertRaises(Closed) as closed:
+            while True:
+                slow.recv()
+        self.assertIn(closed.exception.code, (1008, None))
+        self.assertTrue(wait_for(
+            lambda: metric(self.port, "gigmesh_ws_sessions") <= sessions_before, 10, 0.1))
         self.assertEqual(request(self.port, "GET", "/healthz")[0], 200)
 
     def test_a_token_that_expires_during_a_session_closes_it(self):

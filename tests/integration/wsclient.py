@@ -15,8 +15,12 @@ class Closed(Exception):
 
 
 class WsClient:
-    def __init__(self, port, token=None, query_token=False, timeout=5):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, token=None, query_token=False, timeout=5, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         path = "/ws" + ("?token=" + token if token and query_token else "")
         lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1", "Upgrade: websocket",
@@ -75,6 +79,11 @@ class WsClient:
             opcode, payload = self.recv_frame()
             if opcode == 8:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                try:
+                    self.send_frame(8, payload[:2])  # answer the close, as RFC 6455 asks
+                    self.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
                 raise Closed(code, payload[2:].decode("utf-8", "replace"))
             if opcode == 9:  # ping: answer it
                 self.send_frame(10, payload)
