@@ -71,6 +71,11 @@ packed_uuid packed_uuid::parse(const std::string& s) {
   return out;
 }
 
+int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 std::string now_rfc3339() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();

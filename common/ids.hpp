@@ -2,6 +2,7 @@
 // new rows, RFC 3339 UTC times for JSON.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace gm {
@@ -22,6 +23,10 @@ struct packed_uuid {
   /// Returns the packed form of `s`, which must satisfy is_uuid().
   static packed_uuid parse(const std::string& s);
 };
+
+/// Returns the current time in whole seconds since the Unix epoch (token
+/// times).
+int64_t unix_seconds();
 
 /// Returns the current time as RFC 3339 UTC with milliseconds.
 std::string now_rfc3339();

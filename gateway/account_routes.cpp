@@ -7,6 +7,7 @@
 
 #include "actors/router.hpp"
 #include "actors/user.hpp"
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "gateway/accounts.hpp"
 #include "gateway/api_context.hpp"
@@ -53,16 +54,11 @@ void submit_or_503(const std::shared_ptr<pg::pool>& pool, const respond_fn& resp
   }
 }
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string access_token(const api_context& ctx, const accounts::user& u) {
   jwt::claims c;
   c.sub = u.id;
   c.role = u.role;
-  c.iat = now_s();
+  c.iat = unix_seconds();
   c.exp = c.iat + ctx.access_ttl_s;
   c.jti = crypto::base64url_encode(crypto::random_bytes(12));
   return ctx.tokens.sign(c);

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/node_info.hpp"
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
@@ -55,11 +56,6 @@ using call_atom = caf::atom_constant<caf::atom("gw_call")>;
 using seed_atom = caf::atom_constant<caf::atom("gw_seed")>;
 using seeded_atom = caf::atom_constant<caf::atom("gw_seeded")>;
 
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 /// Tokens this gateway actor has verified, with their claims: a client sends
 /// the same token with every request for 15 minutes, and checking its
 /// signature and parsing its JSON each time cost more than many handlers.
@@ -82,7 +78,7 @@ void authenticate(const api_context& ctx, call& c, token_cache& cache) {
     return;
   }
   auto token = header.substr(7);
-  auto now = unix_now();
+  auto now = unix_seconds();
   auto hit = cache.valid.find(token);
   if (hit != cache.valid.end()) {
     if (now < hit->second.exp) {

@@ -43,15 +43,16 @@ using nlohmann::json;
 
 constexpr int64_t max_amount = INT64_MAX;
 
-/// Returns the caller's Idempotency-Key, or sets `bad` if it is malformed.
-std::string idempotency_key(const request& rq, std::optional<response>& bad) {
+/// Returns the caller's Idempotency-Key ("" if none), or answers 400 and
+/// returns nullopt if it is malformed.
+std::optional<std::string> idempotency_key(const request& rq, const respond_fn& respond) {
   auto key = rq.header("Idempotency-Key");
-  if (key.empty()) return key;
   bool printable = std::all_of(key.begin(), key.end(),
                                [](char c) { return c > 0x20 && c < 0x7f; });
   if (key.size() > 255 || !printable) {
-    bad = problem(400, "invalid-idempotency-key", "Bad Request",
-                  "Idempotency-Key must be 1 to 255 printable ASCII characters");
+    respond(problem(400, "invalid-idempotency-key", "Bad Request",
+                    "Idempotency-Key must be 1 to 255 printable ASCII characters"));
+    return std::nullopt;
   }
   return key;
 }
@@ -78,29 +79,21 @@ void ask_wallet(caf::event_based_actor* self, const api_context& ctx, const requ
 template <class Atom>
 actor_handler external_move(api_context_ptr ctx) {
   return [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
-    std::optional<response> bad;
-    auto key = idempotency_key(rq, bad);
-    if (bad) {
-      respond(std::move(*bad));
-      return;
-    }
+    auto key = idempotency_key(rq, respond);
+    if (!key) return;
     const auto& b = *rq.json;
     auto amount = b["amount"].get<int64_t>();
     auto reference = b.value("reference", std::string{});
     ask_wallet(self, *ctx, rq,
-               caf::make_message(Atom::value, amount, reference, key, request_hash(rq)), 201,
+               caf::make_message(Atom::value, amount, reference, *key, request_hash(rq)), 201,
                std::move(respond));
   };
 }
 
 void transfer(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
               respond_fn respond) {
-  std::optional<response> bad;
-  auto key = idempotency_key(rq, bad);
-  if (bad) {
-    respond(std::move(*bad));
-    return;
-  }
+  auto key = idempotency_key(rq, respond);
+  if (!key) return;
   const auto& b = *rq.json;
   auto to = b["to_user_id"].get<std::string>();
   auto amount = b["amount"].get<int64_t>();
@@ -108,7 +101,7 @@ void transfer(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
   // Lower-case ids so that one user is one entity whatever the spelling.
   std::transform(to.begin(), to.end(), to.begin(), [](unsigned char c) { return std::tolower(c); });
   ask_wallet(self, *ctx, rq,
-             caf::make_message(wallet::transfer_atom::value, to, amount, note, key,
+             caf::make_message(wallet::transfer_atom::value, to, amount, note, *key,
                                request_hash(rq)),
              201, std::move(respond));
 }

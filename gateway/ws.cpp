@@ -12,6 +12,7 @@
 #include "actors/router.hpp"
 #include "actors/topics.hpp"
 #include "actors/wallet.hpp"
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/registry.hpp"
@@ -27,11 +28,6 @@ using closed_atom = caf::atom_constant<caf::atom("ws_closed")>;
 using expired_atom = caf::atom_constant<caf::atom("ws_expire")>;
 
 constexpr uint16_t close_policy = 1008;
-
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -158,7 +154,7 @@ caf::behavior ws_impl(ws_actor* self, ws_identity who, ws_peer peer, api_context
   auto& reg = metrics::global();
   st.subscriptions = &reg.get_gauge("gigmesh_ws_subscriptions", "topic subscriptions of WebSockets");
   st.events_out = &reg.get_counter("gigmesh_ws_events_sent_total", "events sent to WebSockets");
-  auto left = st.who.token_exp - unix_now();
+  auto left = st.who.token_exp - unix_seconds();
   self->delayed_send(self, std::chrono::seconds{std::max<int64_t>(0, left)}, expired_atom::value);
   return {
     [self](text_atom, std::string& text) {
@@ -232,7 +228,7 @@ ws_hooks make_ws_hooks(caf::actor_system& sys, api_context_ptr ctx) {
       token = *q;
     }
     jwt::errc why{};
-    auto claims = token.empty() ? std::nullopt : ctx->tokens.verify(token, unix_now(), &why);
+    auto claims = token.empty() ? std::nullopt : ctx->tokens.verify(token, unix_seconds(), &why);
     if (!claims) {
       auto p = problem(401, "unauthorized", "Unauthorized",
                        token.empty() ? "missing access token"
