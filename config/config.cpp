@@ -165,6 +165,9 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::kdf_queue_limit, 1, 100000)},
     {"ws_send_queue", "frames queued per WebSocket before a slow client is closed (1008)",
      int_field(&settings::ws_send_queue, 1, 1000000)},
+    {"ws_idle_timeout_ms", "a WebSocket that sends nothing is pinged after half of this and "
+                           "closed after all of it",
+     int_field(&settings::ws_idle_timeout_ms, 200, 3600000)},
     {"ws_message_max", "largest incoming WebSocket message, bytes (larger: close 1009)",
      int_field(&settings::ws_message_max, 128, 64 << 20)},
     {"caf_threads", "CAF scheduler worker threads", int_field(&settings::caf_threads, 1, 256)},

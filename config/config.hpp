@@ -44,6 +44,7 @@ struct settings {
   int64_t request_timeout_ms = 5000;
   int gateway_workers = 4;
   int64_t ws_send_queue = 256;       // frames queued per WebSocket before it is closed
+  int64_t ws_idle_timeout_ms = 60000;  // silent WebSocket: pinged at half, closed at all of it
   int64_t ws_message_max = 64 << 10;  // bytes per incoming WebSocket message
 
   std::string pg_url = "postgresql://postgres@127.0.0.1:5432/gigmesh";

@@ -188,7 +188,10 @@ public:
     beast::get_lowest_layer(ws_).socket().set_option(
       asio::socket_base::send_buffer_size(static_cast<int>(srv_->opts.ws_socket_buffer)), ignored);
     // Idle sockets are pinged; a peer that does not answer is closed.
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.idle_timeout = srv_->opts.ws_idle_timeout;
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
     ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, "gigmesh"); }));
     ws_.read_message_max(srv_->opts.ws_message_max);

@@ -24,6 +24,9 @@ struct server_options {
   size_t ws_message_max = 64 << 10;  // bytes per incoming WebSocket message
   size_t ws_send_queue = 256;        // frames queued per WebSocket before it is closed
   size_t ws_socket_buffer = 64 << 10;  // kernel send buffer of a WebSocket, bytes
+  // A WebSocket that sends nothing (not even a pong) is pinged after half of
+  // this and closed after all of it: dead and half-open peers go.
+  std::chrono::milliseconds ws_idle_timeout{60000};
 };
 
 /// Hands a request for an actor route to the actor side of the gateway.

@@ -260,6 +260,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   opts.read_timeout = std::chrono::milliseconds{cfg.http_read_timeout_ms};
   opts.max_pipeline = static_cast<size_t>(cfg.http_max_pipeline);
   opts.ws_send_queue = static_cast<size_t>(cfg.ws_send_queue);
+  opts.ws_idle_timeout = std::chrono::milliseconds{cfg.ws_idle_timeout_ms};
   opts.ws_message_max = static_cast<size_t>(cfg.ws_message_max);
   st.srv = std::make_unique<server>(opts, st.routes, dispatch,
                                     make_ws_hooks(self->system(), api));

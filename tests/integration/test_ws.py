@@ -4,6 +4,10 @@ rules, wallet.updated events in version order on both parties' sessions,
 resume with since_seq, and bad frames closed with the right code."""
 
 import json
+import os
+import random
+import select
+import socket
 import time
 import unittest
 
@@ -176,6 +180,75 @@ class WebSocketTest(NodeTestCase):
         with self.assertRaises(Closed) as closed:
             c.recv()
         self.assertEqual(closed.exception.code, 1008)
+
+
+def still_open_at(socks, deadline):
+    """Reads (and drops) from every socket until its peer closes it; returns
+    those still open at `deadline`."""
+    open_ = set(socks)
+    while open_ and time.time() < deadline:
+        ready, _, _ = select.select(list(open_), [], [], max(0.0, deadline - time.time()))
+        for s in ready:
+            try:
+                if not s.recv(65536):
+                    open_.discard(s)
+            except OSError:
+                open_.discard(s)  # reset
+    return open_
+
+
+class HalfOpenTest(NodeTestCase):
+    """Short deadlines, so that what never finishes is ended soon."""
+    node_env = dict(NODE_ENV, GIGMESH_WS_IDLE_TIMEOUT_MS="1500", GIGMESH_HTTP_READ_TIMEOUT_MS="1000")
+
+    def test_half_open_connections_and_garbage_leave_the_node_healthy(self):
+        port = self.node.port
+        _, token = register(port)
+        ws_before = metric(port, "gigmesh_ws_sessions")
+        http_before = metric(port, "gigmesh_http_connections")
+        rng = random.Random(7)
+        socks = []
+        try:
+            for i in range(40):
+                # An upgrade request cut off before its blank line.
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+                socks.append(s)
+                # Upgraded, then silent: never a frame, never a pong.
+                socks.append(WsClient(port, token).sock)
+                # Upgraded, then half a frame and silence.
+                c = WsClient(port, token)
+                c.sock.sendall(bytes([0x81, 0x80 | 100]) + os.urandom(4) + b"x" * 10)
+                socks.append(c.sock)
+                # Upgraded, then the client's side shut without a close frame.
+                c = WsClient(port, token)
+                c.sock.shutdown(socket.SHUT_WR)
+                socks.append(c.sock)
+                # Upgraded, then random bytes.
+                c = WsClient(port, token)
+                c.sock.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 2000))))
+                socks.append(c.sock)
+            self.assertGreater(metric(port, "gigmesh_ws_sessions"), ws_before)
+            # A well-behaved client is served meanwhile.
+            good = WsClient(port, token)
+            good.send({"op": "ping", "id": "ok"})
+            self.assertEqual(good.recv(), {"op": "pong", "id": "ok"})
+            good.close()
+            self.assertEqual(request(port, "GET", "/healthz")[0], 200)
+            # The node ends every one of them by itself within its deadlines.
+            still_open = still_open_at(socks, time.time() + 10)
+            self.assertEqual(len(still_open), 0, "%d of %d still open" % (len(still_open), len(socks)))
+        finally:
+            for s in socks:
+                s.close()
+        self.assertTrue(wait_for(lambda: metric(port, "gigmesh_ws_sessions") <= ws_before, 10, 0.1))
+        self.assertTrue(wait_for(
+            lambda: metric(port, "gigmesh_http_connections") <= http_before + 1, 10, 0.1))
+        self.assertEqual(request(port, "GET", "/healthz")[0], 200)
+        fresh = WsClient(port, token)
+        fresh.send({"op": "ping", "id": "after"})
+        self.assertEqual(fresh.recv(), {"op": "pong", "id": "after"})
+        fresh.close()
 
 
 if __name__ == "__main__":
