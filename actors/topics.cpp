@@ -2,6 +2,7 @@
 #include "actors/topics.hpp"
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 #include "common/registry.hpp"
 
@@ -9,6 +10,16 @@ namespace gm::topics {
 
 caf::atom_value registry_name() {
   return caf::atom("topics");
+}
+
+std::string event_frame(const std::string& topic, const std::string& name, int64_t seq,
+                        const std::string& data) {
+  using nlohmann::json;
+  auto quote = [](const std::string& s) {
+    return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  return "{\"event\":" + quote(name) + ",\"topic\":" + quote(topic) +
+         ",\"seq\":" + std::to_string(seq) + ",\"data\":" + data + "}";
 }
 
 void publish(caf::actor_system& sys, std::string topic, std::string event, int64_t seq,

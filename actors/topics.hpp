@@ -5,11 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <caf/meta/type_name.hpp>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
@@ -36,8 +38,16 @@ typename Inspector::result_type inspect(Inspector& f, event& x) {
 using subscribe_atom = caf::atom_constant<caf::atom("t_sub")>;
 /// Subscriber → hub: `(unsubscribe_atom, topic, caf::actor who)`.
 using unsubscribe_atom = caf::atom_constant<caf::atom("t_unsub")>;
-/// Hub → subscriber: `(event_atom, topic, event, seq, data_json)`.
+/// One event as a WebSocket sends it, built once by the hub and shared by
+/// every subscriber (never copied per subscriber).
+using frame_ptr = std::shared_ptr<const std::string>;
+/// Hub → subscriber: `(event_atom, topic, seq, frame_ptr)`.
 using event_atom = caf::atom_constant<caf::atom("t_event")>;
+
+/// Returns the frame API.md gives an event:
+/// `{"event":name,"topic":topic,"seq":seq,"data":data}` (data is JSON).
+std::string event_frame(const std::string& topic, const std::string& name, int64_t seq,
+                        const std::string& data);
 
 /// Returns the registry name of the hub.
 caf::atom_value registry_name();
@@ -48,3 +58,5 @@ void publish(caf::actor_system& sys, std::string topic, std::string event, int64
              std::string data);
 
 } // namespace gm::topics
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gm::topics::frame_ptr)

@@ -14,7 +14,7 @@ conns=${2:-32}
 
 bench_setup
 bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER_PER_MIN=100000000 \
-  GIGMESH_JWT_SECRET=bench-secret-bench-secret-bench-secret-0 GIGMESH_KDF_THREADS=2
+  GIGMESH_JWT_SECRET=$bench_secret GIGMESH_KDF_THREADS=2
 base=http://127.0.0.1:$BENCH_NODE_PORT
 
 phone="+25471$(printf '%07d' $((RANDOM * RANDOM % 10000000)))"

@@ -12,7 +12,7 @@ n=${1:-100000}
 warm=1000
 
 bench_setup
-secret=bench-secret-bench-secret-bench-secret-0
+secret=$bench_secret
 bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER_PER_MIN=100000000 \
   GIGMESH_JWT_SECRET=$secret GIGMESH_ENTITY_IDLE_TIMEOUT_MS=3600000
 base=http://127.0.0.1:$BENCH_NODE_PORT

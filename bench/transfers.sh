@@ -14,35 +14,15 @@ conns=${2:-64}
 users=${3:-1000}
 
 bench_setup
-secret=bench-secret-bench-secret-bench-secret-0
 bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER_PER_MIN=100000000 \
-  GIGMESH_JWT_SECRET=$secret GIGMESH_KDF_THREADS=2 GIGMESH_ENTITY_IDLE_TIMEOUT_MS=600000 \
+  GIGMESH_JWT_SECRET=$bench_secret GIGMESH_KDF_THREADS=2 GIGMESH_ENTITY_IDLE_TIMEOUT_MS=600000 \
   ${BENCH_NODE_ENV:-}
 base=http://127.0.0.1:$BENCH_NODE_PORT
 
-# Users and funded wallets straight in SQL (registering thousands through
-# the KDF would take minutes); access tokens minted with the node's secret.
+# Users and funded wallets straight in SQL, tokens minted with the node's secret.
+bench_make_users "$users" 1000000000000
 ids=$bench_data/user_ids
-psql "$BENCH_PG_URL" -Atqc "
-  WITH u AS (
-    INSERT INTO users (id, phone, full_name, password_hash, role)
-    SELECT gen_random_uuid(), '+2547' || lpad(g::text, 8, '0'), 'Bench ' || g, 'x', 'client'
-    FROM generate_series(1, $users) g RETURNING id)
-  INSERT INTO wallets (id, user_id, balance) SELECT gen_random_uuid(), id, 1000000000000 FROM u
-  RETURNING user_id" >"$ids"
-mapfile -t tokens < <(python3 - "$secret" "$ids" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-secret, path = sys.argv[1].encode(), sys.argv[2]
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-now = int(time.time())
-for uid in open(path).read().split():
-    body = b64(json.dumps({"sub": uid, "role": "client", "iat": now, "exp": now + 3600,
-                           "jti": uid[:8]}).encode())
-    sig = hmac.new(secret, (head + "." + body).encode(), hashlib.sha256).digest()
-    print(head + "." + body + "." + b64(sig))
-PY
-)
+mapfile -t tokens <"$bench_data/tokens"
 
 lua=$bench_data/transfer.lua
 {

@@ -211,7 +211,7 @@ private:
   ws_peer peer() {
     std::weak_ptr<ws_session> weak = shared_from_this();
     ws_peer p;
-    p.send = [weak](std::string text) {
+    p.send = [weak](std::shared_ptr<const std::string> text) {
       if (auto self = weak.lock()) {
         asio::post(self->strand_, [self, text = std::move(text)]() mutable {
           self->queue(std::move(text));
@@ -262,7 +262,7 @@ private:
     do_read();
   }
 
-  void queue(std::string text) {
+  void queue(std::shared_ptr<const std::string> text) {
     if (closing_) return;
     if (out_.size() >= srv_->opts.ws_send_queue) {
       srv_->ws_slow.inc();
@@ -277,7 +277,7 @@ private:
     if (writing_ || out_.empty()) return;
     writing_ = true;
     ws_.text(true);
-    ws_.async_write(asio::buffer(out_.front()),
+    ws_.async_write(asio::buffer(*out_.front()),
                     [self = shared_from_this()](beast::error_code ec, size_t) {
                       self->on_write(ec);
                     });
@@ -339,7 +339,7 @@ private:
   ws_identity who_;
   std::shared_ptr<ws_link> link_;
   beast::flat_buffer buffer_;
-  std::deque<std::string> out_;
+  std::deque<std::shared_ptr<const std::string>> out_;  // frames may be shared
   bool writing_ = false;
   bool closing_ = false;
   bool close_pending_ = false;

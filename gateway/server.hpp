@@ -44,7 +44,7 @@ struct ws_identity {
 struct ws_peer {
   /// Queues a text frame. A peer whose send queue is full is closed (1008):
   /// one slow client must not grow the node's memory.
-  std::function<void(std::string)> send;
+  std::function<void(std::shared_ptr<const std::string>)> send;
   /// Closes with `code` and `reason`.
   std::function<void(uint16_t, std::string)> close;
 };

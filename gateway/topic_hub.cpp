@@ -80,9 +80,11 @@ caf::behavior hub_impl(hub_actor* self, hub_options opts) {
       t.seq = seq;
       t.history.push_back({ev, seq, data});
       if (t.history.size() > st.opts.history_per_topic) t.history.pop_front();
-      for (auto& s : t.subscribers) {
-        self->send(s, topics::event_atom::value, name, ev, seq, data);
-        st.delivered->inc();
+      if (!t.subscribers.empty()) {
+        auto frame = std::make_shared<const std::string>(topics::event_frame(name, ev, seq, data));
+        auto msg = caf::make_message(topics::event_atom::value, name, seq, std::move(frame));
+        for (auto& s : t.subscribers) self->send(s, msg);
+        st.delivered->inc(t.subscribers.size());
       }
       trim(self);
     },

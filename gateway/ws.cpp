@@ -50,7 +50,7 @@ struct ws_state {
 using ws_actor = caf::stateful_actor<ws_state>;
 
 void send_json(ws_actor* self, const json& j) {
-  self->state.peer.send(dump(j));
+  self->state.peer.send(std::make_shared<const std::string>(dump(j)));
 }
 
 void send_error(ws_actor* self, const json& id, int status, const std::string& detail) {
@@ -59,14 +59,13 @@ void send_error(ws_actor* self, const json& id, int status, const std::string& d
   send_json(self, e);
 }
 
-void send_event(ws_actor* self, const std::string& topic, const std::string& name, int64_t seq,
-                const std::string& data) {
+/// Sends an event's frame unless it is not subscribed or was sent already
+/// (a replay and live events may overlap).
+void send_event(ws_actor* self, const std::string& topic, int64_t seq, topics::frame_ptr frame) {
   auto& st = self->state;
   auto it = st.topics.find(topic);
-  if (it == st.topics.end() || seq <= it->second) return;  // not subscribed, or seen
+  if (it == st.topics.end() || seq <= it->second) return;
   it->second = seq;
-  std::string frame = "{\"event\":" + dump(name) + ",\"topic\":" + dump(topic) +
-                      ",\"seq\":" + std::to_string(seq) + ",\"data\":" + data + "}";
   st.events_out->inc();
   st.peer.send(std::move(frame));
 }
@@ -140,7 +139,11 @@ void subscribe(ws_actor* self, const json& msg) {
           json ok = {{"op", "subscribed"}, {"topic", topic}, {"seq", seq}};
           if (!id.is_null()) ok["id"] = id;
           send_json(self, ok);
-          for (auto& e : missed) send_event(self, topic, e.name, e.seq, e.data);
+          for (auto& e : missed) {
+            send_event(self, topic, e.seq,
+                       std::make_shared<const std::string>(
+                         topics::event_frame(topic, e.name, e.seq, e.data)));
+          }
         },
         [self, id](caf::error&) { send_error(self, id, 503, "the topic hub did not answer"); });
   });
@@ -191,8 +194,9 @@ caf::behavior ws_impl(ws_actor* self, ws_identity who, ws_peer peer, api_context
         send_error(self, id, 400, op.empty() ? "op is missing" : "unknown op " + op);
       }
     },
-    [self](topics::event_atom, const std::string& topic, const std::string& name, int64_t seq,
-           const std::string& data) { send_event(self, topic, name, seq, data); },
+    [self](topics::event_atom, const std::string& topic, int64_t seq, topics::frame_ptr& frame) {
+      send_event(self, topic, seq, std::move(frame));
+    },
     [self](expired_atom) {
       send_error(self, nullptr, 401, "the access token expired; reconnect with a new one");
       self->state.peer.close(close_policy, "token expired");
