@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <future>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -134,4 +135,45 @@ TEST_CASE("sync is answered after everything handed over before it has committed
     .receive([&](journal::ok_atom) { synced = true; }, [](caf::error&) {});
   REQUIRE(synced);
   CHECK(run(*f.db, "SELECT count(*) FROM things WHERE id = 'b'").value(0, 0) == "1");
+}
+
+TEST_CASE("a row handed over after another (by any actor) never commits before it") {
+  // What transfers rely on: the source hands its reserve to the journal and
+  // only then asks the destination, whose credit must not commit without
+  // the reserve. When the second row's write is answered, the first must
+  // be in PostgreSQL.
+  fixture f;
+  constexpr int pairs = 200;
+  std::mutex db_mtx;  // the test's one connection, shared by the checkers
+  pg::connection check{f.url, 2000ms};
+  auto done = std::make_shared<std::atomic<int>>(0);
+  auto missing = std::make_shared<std::atomic<int>>(0);
+  for (int i = 0; i < pairs; ++i) {
+    auto second = f.sys.spawn([j = f.j, i, done, missing, &db_mtx,
+                               &check](caf::event_based_actor* self) -> caf::behavior {
+      return {[=, &db_mtx, &check](journal::ok_atom) {
+        self->request(j, 10s, journal::write_atom::value,
+                      std::vector<journal::row>{thing("second" + std::to_string(i), 1)}, true)
+          .then(
+            [=, &db_mtx, &check](journal::ok_atom) {
+              std::lock_guard<std::mutex> guard{db_mtx};
+              auto r = check.exec("SELECT count(*) FROM things WHERE id = $1",
+                                  {"first" + std::to_string(i)});
+              if (!r.ok() || r.value(0, 0) != "1") ++*missing;
+              ++*done;
+              self->quit();
+            },
+            [](caf::error&) {});
+      }};
+    });
+    f.sys.spawn([j = f.j, i, second](caf::event_based_actor* self) {
+      self->request(j, 10s, journal::write_atom::value,
+                    std::vector<journal::row>{thing("first" + std::to_string(i), 1)}, true)
+        .then([](journal::ok_atom) {}, [](caf::error&) {});
+      self->send(second, journal::ok_atom::value);  // without waiting for the commit
+    });
+  }
+  for (int i = 0; i < 200 && *done < pairs; ++i) std::this_thread::sleep_for(50ms);
+  CHECK(*done == pairs);
+  CHECK(*missing == 0);
 }
