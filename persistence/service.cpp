@@ -137,9 +137,11 @@ void probe_redis(caf::stateful_actor<state>* self) {
   }
 }
 
-/// Every few seconds, hands memory that malloc holds but nobody uses back to
-/// the operating system (passivated entities, finished requests), so the
-/// node's resident size follows what it really holds. This thread is ours
+/// Every few seconds, hands memory that glibc's malloc holds but nobody uses
+/// back to the operating system (passivated entities, finished requests), so
+/// the node's resident size follows what it really holds. (Release builds
+/// allocate with jemalloc, which returns unused pages by itself; this is for
+/// builds on glibc's malloc, such as the sanitizer builds.) This thread is ours
 /// (a detached actor): the trim never runs on a CAF worker or io thread.
 void return_free_memory(state& st) {
   auto now = std::chrono::steady_clock::now();

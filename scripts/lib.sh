@@ -7,17 +7,18 @@ GM_PGBIN=/usr/lib/postgresql/15/bin
 GM_PACKAGES=(
   g++ make cmake ninja-build ccache pkg-config git ca-certificates curl procps
   libcaf-dev libboost1.81-dev libpq-dev libhiredis-dev nlohmann-json3-dev
-  libspdlog-dev doctest-dev libssl-dev
+  libspdlog-dev doctest-dev libssl-dev libjemalloc-dev
   postgresql-15 postgresql-client-15 redis-server python3 wrk
 )
 
 gm_log() { echo "[gigmesh] $*" >&2; }
 gm_die() { echo "[gigmesh] error: $*" >&2; exit 1; }
 
-# Installs the Debian packages that are missing (idempotent).
+# Installs the Debian packages that are missing (idempotent): ours and any
+# given as arguments.
 gm_install_deps() {
   local missing=() p
-  for p in "${GM_PACKAGES[@]}"; do
+  for p in "${GM_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$p")
   done
