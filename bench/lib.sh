@@ -88,6 +88,22 @@ bench_wrk() {
        END {print rps, p99}' <<<"$out"
 }
 
+# CPU time (user + system) in clock ticks of process $1.
+bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# CPU time in clock ticks of every PostgreSQL process, with the backends
+# that have exited (the postmaster's reaped children).
+bench_pg_ticks() {
+  local p t=0
+  for p in $(pgrep -x postgres); do
+    t=$((t + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+
+# Prints microseconds of CPU per operation: ticks $1 over $2 operations.
+bench_us_per() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t / hz * 1e6 / (n > 0 ? n : 1)}'; }
+
 # Prints the median of its arguments.
 bench_median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 

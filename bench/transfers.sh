@@ -47,7 +47,9 @@ LUA
 } >"$lua"
 
 wrk -t2 -c"$conns" -d2s -s "$lua" "$base/" >/dev/null  # warm-up: activates the wallets
+n0=$(bench_cpu_ticks "${bench_pids[0]}"); p0=$(bench_pg_ticks)
 read -r r_rps r_p99 < <(bench_wrk -t2 -c"$conns" -d"${secs}s" -s "$lua" "$base/")
+n1=$(bench_cpu_ticks "${bench_pids[0]}"); p1=$(bench_pg_ticks)
 statuses=$(grep -o 'gigmesh_http_requests_total{route="/api/v1/wallet/transfer",status="[0-9]*"} [0-9]*' \
   <(curl -s "$base/metrics") | sed 's/.*status="\([0-9]*\)"} /\1:/' | tr '\n' ' ')
 journal=$(curl -s "$base/metrics" | awk '/^gigmesh_journal_batch_rows_(sum|count)/ {v[$1]=$2}
@@ -55,8 +57,14 @@ journal=$(curl -s "$base/metrics" | awk '/^gigmesh_journal_batch_rows_(sum|count
 kill "${bench_pids[0]}" && wait "${bench_pids[0]}" 2>/dev/null || true
 bench_pids=()
 
+sleep 1
+p2=$(bench_pg_ticks)
 read -r b_rps b_p50 b_p99 b_failed < <("$GM_ROOT/build/release/bench/pg_transfer_baseline" \
   "$BENCH_PG_URL" "$secs" "$conns" "$ids")
+sleep 1  # the baseline's backends exit and are reaped
+p3=$(bench_pg_ticks)
+r_n=$(awk -v r="$r_rps" -v s="$secs" 'BEGIN {printf "%.0f", r * s}')
+b_n=$(awk -v r="$b_rps" -v s="$secs" 'BEGIN {printf "%.0f", r * s}')
 
 echo
 echo "transfers bench: ${secs}s per line, $conns connections, $users wallets, one node"
@@ -66,3 +74,5 @@ printf '%-52s %12.0f %10.2f\n' "REST POST /wallet/transfer (durable, saga)" "$r_
 printf '%-52s %12.0f %10.2f\n' "PL/pgSQL transfer per transaction (libpq, no HTTP)" "$b_rps" "$b_p99"
 awk -v r="$r_rps" -v b="$b_rps" 'BEGIN {printf "ratio REST / per-transaction: %.2f\n", r / b}'
 echo "REST answers by status: $statuses; journal: $journal; baseline p50 $b_p50 ms, failures $b_failed"
+echo "CPU per transfer: REST: node $(bench_us_per $((n1 - n0)) "$r_n") us + PostgreSQL" \
+  "$(bench_us_per $((p1 - p0)) "$r_n") us; per-transaction: PostgreSQL $(bench_us_per $((p3 - p2)) "$b_n") us"

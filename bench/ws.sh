@@ -27,6 +27,8 @@ idle=${4:-10000}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -gt $((idle + 1000)) ] || gm_die "need more than $((idle + 1000)) open files (ulimit -n)"
 
+# Node.js and npm for the `ws` baseline: Debian's, unless the machine has its own.
+command -v node >/dev/null && command -v npm >/dev/null || gm_install_deps nodejs npm
 bench_setup
 bin=$GM_ROOT/build/release/bench
 bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER_PER_MIN=100000000 \
@@ -61,8 +63,6 @@ ports=("$node_port" "$beast_port" "$nodews_port")
 pids=("$node_pid" "$beast_pid" "$nodews_pid")
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, clock ticks
-tck=$(getconf CLK_TCK)
 
 # Idle sessions first, while every server is fresh: memory per session.
 declare -A mem
@@ -83,10 +83,10 @@ done
 declare -A fan cpu
 for rate in $rates; do
   for s in 0 1 2; do
-    t0=$(cpu_ticks "${pids[$s]}")
+    t0=$(bench_cpu_ticks "${pids[$s]}")
     fan[$rate,$s]=$("$bin/ws_load" fanout "${ports[$s]}" "$token" "wallet:$wallet" "$sessions" \
       "$rate" "$secs")
-    cpu[$rate,$s]=$(($(cpu_ticks "${pids[$s]}") - t0))
+    cpu[$rate,$s]=$(($(bench_cpu_ticks "${pids[$s]}") - t0))
     sleep 1
   done
 done
@@ -103,7 +103,7 @@ printf '%-30s %6s %16s %9s %8s %8s %8s %8s %8s %6s\n' "server" "rate/s" "deliver
 for rate in $rates; do
   for s in 0 1 2; do
     read -r published failed delivered expected eps p50 p99 closed d50 d99 <<<"${fan[$rate,$s]}"
-    us=$(awk -v t="${cpu[$rate,$s]}" -v hz="$tck" -v d="$delivered" 'BEGIN {printf "%.1f", t / hz * 1e6 / (d > 0 ? d : 1)}')
+    us=$(bench_us_per "${cpu[$rate,$s]}" "$delivered")
     printf '%-30s %6s %16s %9s %8.2f %8.2f %8.2f %8.2f %8s %6s\n' "${names[$s]}" "$rate" \
       "$delivered/$expected" "$eps" "$p50" "$p99" "$d50" "$d99" "$us" "$closed"
     [ "$failed" = 0 ] || echo "  ($failed deposits not answered 2xx)"
