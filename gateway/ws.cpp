@@ -194,9 +194,10 @@ caf::behavior ws_impl(ws_actor* self, ws_identity who, ws_peer peer, api_context
         send_error(self, id, 400, op.empty() ? "op is missing" : "unknown op " + op);
       }
     },
-    [self](topics::event_atom, const std::string& topic, int64_t seq, topics::frame_ptr& frame) {
-      send_event(self, topic, seq, std::move(frame));
-    },
+    // const: the hub sends one message to every subscriber; a mutable
+    // reference would make CAF copy it for each.
+    [self](topics::event_atom, const std::string& topic, int64_t seq,
+           const topics::frame_ptr& frame) { send_event(self, topic, seq, frame); },
     [self](expired_atom) {
       send_error(self, nullptr, 401, "the access token expired; reconnect with a new one");
       self->state.peer.close(close_policy, "token expired");
