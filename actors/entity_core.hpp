@@ -71,6 +71,26 @@ void load_after_sync(caf::event_based_actor* self,
                      std::function<std::function<void()>(pg::connection&)> job,
                      std::function<void(const std::string&)> failed);
 
+/// An entity's activation load through load_after_sync: `load(c, id)` runs
+/// on a pool thread, `done(self, loaded)` inside the entity; a failure
+/// arrives as a `Loaded` whose `error` says why.
+template <class Self, class Loaded>
+void load_entity(Self* self, Loaded (*load)(pg::connection&, const std::string&),
+                 void (*done)(Self*, Loaded&)) {
+  auto id = self->state.core.id;
+  load_after_sync(
+    self,
+    [self, id, load, done](pg::connection& c) -> std::function<void()> {
+      auto l = load(c, id);
+      return [self, l, done]() mutable { done(self, l); };
+    },
+    [self, done](const std::string& why) {
+      Loaded l;
+      l.error = why;
+      done(self, l);
+    });
+}
+
 /// Asks the shard of `type` to passivate this entity: used when activation
 /// found no row (or failed), after the default handler answers what waits.
 void ask_to_passivate(caf::event_based_actor* self, const std::string& type,

@@ -194,18 +194,7 @@ caf::behavior user_impl(user_actor* self, std::string id, std::shared_ptr<journa
     return actors::entity_handlers(self, &empty_state);
   }
   self->set_default_handler(caf::skip);
-  auto id_copy = st.core.id;
-  actors::load_after_sync(
-    self,
-    [self, id_copy](pg::connection& c) -> std::function<void()> {
-      auto l = load_row(c, id_copy);
-      return [self, l]() mutable { on_loaded(self, l); };
-    },
-    [self](const std::string& why) {
-      loaded l;
-      l.error = why;
-      on_loaded(self, l);
-    });
+  actors::load_entity(self, &load_row, &on_loaded);
   return actors::entity_handlers(self, &empty_state);
 }
 

@@ -657,18 +657,7 @@ void on_loaded(wallet_actor* self, loaded& l) {
 }
 
 void load(wallet_actor* self) {
-  auto uid = self->state.core.id;
-  actors::load_after_sync(
-    self,
-    [self, uid](pg::connection& c) -> std::function<void()> {
-      auto l = load_rows(c, uid);
-      return [self, l]() mutable { on_loaded(self, l); };
-    },
-    [self](const std::string& why) {
-      loaded l;
-      l.error = why;
-      on_loaded(self, l);
-    });
+  actors::load_entity(self, &load_rows, &on_loaded);
 }
 
 std::string state_json(wallet_actor* self) {

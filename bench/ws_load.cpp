@@ -75,7 +75,6 @@ struct run_state {
   // sessions
   int ready = 0;
   int closed = 0;
-  int opened = 0;
 };
 
 /// One WebSocket session: connect, upgrade, subscribe, then read until closed.
@@ -104,7 +103,6 @@ public:
 
 private:
   void subscribe() {
-    ++rs_.opened;
     ws_.text(true);
     ws_.async_write(asio::buffer(subscribe_), [self = shared_from_this()](beast::error_code ec,
                                                                            size_t) {
@@ -210,7 +208,7 @@ class publisher : public std::enable_shared_from_this<publisher> {
 public:
   publisher(asio::io_context& ioc, run_state& rs, std::string token, int conns, double rate,
             int64_t total, std::function<void()> done)
-    : ioc_(ioc), rs_(rs), token_(std::move(token)), rate_(rate), total_(total), timer_(ioc),
+    : rs_(rs), token_(std::move(token)), rate_(rate), total_(total), timer_(ioc),
       done_(std::move(done)) {
     for (int i = 0; i < conns; ++i) conns_.push_back(std::make_unique<conn>(ioc));
   }
@@ -298,7 +296,6 @@ private:
     std::exit(1);
   }
 
-  asio::io_context& ioc_;
   run_state& rs_;
   std::string token_;
   double rate_;
