@@ -1,6 +1,10 @@
 // Implements the router over the local shards.
 #include "actors/router.hpp"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include <caf/all.hpp>
 
 #include "common/registry.hpp"
@@ -11,23 +15,106 @@ caf::actor shard_of(caf::actor_system& sys, const std::string& type) {
   return find_registered(sys, caf::atom_from_string("sh_" + type));
 }
 
-void ask(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
-         std::chrono::milliseconds timeout, reply_fn done) {
+namespace {
+
+entity_reply path_failed(const std::string& type, const caf::error& e) {
+  return fail(errc::unavailable, e == caf::sec::request_timeout
+                                   ? type + " did not answer in time"
+                                   : type + " could not answer: " + caf::to_string(e));
+}
+
+/// Sends through the shard of `ref.type`; false (after answering `done`) if
+/// there is none.
+template <class Timeout, class OnReply, class OnError>
+void send_via_shard(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
+                    Timeout timeout, OnReply on_reply, OnError on_error,
+                    const reply_fn& unavailable) {
   auto shard = shard_of(self->system(), ref.type);
   if (!shard) {
     auto r = fail(errc::unavailable, ref.type + " entities are not available right now");
-    done(r);
+    unavailable(r);
     return;
   }
   self->request(shard, timeout, fwd_atom::value, ref.id, std::move(cmd))
-    .then([done](entity_reply& r) { done(r); },
-          [done, type = ref.type](caf::error& e) {
-            auto r = fail(errc::unavailable,
-                          e == caf::sec::request_timeout
-                            ? type + " did not answer in time"
-                            : type + " could not answer: " + caf::to_string(e));
-            done(r);
-          });
+    .then(std::move(on_reply), std::move(on_error));
+}
+
+void schedule_tick(caf::event_based_actor* self, ask_book& book,
+                   std::chrono::steady_clock::duration in) {
+  book.tick_pending = true;
+  auto wait = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(in),
+                       std::chrono::milliseconds{10});
+  self->delayed_send(self, wait, ask_tick_atom::value);
+}
+
+} // namespace
+
+void ask(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
+         std::chrono::milliseconds timeout, reply_fn done) {
+  send_via_shard(
+    self, ref, std::move(cmd), timeout, [done](entity_reply& r) { done(r); },
+    [done, type = ref.type](caf::error& e) {
+      auto r = path_failed(type, e);
+      done(r);
+    },
+    done);
+}
+
+void ask(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
+         reply_fn done) {
+  send_via_shard(
+    self, ref, std::move(cmd), caf::infinite, [done](entity_reply& r) { done(r); },
+    [done, type = ref.type](caf::error& e) {
+      auto r = path_failed(type, e);
+      done(r);
+    },
+    done);
+}
+
+void ask(caf::event_based_actor* self, std::shared_ptr<ask_book>& book, const entity_ref& ref,
+         caf::message cmd, std::chrono::milliseconds timeout, reply_fn done) {
+  if (!book) book = std::make_shared<ask_book>();
+  auto token = ++book->next;
+  auto due = std::chrono::steady_clock::now() + timeout;
+  book->open.emplace(token, ask_book::open_ask{due, std::move(done), ref.type});
+  if (!book->tick_pending) schedule_tick(self, *book, timeout);
+  // Runs the open ask's callback once: with the reply, or not at all if
+  // the tick failed it first.
+  auto finish = [b = book, token](entity_reply& r) {
+    auto it = b->open.find(token);
+    if (it == b->open.end()) return;  // answered `unavailable` at its deadline
+    auto f = std::move(it->second.done);
+    b->open.erase(it);
+    f(r);
+  };
+  send_via_shard(
+    self, ref, std::move(cmd), caf::infinite, finish,
+    [finish, type = ref.type](caf::error& e) {
+      auto r = path_failed(type, e);
+      finish(r);
+    },
+    finish);
+}
+
+void on_ask_tick(caf::event_based_actor* self, ask_book& book) {
+  book.tick_pending = false;
+  auto now = std::chrono::steady_clock::now();
+  std::vector<std::pair<reply_fn, std::string>> overdue;
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (auto it = book.open.begin(); it != book.open.end();) {
+    if (it->second.due <= now) {
+      overdue.emplace_back(std::move(it->second.done), std::move(it->second.type));
+      it = book.open.erase(it);
+    } else {
+      next = std::min(next, it->second.due);
+      ++it;
+    }
+  }
+  if (!book.open.empty()) schedule_tick(self, book, next - now);
+  for (auto& [done, type] : overdue) {
+    auto r = fail(errc::unavailable, type + " did not answer in time");
+    done(r);
+  }
 }
 
 const char* to_string(errc x) {

@@ -125,6 +125,7 @@ struct state {
   int64_t escrow = 0;
   const environment* env = nullptr;  // the kind's, which outlives its wallets
   std::unique_ptr<extras> x;
+  std::shared_ptr<actors::ask_book> asks;  // asks to other wallets, once it asked
   static inline const char* name = "gm.wallet";
 
   std::string wallet_id() const { return wallet_uuid.str(); }
@@ -424,11 +425,12 @@ void send_credit(wallet_actor* self, const std::string& tid) {
   ++s.attempts;
   auto msg = caf::make_message(credit_atom::value, tid, st.core.id, s.amount, s.note,
                                s.created_at, s.attempts > 1);
-  actors::ask(self, {type, s.to_user}, std::move(msg), st.env->credit_timeout,
+  actors::ask(self, st.asks, {type, s.to_user}, std::move(msg), st.env->credit_timeout,
               [self, tid](entity_reply& r) {
                 auto& st = self->state;
                 auto it = st.more().sagas.find(tid);
-                if (it == st.more().sagas.end()) return;
+                // Ended, or credited already (this answers a repeat).
+                if (it == st.more().sagas.end() || it->second.credited) return;
                 if (r.ok()) {
                   it->second.credited = true;
                   settle(self, tid);
@@ -689,7 +691,7 @@ void on_transfer(wallet_actor* self, std::string to, int64_t amount, std::string
   with_key(self, key, hash, rp, [self, to, amount, note, key, rp]() mutable {
     // The destination must exist before any money moves.
     ++self->state.core.busy;
-    actors::ask(self, {type, to}, caf::make_message(get_atom::value),
+    actors::ask(self, self->state.asks, {type, to}, caf::make_message(exists_atom::value),
                 self->state.env->credit_timeout,
                 [self, to, amount, note, key, rp](entity_reply& r) mutable {
                   if (r.ok()) {
@@ -760,6 +762,13 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
   if (c.match_elements<get_atom>()) {
     return caf::make_message(success(dump(wallet_json(st)), st.core.version));
   }
+  if (c.match_elements<exists_atom>()) {
+    return caf::make_message(success("", st.core.version));
+  }
+  if (c.match_elements<actors::ask_tick_atom>()) {
+    if (st.asks) actors::on_ask_tick(self, *st.asks);
+    return caf::delegated<caf::message>{};
+  }
   if (c.match_elements<deposit_atom, int64_t, str, str, str>() ||
       c.match_elements<withdraw_atom, int64_t, str, str, str>()) {
     bool deposit = c.match_elements<deposit_atom, int64_t, str, str, str>();
@@ -778,7 +787,10 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
     return caf::delegated<caf::message>{};
   }
   if (c.match_elements<retry_atom, str>()) {
-    if (st.x && st.x->sagas.count(c.get_as<str>(1)) > 0) send_credit(self, c.get_as<str>(1));
+    if (st.x) {
+      auto it = st.x->sagas.find(c.get_as<str>(1));
+      if (it != st.x->sagas.end() && !it->second.credited) send_credit(self, it->first);
+    }
     return caf::delegated<caf::message>{};
   }
   if (c.match_elements<resume_atom>()) {

@@ -36,7 +36,7 @@ bench_start_node() {
   BENCH_NODE_PORT=$(gm_free_port bench-node)
   env GIGMESH_PG_URL="$BENCH_PG_URL" GIGMESH_REDIS_URL="$BENCH_REDIS_URL" \
     GIGMESH_HTTP_HOST=127.0.0.1 GIGMESH_HTTP_PORT="$BENCH_NODE_PORT" GIGMESH_HTTP_THREADS=2 \
-    GIGMESH_LOG_LEVEL=warn "$@" "$GM_ROOT/build/release/gigmesh" >"$bench_data/node.log" 2>&1 &
+    GIGMESH_LOG_LEVEL=warn "$@" "${BENCH_NODE_BIN:-$GM_ROOT/build/release/gigmesh}" >"$bench_data/node.log" 2>&1 &
   bench_pids+=($!)
   local i
   for ((i = 0; i < 300; i++)); do

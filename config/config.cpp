@@ -123,7 +123,7 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::http_max_pipeline, 1, 1024)},
     {"http_drain_timeout_ms", "on stop, how long in-flight requests may finish",
      int_field(&settings::http_drain_timeout_ms, 0, 600000)},
-    {"request_timeout_ms", "deadline of a gateway request to the actors",
+    {"request_timeout_ms", "a request the actors have not answered by then gets 503",
      int_field(&settings::request_timeout_ms, 10, 600000)},
     {"gateway_workers", "gateway actors bridging HTTP to CAF",
      int_field(&settings::gateway_workers, 1, 256)},

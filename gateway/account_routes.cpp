@@ -194,14 +194,14 @@ void logout(caf::event_based_actor* self, api_context_ptr ctx, request& rq, resp
 }
 
 /// Answers with the profile of user `id` (held by its entity), or 404.
-void answer_user(caf::event_based_actor* self, api_context_ptr ctx, const std::string& id,
+void answer_user(caf::event_based_actor* self, const std::string& id,
                  bool private_view, respond_fn respond) {
+  // No CAF timeout: the HTTP server answers 503 after request_timeout.
   actors::ask(self, {user::type, id}, caf::make_message(user::get_atom::value, private_view),
-              ctx->request_timeout,
               [respond](actors::entity_reply& r) { respond(entity_response(r, 200)); });
 }
 
-void update_me(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
+void update_me(caf::event_based_actor* self, api_context_ptr, request& rq,
                respond_fn respond) {
   const auto& b = *rq.json;
   auto name = opt_string(b, "full_name");
@@ -210,7 +210,7 @@ void update_me(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
   auto cmd = caf::make_message(user::update_atom::value, name.value_or(""), bio.value_or(""),
                                location.value_or(""), name.has_value(), bio.has_value(),
                                location.has_value());
-  actors::ask(self, {user::type, rq.user_id}, std::move(cmd), ctx->request_timeout,
+  actors::ask(self, {user::type, rq.user_id}, std::move(cmd),
               [respond](actors::entity_reply& r) { respond(entity_response(r, 200)); });
 }
 
@@ -283,8 +283,8 @@ void add_account_routes(route_table& table, api_context_ptr ctx) {
                       bind(logout)));
   table.add(api_route("GET", "/api/v1/users/me", "The caller's own profile", "users",
                       {{200, "user"}}, {true, {}, nullptr},
-                      [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
-                        answer_user(self, ctx, rq.user_id, true, std::move(respond));
+                      [](caf::event_based_actor* self, request& rq, respond_fn respond) {
+                        answer_user(self, rq.user_id, true, std::move(respond));
                       }));
   table.add(api_route("PUT", "/api/v1/users/me", "Update the caller's profile", "users",
                       {{200, "user"}},
@@ -294,8 +294,8 @@ void add_account_routes(route_table& table, api_context_ptr ctx) {
                       bind(update_me)));
   table.add(api_route("GET", "/api/v1/users/{id}", "A user's public profile", "users",
                       {{200, "public profile"}, {404, "no such user"}}, {true, {}, nullptr},
-                      [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
-                        answer_user(self, ctx, rq.path_params.at("id"), false,
+                      [](caf::event_based_actor* self, request& rq, respond_fn respond) {
+                        answer_user(self, rq.path_params.at("id"), false,
                                     std::move(respond));
                       }));
 }

@@ -14,6 +14,7 @@
 // on every read cost about 10% of throughput (bench/http.sh).
 #include "gateway/server.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <deque>
@@ -23,6 +24,7 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -90,6 +92,12 @@ struct route_metrics {
 class session;
 class ws_session;
 
+/// The shortest of the deadlines the sweep enforces.
+std::chrono::milliseconds shortest_deadline(const server_options& o) {
+  return o.answer_timeout.count() > 0 ? std::min(o.read_timeout, o.answer_timeout)
+                                      : o.read_timeout;
+}
+
 struct server::impl : std::enable_shared_from_this<server::impl> {
   server_options opts;
   const route_table& routes;
@@ -121,7 +129,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(server_options o, const route_table& r, actor_dispatch d, ws_hooks w)
     : opts(std::move(o)), routes(r), dispatch(std::move(d)),
       ioc(opts.threads), acceptor(ioc), ws(std::move(w)), sweep_timer(ioc),
-      sweep_interval(std::clamp(opts.read_timeout / 4, std::chrono::milliseconds{10},
+      sweep_interval(std::clamp(shortest_deadline(opts) / 4, std::chrono::milliseconds{10},
                                 std::chrono::milliseconds{1000})) {
     for (auto& rt : routes.all()) {
       auto m = std::make_unique<route_metrics>();
@@ -527,8 +535,15 @@ private:
     rq.remote_ip = remote_ip();
     rq.path_params = std::move(m.params);
 
-    auto self = shared_from_this();
-    respond_fn respond = [self, s](response r) {
+    // The handler holds the session weakly: one that never answers (its
+    // actor died mid-request) keeps nothing alive. The session holds itself
+    // while it owes answers, and the sweep answers 503 at the deadline.
+    if (!hold_) hold_ = shared_from_this();
+    publish_deadline();
+    std::weak_ptr<session> weak = hold_;
+    respond_fn respond = [weak, s](response r) {
+      auto self = weak.lock();
+      if (!self) return;  // the connection is gone
       if (self->strand_.running_in_this_thread()) {
         self->complete(s, std::move(r));
       } else {
@@ -633,6 +648,7 @@ private:
   void on_write(beast::error_code ec, const std::shared_ptr<slot>& s) {
     writing_ = false;
     queue_.pop_front();
+    if (queue_.empty()) hold_.reset();  // owes nothing: the write op holds us
     auto elapsed = std::chrono::duration<double>(clock::now() - s->start).count();
     srv_->record(s->route_index, s->status, elapsed);
     srv_->inflight.fetch_sub(1);
@@ -665,6 +681,7 @@ private:
   }
 
   void close() {
+    hold_.reset();  // answers still owed have nobody to go to
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.socket().close(ec);
@@ -692,14 +709,56 @@ private:
                             });
   }
 
+  /// Sets the read (or write, or discard) deadline `d` from now.
   void arm(std::chrono::nanoseconds d) {
-    deadline_.store((clock::now() + d).time_since_epoch().count(), std::memory_order_relaxed);
+    read_due_ = clock::now() + d;
+    publish_deadline();
+  }
+
+  /// Tells the sweep when to look at this session next: at the read
+  /// deadline, or sooner if an answer is due sooner.
+  void publish_deadline() {
+    auto t = read_due_;
+    if (srv_->opts.answer_timeout.count() > 0) {
+      for (auto& s : queue_) {
+        if (!s->ready) {  // the oldest unanswered: due first
+          t = std::min(t, s->start + srv_->opts.answer_timeout);
+          break;
+        }
+      }
+    }
+    deadline_.store(t.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+
+
+  /// Answers 503 for every request still unanswered after answer_timeout.
+  void answer_overdue(clock::time_point now) {
+    auto limit = srv_->opts.answer_timeout;
+    if (limit.count() == 0) return;
+    std::vector<std::shared_ptr<slot>> late;
+    for (auto& s : queue_) {
+      if (!s->ready && now - s->start >= limit) late.push_back(s);
+    }
+    for (auto& s : late) {
+      gm::log::request_scope scope{s->request_id};
+      srv_->log->warn("no answer within {} ms: 503", limit.count());
+      auto r = problem(503, "unavailable", "Service Unavailable",
+                       "no answer within " + std::to_string(limit.count()) +
+                         " ms; the request may still take effect");
+      r.headers.emplace_back("Retry-After", "1");
+      complete(s, std::move(r));
+    }
   }
 
   void on_deadline() {
     auto now = clock::now();
     if (!expired(now.time_since_epoch().count())) {
       return;  // re-armed since the sweep
+    }
+    answer_overdue(now);
+    if (now < read_due_) {  // an answer was due, not the connection's deadline
+      publish_deadline();
+      return;
     }
     bool idle = queue_.empty() && !writing_;
     bool stalled_write = writing_ && now - write_started_ > srv_->opts.read_timeout;
@@ -720,10 +779,12 @@ private:
   std::shared_ptr<server::impl> srv_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::deque<std::shared_ptr<slot>> queue_;
+  std::shared_ptr<session> hold_;  // set while answers are owed
   std::unique_ptr<std::array<char, 16384>> discard_buf_;
   size_t discarded_ = 0;
   std::atomic<int64_t> deadline_{0};  // steady_clock ticks; 0: none
   clock::time_point write_started_;
+  clock::time_point read_due_;  // the connection's own deadline (strand only)
   std::string remote_ip_;
   bool remote_ip_known_ = false;
   bool reading_ = false;

@@ -27,6 +27,11 @@ struct server_options {
   // A WebSocket that sends nothing (not even a pong) is pinged after half of
   // this and closed after all of it: dead and half-open peers go.
   std::chrono::milliseconds ws_idle_timeout{60000};
+  // A request the actors have not answered after this gets 503 from the
+  // server itself (0: wait forever). Handlers may answer later: the late
+  // answer is dropped. The gateway's asks carry no CAF timeout of their
+  // own; this is their deadline.
+  std::chrono::milliseconds answer_timeout{0};
 };
 
 /// Hands a request for an actor route to the actor side of the gateway.

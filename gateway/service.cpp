@@ -262,6 +262,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   opts.ws_send_queue = static_cast<size_t>(cfg.ws_send_queue);
   opts.ws_idle_timeout = std::chrono::milliseconds{cfg.ws_idle_timeout_ms};
   opts.ws_message_max = static_cast<size_t>(cfg.ws_message_max);
+  opts.answer_timeout = std::chrono::milliseconds{cfg.request_timeout_ms};
   st.srv = std::make_unique<server>(opts, st.routes, dispatch,
                                     make_ws_hooks(self->system(), api));
   uint16_t port = 0;

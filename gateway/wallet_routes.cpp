@@ -63,13 +63,20 @@ std::string request_hash(const request& rq) {
   return crypto::sha256_hex(rq.method + " " + rq.path + " " + rq.json->dump());
 }
 
+/// The request's digest if it carries an Idempotency-Key (only then is it
+/// compared), else empty.
+std::string hash_if_keyed(const request& rq, const std::string& key) {
+  return key.empty() ? std::string{} : request_hash(rq);
+}
+
 actors::entity_ref wallet_of(const request& rq) {
   return {wallet::type, rq.user_id};
 }
 
-void ask_wallet(caf::event_based_actor* self, const api_context& ctx, const request& rq,
+void ask_wallet(caf::event_based_actor* self, const request& rq,
                 caf::message cmd, int ok_status, respond_fn respond) {
-  actors::ask(self, wallet_of(rq), std::move(cmd), ctx.request_timeout,
+  // No CAF timeout: the HTTP server answers 503 after request_timeout.
+  actors::ask(self, wallet_of(rq), std::move(cmd),
               [respond, ok_status](actors::entity_reply& r) {
                 respond(entity_response(r, ok_status));
               });
@@ -84,14 +91,14 @@ actor_handler external_move(api_context_ptr ctx) {
     const auto& b = *rq.json;
     auto amount = b["amount"].get<int64_t>();
     auto reference = b.value("reference", std::string{});
-    ask_wallet(self, *ctx, rq,
-               caf::make_message(Atom::value, amount, reference, *key, request_hash(rq)), 201,
+    ask_wallet(self, rq,
+               caf::make_message(Atom::value, amount, reference, *key, hash_if_keyed(rq, *key)),
+               201,
                std::move(respond));
   };
 }
 
-void transfer(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
-              respond_fn respond) {
+void transfer(caf::event_based_actor* self, request& rq, respond_fn respond) {
   auto key = idempotency_key(rq, respond);
   if (!key) return;
   const auto& b = *rq.json;
@@ -100,9 +107,9 @@ void transfer(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
   auto note = b.value("note", std::string{});
   // Lower-case ids so that one user is one entity whatever the spelling.
   std::transform(to.begin(), to.end(), to.begin(), [](unsigned char c) { return std::tolower(c); });
-  ask_wallet(self, *ctx, rq,
+  ask_wallet(self, rq,
              caf::make_message(wallet::transfer_atom::value, to, amount, note, *key,
-                               request_hash(rq)),
+                               hash_if_keyed(rq, *key)),
              201, std::move(respond));
 }
 
@@ -186,7 +193,7 @@ void add_wallet_routes(route_table& table, api_context_ptr ctx) {
                       {{200, "{id, balance, escrow_balance, currency, version}"}},
                       {true, {}, nullptr},
                       [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
-                        ask_wallet(self, *ctx, rq, caf::make_message(wallet::get_atom::value),
+                        ask_wallet(self, rq, caf::make_message(wallet::get_atom::value),
                                    200, std::move(respond));
                       }));
   table.add(api_route("GET", "/api/v1/wallet/transactions",
@@ -215,8 +222,8 @@ void add_wallet_routes(route_table& table, api_context_ptr ctx) {
     {true, {},
      make_schema({string_field("to_user_id", true, 36, 36, "uuid"), amount,
                   string_field("note", false, 0, 140)})},
-    [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
-      transfer(self, ctx, rq, std::move(respond));
+    [](caf::event_based_actor* self, request& rq, respond_fn respond) {
+      transfer(self, rq, std::move(respond));
     }));
 }
 

@@ -4,9 +4,12 @@ concurrent transfers conserve money (checked with SQL), kill -9 of the node
 mid-load loses no acknowledged transfer and leaves none half done, and
 PostgreSQL stopped mid-load gives 503s (never a 500) and catches up."""
 
+import http.client
 import json
+import os
 import random
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -59,6 +62,15 @@ def login_admin(port):
     token = [None]
     assert wait_for(lambda: token.__setitem__(0, attempt()) or token[0], 20, 0.2)
     return token[0]
+
+
+def signal_all(pids, sig):
+    """Sends sig to every process of pids that still exists."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def fresh_database():
@@ -436,6 +448,52 @@ class MoneyUnderLoadTest(unittest.TestCase):
         known = {r[0] for r in psql(pg.url, "SELECT id FROM ledger_entries")}
         self.assertEqual([t for t in load.acked if t not in known], [])
         check_ledger(self, pg.url)
+        self.assertNotIn("Internal Server Error", node.read_log())
+        self.assertEqual(node.stop(), 0)
+
+    def test_a_request_a_hung_database_holds_gets_503_at_the_deadline(self):
+        pg = PgServer()
+        self.addCleanup(pg.cleanup)
+        pg.start()
+        node = self.start_node(pg.url, GIGMESH_REQUEST_TIMEOUT_MS="700")
+        (_, token), = [register(node.port)]
+        self.assertEqual(call(node.port, "POST", "/api/v1/wallet/deposit", token,
+                              {"amount": 100})[0], 201)
+        # PostgreSQL hangs (every process stopped, connections open): the
+        # deposit's commit never comes, so its wallet never answers.
+        postmaster = int(open(os.path.join(pg.data, "postmaster.pid")).readline())
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                  text=True).stdout.split()
+        stopped = [postmaster] + [int(c) for c in children]
+        resume = lambda: signal_all(stopped, signal.SIGCONT)
+        self.addCleanup(resume)
+        signal_all(stopped, signal.SIGSTOP)
+        conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
+        self.addCleanup(conn.close)
+        t0 = time.monotonic()
+        conn.request("POST", "/api/v1/wallet/deposit", body=json.dumps({"amount": 5}),
+                     headers={"Authorization": "Bearer " + token,
+                              "Content-Type": "application/json"})
+        res = conn.getresponse()
+        body = json_body(res.read())
+        took = time.monotonic() - t0
+        self.assertEqual(res.status, 503, body)
+        self.assertEqual(body["type"], "/problems/unavailable")
+        self.assertEqual(res.getheader("Retry-After"), "1")
+        self.assertGreaterEqual(took, 0.6)
+        self.assertLess(took, 3.0)
+        # The same connection goes on serving.
+        conn.request("GET", "/healthz")
+        res = conn.getresponse()
+        self.assertEqual((res.status, json_body(res.read())["status"]), (200, "ok"))
+        resume()
+        # The deposit commits late ("may still take effect"); its answer
+        # was dropped: the next answer on the connection is the next request's.
+        self.assertTrue(wait_for(lambda: json_body(call(
+            node.port, "GET", "/api/v1/wallet", token)[2]).get("balance") == 105, 20, 0.1))
+        conn.request("GET", "/healthz")
+        res = conn.getresponse()
+        self.assertEqual((res.status, json_body(res.read())["status"]), (200, "ok"))
         self.assertNotIn("Internal Server Error", node.read_log())
         self.assertEqual(node.stop(), 0)
 

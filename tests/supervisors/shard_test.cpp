@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "actors/entity_core.hpp"
+#include "actors/router.hpp"
 #include "supervisors/shard.hpp"
 
 using namespace std::chrono_literals;
@@ -21,6 +22,9 @@ using inc_atom = caf::atom_constant<caf::atom("t_inc")>;
 using crash_atom = caf::atom_constant<caf::atom("t_crash")>;
 using hold_atom = caf::atom_constant<caf::atom("t_hold")>;
 using release_atom = caf::atom_constant<caf::atom("t_release")>;
+using mute_atom = caf::atom_constant<caf::atom("t_mute")>;
+using go_atom = caf::atom_constant<caf::atom("t_go")>;
+using open_atom = caf::atom_constant<caf::atom("t_open")>;
 
 struct counter_state {
   entity_core core;
@@ -52,6 +56,8 @@ caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string
       --self->state.core.busy;
       finish_if_idle(self, self->state.core);
     },
+    // Never answers (as if the entity died holding the request).
+    [](mute_atom) { return caf::delegated<entity_reply>{}; },
   };
   return own.or_else(entity_handlers(self, &no_state));
 }
@@ -184,4 +190,65 @@ TEST_CASE("kill crashes a live entity on purpose and its shard restarts it") {
   f.self->request(f.shard, 5s, kill_atom::value, std::string{"nobody"})
     .receive([&](bool b) { unknown = b; }, [](caf::error&) {});
   CHECK_FALSE(unknown);
+}
+
+namespace {
+
+struct caller_state {
+  std::shared_ptr<ask_book> asks;
+};
+
+/// Asks counter "a" through the router with deadlines kept in an ask_book.
+caf::behavior caller_impl(caf::stateful_actor<caller_state>* self) {
+  return {
+    [self](go_atom, caf::message& cmd, int64_t timeout_ms) {
+      auto rp = self->make_response_promise<entity_reply>();
+      ask(self, self->state.asks, {"counter", "a"}, std::move(cmd),
+          std::chrono::milliseconds{timeout_ms}, [rp](entity_reply& r) mutable {
+            rp.deliver(r);
+          });
+      return rp;
+    },
+    [self](ask_tick_atom) { on_ask_tick(self, *self->state.asks); },
+    [self](open_atom) {
+      return static_cast<int64_t>(self->state.asks ? self->state.asks->open.size() : 0);
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE("an ask_book answers an ask the entity never answers at its deadline, once") {
+  fixture f{opts()};
+  auto caller = f.sys.spawn(caller_impl);
+  auto go = [&](caf::message cmd, int64_t ms) {
+    entity_reply out = fail(errc::conflict, "no answer at all");
+    f.self->request(caller, 5s, go_atom::value, std::move(cmd), ms)
+      .receive([&](entity_reply& r) { out = std::move(r); },
+               [&](caf::error& e) { out = fail(errc::conflict, caf::to_string(e)); });
+    return out;
+  };
+  auto open = [&] {
+    int64_t n = -1;
+    f.self->request(caller, 5s, open_atom::value).receive([&](int64_t x) { n = x; },
+                                                          [](caf::error&) {});
+    return n;
+  };
+  auto start = std::chrono::steady_clock::now();
+  auto r = go(caf::make_message(mute_atom::value), 200);
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(r.error() == errc::unavailable);
+  CHECK(r.detail == "counter did not answer in time");
+  CHECK(took >= 190ms);
+  CHECK(took < 2s);
+  CHECK(open() == 0);
+  // Answered in time: the reply, and nothing at the deadline (the caller's
+  // promise would be delivered twice otherwise; the book is empty at once).
+  auto ok = go(caf::make_message(inc_atom::value), 300);
+  CHECK(ok.ok());
+  CHECK(ok.body == "1");
+  CHECK(open() == 0);
+  std::this_thread::sleep_for(400ms);  // past the tick
+  CHECK(go(caf::make_message(get_atom::value), 300).body == "1");
+  f.self->send_exit(caller, caf::exit_reason::user_shutdown);
 }
