@@ -190,15 +190,68 @@ journal::row transfer_row(const std::string& id, const std::string& from, const 
            created_at, now_rfc3339()}};
 }
 
-json tx_json(const state& st, const entry& e) {
-  json j = {{"id", e.id},
-            {"type", e.type},
-            {"amount", e.amount},
-            {"balance_after", st.balance},
-            {"reference", e.reference.empty() ? json(nullptr) : json(e.reference)},
-            {"created_at", e.created_at}};
-  if (!e.counterparty.empty()) j["counterparty"] = e.counterparty;
-  return j;
+// The two documents every change renders, written out directly (building
+// a json object first showed in profiles). Keys in the order nlohmann's
+// sorted objects used, so stored idempotent answers read the same.
+
+/// Appends `"key":"value"` for a value that needs no escaping (ids, types,
+/// timestamps: made here).
+void put_plain(std::string& out, const char* key, const std::string& value) {
+  out += '"';
+  out += key;
+  out += "\":\"";
+  out += value;
+  out += '"';
+}
+
+void put_number(std::string& out, const char* key, int64_t value) {
+  out += '"';
+  out += key;
+  out += "\":";
+  out += std::to_string(value);
+}
+
+/// {balance, currency, escrow_balance, id, version}: the wallet as API.md
+/// shows it.
+std::string wallet_body(const state& st) {
+  std::string out;
+  out.reserve(160);
+  out += '{';
+  put_number(out, "balance", st.balance);
+  out += ",\"currency\":";
+  out += dump(json(st.env->currency));
+  out += ',';
+  put_number(out, "escrow_balance", st.escrow);
+  out += ',';
+  put_plain(out, "id", st.wallet_id());
+  out += ',';
+  put_number(out, "version", st.core.version);
+  out += '}';
+  return out;
+}
+
+/// The transaction `e` as API.md shows it.
+std::string tx_body(const state& st, const entry& e) {
+  std::string out;
+  out.reserve(256);
+  out += '{';
+  put_number(out, "amount", e.amount);
+  out += ',';
+  put_number(out, "balance_after", st.balance);
+  out += ',';
+  if (!e.counterparty.empty()) {
+    put_plain(out, "counterparty", e.counterparty);
+    out += ',';
+  }
+  put_plain(out, "created_at", e.created_at);
+  out += ',';
+  put_plain(out, "id", e.id);
+  out += ",\"reference\":";
+  out += e.reference.empty() ? std::string{"null"} : dump(json(e.reference));
+  out += ',';
+  put_plain(out, "type", e.type);
+  out += '}';
+  return out;
 }
 
 void publish_updated(wallet_actor* self, const std::string& data, int64_t version) {
@@ -334,12 +387,12 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
   e.amount = amount;
   e.reference = reference;
   e.created_at = now_rfc3339();
-  auto body = dump(tx_json(st, e));
+  auto body = tx_body(st, e);
   std::vector<journal::row> rows{wallet_row(st), entry_row(st, e),
                                  external_row(e, credit ? -amount : amount)};
   if (!key.empty()) rows.push_back(key_row(st, key, body));
   auto version = st.core.version;
-  auto event = dump(wallet_json(st));
+  auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
                   [self, rp, key, body, version, event](bool ok) mutable {
                     if (!ok) {
@@ -402,7 +455,7 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
     wallet_row(st), entry_row(st, e),
     transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "reversed", v_final, s.created_at)};
   auto version = st.core.version;
-  auto event = dump(wallet_json(st));
+  auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
                   [self, tid, why, version, event](bool ok) mutable {
                     auto& s = self->state.more().sagas.at(tid);
@@ -470,7 +523,7 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   e.counterparty = to;
   e.created_at = now_rfc3339();
   auto tid = e.transfer_id;
-  auto body = dump(tx_json(st, e));
+  auto body = tx_body(st, e);
   std::vector<journal::row> rows{
     wallet_row(st), entry_row(st, e),
     transfer_row(tid, st.core.id, to, amount, note, "reserved", v_reserved, e.created_at)};
@@ -487,7 +540,7 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   st.more().sagas.emplace(tid, std::move(s));
   ++st.core.busy;  // until the saga ends
   auto version = st.core.version;
-  auto event = dump(wallet_json(st));
+  auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
                   [self, tid, key, body, version, event](bool ok) {
                     auto& st = self->state;
@@ -544,7 +597,7 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
     transfer_row(tid, from, st.core.id, amount, note, "credited", v_credited, created_at)};
   st.more().credits_in_flight[tid] = false;
   auto version = st.core.version;
-  auto event = dump(wallet_json(st));
+  auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
                   [self, tid, rp, version, event](bool ok) mutable {
                     self->state.more().credits_in_flight.erase(tid);
@@ -760,7 +813,7 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
   auto& c = xs.content();
   using str = std::string;
   if (c.match_elements<get_atom>()) {
-    return caf::make_message(success(dump(wallet_json(st)), st.core.version));
+    return caf::make_message(success(wallet_body(st), st.core.version));
   }
   if (c.match_elements<exists_atom>()) {
     return caf::make_message(success("", st.core.version));

@@ -40,10 +40,16 @@ std::string array_literal(const std::vector<const std::optional<std::string>*>& 
       continue;
     }
     out += '"';
-    for (char c : **v) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
+    // Whole runs between the characters that need a backslash: most values
+    // have none and are appended in one go.
+    const std::string& text = **v;
+    size_t from = 0;
+    for (size_t at; (at = text.find_first_of("\"\\", from)) != std::string::npos; from = at + 1) {
+      out.append(text, from, at - from);
+      out += '\\';
+      out += text[at];
     }
+    out.append(text, from, std::string::npos);
     out += '"';
   }
   out += '}';

@@ -1,8 +1,12 @@
 // Metrics rendering and log formatting.
 #include <doctest/doctest.h>
 
-#include "common/ids.hpp"
+#include <cstdio>
+#include <ctime>
+#include <set>
+#include <string>
 
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 
@@ -53,4 +57,37 @@ TEST_CASE("a packed UUID gives back the canonical text it was made from") {
   CHECK(gm::packed_uuid::parse(id).str() == id);
   CHECK(gm::packed_uuid::parse("0A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c4d").str() ==
         "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+}
+
+TEST_CASE("new UUIDs are random version 4, RFC 4122 variant, and differ") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = gm::new_uuid();
+    REQUIRE(gm::is_uuid(id));
+    CHECK(id[14] == '4');
+    CHECK(std::string{"89ab"}.find(id[19]) != std::string::npos);
+    CHECK(id == gm::packed_uuid::parse(id).str());
+    seen.insert(id);
+  }
+  CHECK(seen.size() == 1000);
+}
+
+TEST_CASE("now_rfc3339 is UTC with milliseconds and agrees with the clock") {
+  auto before = std::time(nullptr);
+  auto s = gm::now_rfc3339();
+  REQUIRE(s.size() == 24);
+  std::tm tm{};
+  int ms = -1;
+  REQUIRE(std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
+                      &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) == 7);
+  CHECK(s[4] == '-');
+  CHECK(s[10] == 'T');
+  CHECK(s[23] == 'Z');
+  CHECK(ms >= 0);
+  CHECK(ms <= 999);
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  auto t = timegm(&tm);
+  CHECK(t >= before);
+  CHECK(t <= before + 2);
 }
