@@ -70,7 +70,7 @@ using retry_atom = caf::atom_constant<caf::atom("w_retry")>;
 
 // Saga step versions: a later step always wins in the transfers table.
 constexpr int64_t v_reserved = 1;
-constexpr int64_t v_credited = 2;
+// (2: `credited`, written by earlier versions; recovery still reads it.)
 constexpr int64_t v_final = 3;
 
 using opt = std::optional<std::string>;
@@ -97,6 +97,7 @@ struct saga {
   std::optional<caf::response_promise> client;
   std::string reply_body;
   int64_t reply_version = 0;
+  bool write_settled = false;  // resumed in state `credited`: settle writes the row
 };
 
 struct key_entry {
@@ -420,8 +421,10 @@ void end_saga(wallet_actor* self, const std::string& tid) {
 }
 
 /// The reserve committed here and the destination has the money: answer
-/// the client, then mark the transfer settled (buffered: if that row is
-/// lost, recovery settles again).
+/// the client and end the saga. The credit wrote the transfer `settled`
+/// (see apply_credit); only a transfer resumed in state `credited` (written
+/// by an older version, which settled in a step of its own) is marked
+/// settled here (buffered: if that row is lost, recovery settles again).
 void settle(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
   auto& s = st.more().sagas.at(tid);
@@ -429,6 +432,10 @@ void settle(wallet_actor* self, const std::string& tid) {
   if (s.client) {
     s.client->deliver(success(s.reply_body, s.reply_version));
     s.client.reset();
+  }
+  if (!s.write_settled) {
+    end_saga(self, tid);
+    return;
   }
   std::vector<journal::row> rows{transfer_row(tid, st.core.id, s.to_user, s.amount, s.note,
                                               "settled", v_final, s.created_at)};
@@ -594,7 +601,12 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
   e.created_at = now_rfc3339();
   std::vector<journal::row> rows{
     wallet_row(st), entry_row(st, e),
-    transfer_row(tid, from, st.core.id, amount, note, "credited", v_credited, created_at)};
+    // The credit completes the transfer, so it writes it `settled`: the
+    // source handed its reserve to this same journal before it asked, and
+    // the journal commits in order, so when these rows commit both legs
+    // have. (Across nodes, with a journal each, a credit will write
+    // `credited` and the source settle; see architecture.md.)
+    transfer_row(tid, from, st.core.id, amount, note, "settled", v_final, created_at)};
   st.more().credits_in_flight[tid] = false;
   auto version = st.core.version;
   auto event = wallet_body(st);
@@ -704,6 +716,7 @@ void on_loaded(wallet_actor* self, loaded& l) {
     gm::log::get("wallet")->info("resuming transfer {} ({})", p.id, p.state);
     if (p.state == "credited") {
       st.more().sagas.at(p.id).credited = true;
+      st.more().sagas.at(p.id).write_settled = true;
       settle(self, p.id);
     } else {
       send_credit(self, p.id);
