@@ -159,31 +159,32 @@ using retry_atom = caf::atom_constant<caf::atom("j_retry")>;
 
 /// Writes `b` in one transaction. Returns an empty string on success.
 std::string write_batch(pg::connection& conn, const batch& b) {
-  auto r = conn.exec("BEGIN");
-  if (!r.ok()) return r.error;
-  for (auto& g : b.groups()) {
-    pg::params p;
+  const auto& groups = b.groups();
+  std::vector<std::string> sqls;
+  std::vector<pg::params> params(groups.size());
+  std::vector<pg::connection::statement> stmts;
+  sqls.reserve(groups.size());
+  stmts.reserve(groups.size());
+  std::vector<const std::optional<std::string>*> col;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    auto& g = groups[i];
+    auto& p = params[i];
     p.reserve(g.table->columns.size());
-    std::vector<const std::optional<std::string>*> col;
     col.reserve(g.rows.size());
     for (size_t c = 0; c < g.table->columns.size(); ++c) {
       col.clear();
       for (auto& row : g.rows) col.push_back(&row.values[c]);
       p.emplace_back(array_literal(col));
     }
-    r = conn.exec(write_sql(*g.table), p);
-    if (!r.ok()) {
-      auto error = g.table->name + ": " + r.error;
-      if (!conn.exec("ROLLBACK").ok()) conn.reset();
-      return error;
-    }
+    sqls.push_back(write_sql(*g.table));
+    stmts.push_back({&sqls.back(), &p});
   }
-  r = conn.exec("COMMIT");
-  if (!r.ok()) {
-    conn.reset();  // the outcome is unknown to us; versioned writes make a retry safe
-    return r.error;
-  }
-  return {};
+  // BEGIN, one statement per table and COMMIT in one round trip. A failed
+  // commit leaves the outcome unknown: versioned writes make a retry safe.
+  size_t failed = 0;
+  auto r = conn.transaction(stmts, &failed);
+  if (r.ok()) return {};
+  return failed < groups.size() ? groups[failed].table->name + ": " + r.error : r.error;
 }
 
 struct metrics_set {

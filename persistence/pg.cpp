@@ -74,23 +74,13 @@ result connection::exec(const std::string& sql, const params& p) {
   }
   // Without parameters, the simple query protocol: it also runs scripts of
   // several statements (migrations); PQexecParams allows only one.
-  constexpr size_t max_prepared = 256;
   PGresult* res = nullptr;
   if (p.empty()) {
     res = PQexec(conn_, sql.c_str());
   } else {
-    auto it = prepared_.find(sql);
-    if (it == prepared_.end() && prepared_.size() < max_prepared) {
-      auto name = "gm_" + std::to_string(prepared_.size());
-      PGresult* prep = PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(p.size()),
-                                 nullptr);
-      if (prep != nullptr && PQresultStatus(prep) == PGRES_COMMAND_OK) {
-        it = prepared_.emplace(sql, name).first;
-      }
-      PQclear(prep);
-    }
-    if (it != prepared_.end()) {
-      res = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(p.size()), values.data(),
+    const auto& name = prepared_name(sql, p.size());
+    if (!name.empty()) {
+      res = PQexecPrepared(conn_, name.c_str(), static_cast<int>(p.size()), values.data(),
                            nullptr, nullptr, 0);
     } else {
       // Not preparable (or the bound is reached): the server reports any
@@ -125,20 +115,7 @@ result connection::exec(const std::string& sql, const params& p) {
       r.affected = std::strtoll(affected, nullptr, 10);
     }
   } else {
-    if (res != nullptr) {
-      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      r.sqlstate = state != nullptr ? state : "";
-      r.error = PQresultErrorMessage(res);
-    }
-    if (r.error.empty()) {
-      r.error = PQerrorMessage(conn_);
-    }
-    while (!r.error.empty() && (r.error.back() == '\n' || r.error.back() == ' ')) {
-      r.error.pop_back();
-    }
-    if (r.error.empty()) {
-      r.error = "query failed";
-    }
+    take_error(res, r);
     if (PQstatus(conn_) != CONNECTION_OK) {
       // The server went away: drop the connection so the next job reconnects.
       reset();
@@ -146,6 +123,121 @@ result connection::exec(const std::string& sql, const params& p) {
   }
   if (res != nullptr) {
     PQclear(res);
+  }
+  return r;
+}
+
+void connection::take_error(PGresult* res, result& r) {
+  if (res != nullptr) {
+    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    r.sqlstate = state != nullptr ? state : "";
+    r.error = PQresultErrorMessage(res);
+  }
+  if (r.error.empty() && conn_ != nullptr) {
+    r.error = PQerrorMessage(conn_);
+  }
+  while (!r.error.empty() && (r.error.back() == '\n' || r.error.back() == ' ')) {
+    r.error.pop_back();
+  }
+  if (r.error.empty()) {
+    r.error = "query failed";
+  }
+}
+
+const std::string& connection::prepared_name(const std::string& sql, size_t nparams) {
+  static const std::string none;
+  constexpr size_t max_prepared = 256;
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return it->second;
+  if (prepared_.size() >= max_prepared) return none;
+  auto name = "gm_" + std::to_string(prepared_.size());
+  PGresult* prep = PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(nparams), nullptr);
+  bool ok = prep != nullptr && PQresultStatus(prep) == PGRES_COMMAND_OK;
+  PQclear(prep);
+  if (!ok) return none;
+  return prepared_.emplace(sql, std::move(name)).first->second;
+}
+
+result connection::transaction(const std::vector<statement>& stmts, size_t* failed) {
+  result r;
+  size_t failed_at = stmts.size();
+  struct report {
+    size_t* out;
+    const size_t& at;
+    ~report() {
+      if (out != nullptr) *out = at;
+    }
+  } reported{failed, failed_at};
+  if (!ensure_connected(r.error)) return r;
+  // Statements are prepared first (once per connection, outside the
+  // pipeline); a statement that cannot be prepared is an error in it.
+  std::vector<const std::string*> names;
+  names.reserve(stmts.size());
+  for (size_t i = 0; i < stmts.size(); ++i) {
+    auto& name = prepared_name(*stmts[i].sql, stmts[i].p->size());
+    if (name.empty()) {
+      failed_at = i;
+      return exec(*stmts[i].sql, *stmts[i].p);  // reports the statement's error
+    }
+    names.push_back(&name);
+  }
+  if (PQenterPipelineMode(conn_) != 1) {
+    take_error(nullptr, r);
+    reset();
+    return r;
+  }
+  std::vector<const char*> values;
+  auto send_plain = [this](const char* sql) {
+    return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  };
+  bool sent = send_plain("BEGIN");
+  for (size_t i = 0; sent && i < stmts.size(); ++i) {
+    values.clear();
+    for (auto& v : *stmts[i].p) values.push_back(v ? v->c_str() : nullptr);
+    sent = PQsendQueryPrepared(conn_, names[i]->c_str(), static_cast<int>(values.size()),
+                               values.data(), nullptr, nullptr, 0) == 1;
+  }
+  sent = sent && send_plain("COMMIT") && PQpipelineSync(conn_) == 1;
+  if (!sent) {
+    take_error(nullptr, r);
+    reset();  // part of the pipeline may have gone out: start over
+    return r;
+  }
+  // One result per statement (each followed by a NULL), then the sync.
+  size_t expected = stmts.size() + 2;
+  size_t seen = 0;
+  bool synced = false;
+  while (!synced) {
+    PGresult* res = PQgetResult(conn_);
+    if (res == nullptr) {
+      if (PQstatus(conn_) != CONNECTION_OK) break;
+      continue;  // the end of one statement's results
+    }
+    auto status = PQresultStatus(res);
+    if (status == PGRES_PIPELINE_SYNC) {
+      synced = true;
+    } else {
+      ++seen;
+      if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && r.error.empty()) {
+        take_error(res, r);  // the first error; what follows it was skipped
+        // Results come in order: BEGIN, the statements, COMMIT.
+        failed_at = seen >= 2 && seen - 2 < stmts.size() ? seen - 2 : stmts.size();
+      }
+    }
+    PQclear(res);
+  }
+  if (!synced || seen != expected) {
+    if (r.error.empty()) take_error(nullptr, r);
+    reset();  // the outcome is unknown to us
+    return r;
+  }
+  PQexitPipelineMode(conn_);
+  if (!r.ok()) {
+    // A failed statement left the transaction block aborted: end it.
+    auto rb = PQexec(conn_, "ROLLBACK");
+    bool ok = rb != nullptr && PQresultStatus(rb) == PGRES_COMMAND_OK;
+    PQclear(rb);
+    if (!ok) reset();
   }
   return r;
 }

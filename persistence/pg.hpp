@@ -16,6 +16,7 @@
 #include "common/worker_pool.hpp"
 
 struct pg_conn;
+struct pg_result;
 
 namespace gm::pg {
 
@@ -47,6 +48,21 @@ public:
   /// result, not an exception.
   result exec(const std::string& sql, const params& p = {});
 
+  /// One statement of a transaction().
+  struct statement {
+    const std::string* sql;
+    const params* p;
+  };
+
+  /// Runs `stmts` in one transaction, sent in one go (libpq's pipeline
+  /// mode: BEGIN, the statements and COMMIT in one round trip instead of
+  /// one each). Returns the first error, or an empty result on success. On
+  /// an error nothing is committed, and the connection is dropped if the
+  /// outcome is unknown (the next call reconnects). `failed`, if given, is
+  /// set to the index of the statement that failed (stmts.size() if it was
+  /// BEGIN, COMMIT or the connection).
+  result transaction(const std::vector<statement>& stmts, size_t* failed = nullptr);
+
   /// Returns true if a connection is established and healthy.
   bool connected() const;
 
@@ -55,6 +71,11 @@ public:
 
 private:
   bool ensure_connected(std::string& error);
+  /// Returns the name `sql` is prepared under on this connection (preparing
+  /// it now if need be), or empty if it cannot be prepared.
+  const std::string& prepared_name(const std::string& sql, size_t nparams);
+  /// Fills r.error (and sqlstate) from `res` or the connection.
+  void take_error(pg_result* res, result& r);
 
   std::string conninfo_;
   std::chrono::milliseconds connect_timeout_;

@@ -68,6 +68,34 @@ TEST_CASE("a server-side error is a result with its SQLSTATE, not an exception")
   CHECK(run(p, "SELECT 1").ok());
 }
 
+TEST_CASE("a transaction runs its statements in one go, all or nothing") {
+  connection c{pg_url(), 2000ms};
+  auto table = "gm_tx_" + std::to_string(std::random_device{}());
+  REQUIRE(c.exec("CREATE TABLE " + table + " (k int PRIMARY KEY, v text NOT NULL)").ok());
+  std::string insert = "INSERT INTO " + table + " SELECT * FROM unnest($1::int[], $2::text[])";
+  std::string update = "UPDATE " + table + " SET v = $1 WHERE k = $2::int";
+  params rows{std::string{"{1,2}"}, std::string{"{a,b}"}};
+  params change{std::string{"c"}, std::string{"2"}};
+  size_t failed = 99;
+  auto r = c.transaction({{&insert, &rows}, {&update, &change}}, &failed);
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(c.exec("SELECT string_agg(v, ',' ORDER BY k) FROM " + table).value(0, 0) == "a,c");
+  // The second statement fails (a NULL into NOT NULL): the first, which
+  // alone would succeed, is not committed either.
+  params more{std::string{"{3}"}, std::string{"{d}"}};
+  params bad{std::nullopt, std::string{"1"}};
+  r = c.transaction({{&insert, &more}, {&update, &bad}}, &failed);
+  CHECK_FALSE(r.ok());
+  CHECK(r.sqlstate == "23502");
+  CHECK(failed == 1);
+  CHECK(c.exec("SELECT count(*) FROM " + table).value(0, 0) == "2");
+  // The connection is usable after, in and out of transactions.
+  r = c.transaction({{&insert, &more}}, &failed);
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(c.exec("SELECT count(*) FROM " + table).value(0, 0) == "3");
+  CHECK(c.exec("DROP TABLE " + table).ok());
+}
+
 TEST_CASE("an unreachable server is an error result within the connect timeout") {
   pool p{"postgresql://postgres@127.0.0.1:1/none", 1, 2000ms};
   p.start();
