@@ -50,6 +50,7 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
     o.flush_interval = milliseconds{cfg.journal_flush_interval_ms};
     o.batch_max = static_cast<size_t>(cfg.journal_batch_max);
     o.eager = cfg.journal_group_commit == "eager";
+    o.durable_at_once = cfg.journal_group_commit == "durable";
     return gm::journal::spawn_journal(sup, o, gate);
   };
 

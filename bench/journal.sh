@@ -2,12 +2,12 @@
 # Journal rows per second with batching versus one transaction per change,
 # against the same private PostgreSQL in the same run (bench/journal_bench.cpp).
 #
-#   bench/journal.sh [seconds per side (10)] [interval|eager]
+#   bench/journal.sh [seconds per side (10)] [durable|interval|eager]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 secs=${1:-10}
-mode=${2:-interval}
+mode=${2:-durable}
 bench_setup
 echo
 echo "journal bench: ${secs}s per line, one PostgreSQL (fsync on)"

@@ -183,9 +183,12 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::journal_batch_max, 1, 1000000)},
     {"journal_max_pending_rows", "rows the journal holds before durable writes get 503",
      int_field(&settings::journal_max_pending_rows, 100, 100000000)},
-    {"journal_group_commit", "interval | eager (start a batch whenever none is in flight)",
+    {"journal_group_commit",
+     "durable (a batch as soon as none is in flight if a durable write waits) | interval | eager",
      [](settings& s, const std::string& key, const std::string& v) {
-       if (v != "interval" && v != "eager") fail(key, "'" + v + "' must be interval or eager");
+       if (v != "durable" && v != "interval" && v != "eager") {
+         fail(key, "'" + v + "' must be durable, interval or eager");
+       }
        s.journal_group_commit = v;
      }},
     {"entity_idle_timeout_ms", "an entity idle this long is passivated",

@@ -77,7 +77,7 @@ struct settings {
   int64_t journal_flush_interval_ms = 10;
   int64_t journal_batch_max = 1000;
   int64_t journal_max_pending_rows = 100000;
-  std::string journal_group_commit = "interval";  // interval | eager
+  std::string journal_group_commit = "durable";  // durable | interval | eager
   int64_t entity_idle_timeout_ms = 120000;
   int entity_restart_intensity = 3;
   int64_t entity_restart_period_ms = 5000;

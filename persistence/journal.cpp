@@ -6,7 +6,8 @@
 //
 // A batch starts when none is in flight and either flush_interval has
 // passed since the last one started (a quiet journal writes at once), or
-// batch_max rows wait, or the journal is eager.
+// batch_max rows wait, or a durable write waits in it (mode `durable`, the
+// default: group commit), or the journal is eager.
 //                 ▲                                                 │
 //                 └──────── retry with backoff on failure ◀─────────┤
 //                                      commit: answer durable writes ◀┘
@@ -254,7 +255,8 @@ void maybe_flush(journal_actor* self) {
   auto& st = self->state;
   if (st.in_flight || st.pending.empty()) return;
   auto since = std::chrono::steady_clock::now() - st.last_start;
-  if (st.opts.eager || st.stopping || st.pending.size() >= st.opts.batch_max ||
+  bool waited_for = st.opts.durable_at_once && !st.pending_waiters.empty();
+  if (st.opts.eager || waited_for || st.stopping || st.pending.size() >= st.opts.batch_max ||
       since >= st.opts.flush_interval) {
     start_flush(self);
     return;
@@ -354,7 +356,8 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
   register_as(self, registry_name());
   auto log = gm::log::get("journal");
   log->info("journal started: flush every {} ms or at {} rows{}, at most {} rows held",
-            opts.flush_interval.count(), opts.batch_max, opts.eager ? " (eager)" : "",
+            opts.flush_interval.count(), opts.batch_max,
+            opts.eager ? " (eager)" : opts.durable_at_once ? " (durable at once)" : "",
             st.g->limit());
   self->set_exit_handler([self, log](caf::exit_msg& em) {
     auto& st = self->state;

@@ -89,6 +89,10 @@ struct options {
   /// Start a batch as soon as none is in flight (group commit as PostgreSQL
   /// does it) instead of waiting for the interval or batch_max.
   bool eager = false;
+  /// Start a batch as soon as none is in flight if a durable write waits in
+  /// it (someone waits for the commit); rows nobody waits for keep the
+  /// interval. The default (config `journal_group_commit = durable`).
+  bool durable_at_once = false;
   std::chrono::milliseconds retry_min{50};
   std::chrono::milliseconds retry_max{2000};
 };

@@ -111,3 +111,12 @@ TEST_CASE("redis URLs are parsed into host, port, db and password") {
   CHECK(error_of({"--redis-url=http://x"}).find("redis://") != std::string::npos);
   CHECK(error_of({"--redis-url=redis://h:0"}).find("out of range") != std::string::npos);
 }
+
+TEST_CASE("the journal's group commit is durable by default, interval or eager on request") {
+  CHECK(load({}, {}).journal_group_commit == "durable");
+  for (auto mode : {"durable", "interval", "eager"}) {
+    CHECK(load({}, {{"GIGMESH_JOURNAL_GROUP_COMMIT", mode}}).journal_group_commit == mode);
+  }
+  CHECK(error_of({}, {{"GIGMESH_JOURNAL_GROUP_COMMIT", "sometimes"}}).find("journal_group_commit") !=
+        std::string::npos);
+}

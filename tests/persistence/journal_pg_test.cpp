@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <random>
@@ -53,7 +54,7 @@ struct fixture {
   caf::actor j;
   std::shared_ptr<journal::gate> gate = std::make_shared<journal::gate>(100000);
 
-  fixture() {
+  explicit fixture(std::function<void(journal::options&)> tune = {}) {
     std::random_device rd;
     auto name = "gm_journal_" + std::to_string(rd());
     run(admin, "CREATE DATABASE " + name);
@@ -63,6 +64,7 @@ struct fixture {
     journal::options o;
     o.conninfo = url;
     o.flush_interval = 20ms;
+    if (tune) tune(o);
     j = journal::spawn_journal(self.ptr(), o, gate);
   }
 
@@ -125,6 +127,33 @@ TEST_CASE("many concurrent writes share batches and all commit") {
   CHECK(s.rows_written == writes);
   CHECK(s.batches < writes / 10);  // group commit, not a transaction per write
   MESSAGE("2000 durable writes in " << s.batches << " batches");
+}
+
+TEST_CASE("in durable mode a durable write starts a batch at once; rows nobody waits for keep the interval") {
+  auto second_write_took = [](bool durable_at_once) {
+    fixture f{[durable_at_once](journal::options& o) {
+      o.flush_interval = 1000ms;
+      o.durable_at_once = durable_at_once;
+    }};
+    REQUIRE(f.write({thing("a", 1)}, true));  // a quiet journal writes at once
+    auto start = std::chrono::steady_clock::now();
+    REQUIRE(f.write({thing("b", 1)}, true));  // within the interval of the first
+    auto took = std::chrono::steady_clock::now() - start;
+    if (durable_at_once) {
+      // A buffered row is answered at once and waits for the interval.
+      REQUIRE(f.write({thing("c", 1)}, false));
+      std::this_thread::sleep_for(200ms);
+      CHECK(run(*f.db, "SELECT count(*) FROM things WHERE id = 'c'").value(0, 0) == "0");
+      bool synced = false;
+      f.self->request(f.j, 10s, journal::sync_atom::value)
+        .receive([&](journal::ok_atom) { synced = true; }, [](caf::error&) {});
+      CHECK(synced);
+      CHECK(run(*f.db, "SELECT count(*) FROM things WHERE id = 'c'").value(0, 0) == "1");
+    }
+    return took;
+  };
+  CHECK(second_write_took(true) < 500ms);
+  CHECK(second_write_took(false) >= 700ms);  // the interval mode waits for its cadence
 }
 
 TEST_CASE("sync is answered after everything handed over before it has committed") {
