@@ -730,7 +730,6 @@ private:
     deadline_.store(t.time_since_epoch().count(), std::memory_order_relaxed);
   }
 
-
   /// Answers 503 for every request still unanswered after answer_timeout.
   void answer_overdue(clock::time_point now) {
     auto limit = srv_->opts.answer_timeout;
