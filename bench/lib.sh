@@ -1,5 +1,6 @@
 # Shared by the bench scripts: a private PostgreSQL and Redis, one node, and
 # wrk helpers. Sourced, not run. Everything started is stopped on exit.
+# BENCH_NODE_BIN runs another node binary (to compare two builds in turns).
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 bench_data=$GM_ROOT/build/bench-data
