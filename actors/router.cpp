@@ -23,8 +23,8 @@ entity_reply path_failed(const std::string& type, const caf::error& e) {
                                    : type + " could not answer: " + caf::to_string(e));
 }
 
-/// Sends through the shard of `ref.type`; false (after answering `done`) if
-/// there is none.
+/// Sends through the shard of `ref.type`, or answers `unavailable` at once
+/// if there is none.
 template <class Timeout, class OnReply, class OnError>
 void send_via_shard(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
                     Timeout timeout, OnReply on_reply, OnError on_error,
@@ -47,10 +47,10 @@ void schedule_tick(caf::event_based_actor* self, ask_book& book,
   self->delayed_send(self, wait, ask_tick_atom::value);
 }
 
-} // namespace
-
-void ask(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
-         std::chrono::milliseconds timeout, reply_fn done) {
+/// An ask whose wait `timeout` bounds (a CAF timeout, or caf::infinite).
+template <class Timeout>
+void plain_ask(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
+               Timeout timeout, reply_fn done) {
   send_via_shard(
     self, ref, std::move(cmd), timeout, [done](entity_reply& r) { done(r); },
     [done, type = ref.type](caf::error& e) {
@@ -60,15 +60,16 @@ void ask(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
     done);
 }
 
+} // namespace
+
+void ask(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
+         std::chrono::milliseconds timeout, reply_fn done) {
+  plain_ask(self, ref, std::move(cmd), timeout, std::move(done));
+}
+
 void ask(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
          reply_fn done) {
-  send_via_shard(
-    self, ref, std::move(cmd), caf::infinite, [done](entity_reply& r) { done(r); },
-    [done, type = ref.type](caf::error& e) {
-      auto r = path_failed(type, e);
-      done(r);
-    },
-    done);
+  plain_ask(self, ref, std::move(cmd), caf::infinite, std::move(done));
 }
 
 void ask(caf::event_based_actor* self, std::shared_ptr<ask_book>& book, const entity_ref& ref,
