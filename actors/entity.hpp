@@ -102,6 +102,13 @@ using list_atom = caf::atom_constant<caf::atom("e_list")>;
 using inspect_atom = caf::atom_constant<caf::atom("e_inspect")>;
 // Admin → shard: `(count_atom)` → int64 live entities.
 using count_atom = caf::atom_constant<caf::atom("e_count")>;
+// Anyone → entity, through the router: `(exists_atom)` → ok with an empty
+// body if the entity exists, not_found if it does not. Once an entity has
+// told its shard that it loaded (`loaded_atom`), the shard answers this
+// itself, without a hop to the entity.
+using exists_atom = caf::atom_constant<caf::atom("e_exists")>;
+// Entity → shard: `(loaded_atom, id)`: my state is loaded, so I exist.
+using loaded_atom = caf::atom_constant<caf::atom("e_loaded")>;
 
 /// An entity kind: its name and how to start one. The shard for the kind
 /// activates, passivates and restarts entities through this; nothing in the

@@ -22,6 +22,12 @@ void ask_to_passivate(caf::event_based_actor* self, const std::string& type,
   if (shard) self->send(shard, gone_atom::value, id);
 }
 
+void announce_loaded(caf::event_based_actor* self, const std::string& type,
+                     const std::string& id) {
+  auto shard = shard_of(self->system(), type);
+  if (shard) self->send(shard, loaded_atom::value, id);
+}
+
 void on_passivate(caf::event_based_actor* self, entity_core& core) {
   core.passivate_asked = true;
   finish_if_idle(self, core);

@@ -96,6 +96,11 @@ void load_entity(Self* self, Loaded (*load)(pg::connection&, const std::string&)
 void ask_to_passivate(caf::event_based_actor* self, const std::string& type,
                       const std::string& id);
 
+/// Tells the shard of `type` that this entity loaded its state: from then
+/// on the shard answers `exists_atom` for it without a hop.
+void announce_loaded(caf::event_based_actor* self, const std::string& type,
+                     const std::string& id);
+
 /// Marks passivation as asked; quits now if nothing is outstanding.
 void on_passivate(caf::event_based_actor* self, entity_core& core);
 

@@ -88,6 +88,7 @@ std::string empty_state(user_actor*) {
 
 caf::behavior active(user_actor* self) {
   return {
+    [self](actors::exists_atom) { return success("", self->state.core.version); },
     [self](get_atom, bool private_view) {
       auto& st = self->state;
       auto& body = private_view ? st.private_body : st.public_body;
@@ -183,6 +184,7 @@ void on_loaded(user_actor* self, loaded& l) {
       return caf::make_message(fail(errc::invalid, "users do not understand this command"));
     });
   self->become(active(self));
+  actors::announce_loaded(self, type, st.core.id);
 }
 
 caf::behavior user_impl(user_actor* self, std::string id, std::shared_ptr<journal::gate> gate) {

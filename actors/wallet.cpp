@@ -703,6 +703,7 @@ void on_loaded(wallet_actor* self, loaded& l) {
   st.core.status = "active";
   self->set_default_handler(dispatch);
   self->become(active());
+  actors::announce_loaded(self, type, st.core.id);
   // Resume what a crash left pending: the destination checks for repeats.
   for (auto& p : l.transfers) {
     saga s;

@@ -45,8 +45,9 @@ using credit_atom = caf::atom_constant<caf::atom("w_credit")>;
 /// `(resume_atom)`: activate and resume the sagas this wallet left pending.
 using resume_atom = caf::atom_constant<caf::atom("w_resume")>;
 /// `(exists_atom)` → ok with an empty body if the wallet exists: what a
-/// source asks its destination before any money moves.
-using exists_atom = caf::atom_constant<caf::atom("w_exists")>;
+/// source asks its destination before any money moves (usually answered
+/// by the shard; see actors/entity.hpp).
+using exists_atom = actors::exists_atom;
 
 struct environment {
   std::shared_ptr<journal::gate> gate;

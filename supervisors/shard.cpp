@@ -50,6 +50,7 @@ struct slot {
   int64_t last_used_ms = 0;
   int32_t restarts = 0;
   bool passivating = false;
+  bool loaded = false;  // the entity said it loaded: it exists
   std::unique_ptr<trouble> t;
 
   bool holding() const { return t && !t->held_msgs.empty(); }
@@ -92,6 +93,7 @@ void activate(shard_actor* self, const std::string& key, slot& s) {
     }
   });
   s.passivating = false;
+  s.loaded = false;
   s.last_used_ms = now_ms();
   st.activations->inc();
 }
@@ -180,7 +182,19 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
         s.more().held_msgs.push_back({std::move(msg), rp});
         return;
       }
+      if (s.loaded && msg.match_elements<exists_atom>()) {
+        rp.deliver(success("", 0));  // a loaded entity exists: no hop to it
+        return;
+      }
       rp.delegate(s.handle, std::move(msg));
+    },
+    [self](loaded_atom, const std::string& id) {
+      auto it = self->state.slots.find(id);
+      // Only from the entity that holds the slot now (not an old one).
+      if (it != self->state.slots.end() && it->second.handle &&
+          it->second.handle.address() == self->current_sender()) {
+        it->second.loaded = true;
+      }
     },
     [self](down_atom, uintptr_t key, const caf::actor_addr& who, const caf::error& reason) {
       // The key's slot lives until this very message is handled: slots are

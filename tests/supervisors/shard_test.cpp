@@ -58,7 +58,13 @@ caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string
     },
     // Never answers (as if the entity died holding the request).
     [](mute_atom) { return caf::delegated<entity_reply>{}; },
+    // Answered here only while the shard does not know this one loaded.
+    [](exists_atom) { return success("asked the entity", 0); },
   };
+  // Entities named "loaded-…" tell their shard they loaded, as wallets do.
+  if (self->state.core.id.rfind("loaded-", 0) == 0) {
+    announce_loaded(self, "counter", self->state.core.id);
+  }
   return own.or_else(entity_handlers(self, &no_state));
 }
 
@@ -79,6 +85,9 @@ struct fixture {
 
   explicit fixture(gm::shard::options opts) {
     shard = gm::shard::spawn_shard(self.ptr(), counter_kind(), opts);
+    // One round trip: the shard has started, so it is registered and
+    // callers that go through the router find it.
+    live();
   }
   ~fixture() { self->send_exit(shard, caf::exit_reason::user_shutdown); }
 
@@ -190,6 +199,27 @@ TEST_CASE("kill crashes a live entity on purpose and its shard restarts it") {
   f.self->request(f.shard, 5s, kill_atom::value, std::string{"nobody"})
     .receive([&](bool b) { unknown = b; }, [](caf::error&) {});
   CHECK_FALSE(unknown);
+}
+
+TEST_CASE("the shard answers exists for an entity that said it loaded, without a hop") {
+  fixture f{opts()};
+  auto exists = [&](const std::string& id) {
+    return f.ask(id, caf::make_message(exists_atom::value));
+  };
+  // Not announced: the entity answers (and is activated by the question).
+  CHECK(exists("plain").body == "asked the entity");
+  CHECK(exists("plain").body == "asked the entity");
+  // Announced: once the shard has the entity's word, it answers itself
+  // (an empty body; the entity's own answer says who answered).
+  CHECK(exists("loaded-a").ok());
+  REQUIRE(f.eventually([&] { return exists("loaded-a").body.empty(); }));
+  auto r = exists("loaded-a");
+  CHECK(r.ok());
+  CHECK(r.body.empty());
+  // A restarted entity starts unannounced; the new one announces again.
+  f.self->send(f.shard, kill_atom::value, std::string{"plain"});
+  REQUIRE(f.eventually([&] { return f.inspect("plain").restarts == 1; }));
+  CHECK(exists("plain").body == "asked the entity");
 }
 
 namespace {
