@@ -14,6 +14,7 @@
 #include "persistence/journal.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <deque>
 #include <thread>
 
@@ -59,6 +60,115 @@ std::string array_literal(const std::vector<const std::optional<std::string>*>& 
     out += '"';
   }
   out += '}';
+  return out;
+}
+
+namespace {
+
+void put_be32(std::string& out, uint32_t v) {
+  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+               static_cast<char>(v)};
+  out.append(b, 4);
+}
+
+void put_be64(std::string& out, uint64_t v) {
+  put_be32(out, static_cast<uint32_t>(v >> 32));
+  put_be32(out, static_cast<uint32_t>(v));
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/// Appends the 16 bytes of a canonical uuid (8-4-4-4-12 hex digits).
+bool put_uuid(std::string& out, const std::string& s) {
+  if (s.size() != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') {
+    return false;
+  }
+  char bytes[16];
+  size_t n = 0;
+  for (size_t i = 0; i < 36; ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) continue;
+    int hi = hex_value(s[i]);
+    int lo = hex_value(s[++i]);
+    if (hi < 0 || lo < 0) return false;
+    bytes[n++] = static_cast<char>(hi << 4 | lo);
+  }
+  out.append(bytes, sizeof bytes);
+  return true;
+}
+
+/// Parses all of `s` as a decimal integer within [lo, hi].
+bool parse_int(const std::string& s, int64_t lo, int64_t hi, int64_t& v) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc{} && end == s.data() + s.size() && v >= lo && v <= hi;
+}
+
+} // namespace
+
+std::optional<std::string> binary_array(const std::string& type,
+                                        const std::vector<const std::optional<std::string>*>& values) {
+  // Element type OIDs and widths, from PostgreSQL's pg_type.
+  uint32_t oid = 0;
+  int width = 0;  // bytes per element; 0: variable (text)
+  if (type == "uuid") oid = 2950, width = 16;
+  else if (type == "bigint") oid = 20, width = 8;
+  else if (type == "integer") oid = 23, width = 4;
+  else if (type == "text") oid = 25;
+  else return std::nullopt;
+  bool nulls = false;
+  size_t size = 20;
+  for (auto* v : values) {
+    nulls = nulls || !*v;
+    size += 4 + (*v ? (width > 0 ? width : (*v)->size()) : 0);
+  }
+  std::string out;
+  out.reserve(size);
+  if (values.empty()) {
+    put_be32(out, 0);  // no dimensions
+    put_be32(out, 0);
+    put_be32(out, oid);
+    return out;
+  }
+  put_be32(out, 1);  // dimensions
+  put_be32(out, nulls ? 1 : 0);
+  put_be32(out, oid);
+  put_be32(out, static_cast<uint32_t>(values.size()));
+  put_be32(out, 1);  // lower bound
+  for (auto* v : values) {
+    if (!*v) {
+      put_be32(out, 0xffffffffu);  // -1: NULL
+      continue;
+    }
+    const std::string& s = **v;
+    int64_t n = 0;
+    switch (width) {
+      case 16:
+        put_be32(out, 16);
+        if (!put_uuid(out, s)) return std::nullopt;
+        break;
+      case 8:
+        if (!parse_int(s, INT64_MIN, INT64_MAX, n)) return std::nullopt;
+        put_be32(out, 8);
+        put_be64(out, static_cast<uint64_t>(n));
+        break;
+      case 4:
+        if (!parse_int(s, INT32_MIN, INT32_MAX, n)) return std::nullopt;
+        put_be32(out, 4);
+        put_be32(out, static_cast<uint32_t>(static_cast<int32_t>(n)));
+        break;
+      default:
+        // Text goes as its bytes; PostgreSQL checks the encoding. A NUL
+        // cannot be stored in text: the literal path reports it.
+        if (s.find('\0') != std::string::npos || s.size() > 0x7fffffff) return std::nullopt;
+        put_be32(out, static_cast<uint32_t>(s.size()));
+        out += s;
+    }
+  }
   return out;
 }
 
@@ -168,6 +278,7 @@ std::string write_batch(pg::connection& conn, const batch& b) {
   const auto& groups = b.groups();
   std::vector<std::string> sqls;
   std::vector<pg::params> params(groups.size());
+  std::vector<std::vector<int>> binary(groups.size());
   std::vector<pg::connection::statement> stmts;
   sqls.reserve(groups.size());
   stmts.reserve(groups.size());
@@ -180,10 +291,17 @@ std::string write_batch(pg::connection& conn, const batch& b) {
     for (size_t c = 0; c < g.table->columns.size(); ++c) {
       col.clear();
       for (auto& row : g.rows) col.push_back(&row.values[c]);
-      p.emplace_back(array_literal(col));
+      // Binary where the type allows (no parsing in PostgreSQL), else text.
+      if (auto b = binary_array(g.table->columns[c].type, col)) {
+        p.emplace_back(std::move(*b));
+        binary[i].push_back(1);
+      } else {
+        p.emplace_back(array_literal(col));
+        binary[i].push_back(0);
+      }
     }
     sqls.push_back(write_sql(*g.table));
-    stmts.push_back({&sqls.back(), &p});
+    stmts.push_back({&sqls.back(), &p, &binary[i]});
   }
   // BEGIN, one statement per table and COMMIT in one round trip. A failed
   // commit leaves the outcome unknown: versioned writes make a retry safe.

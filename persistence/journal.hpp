@@ -142,6 +142,14 @@ caf::actor spawn_journal(caf::local_actor* parent, options opts, std::shared_ptr
 /// NULL for nullopt.
 std::string array_literal(const std::vector<const std::optional<std::string>*>& values);
 
+/// Returns `values` as a one-dimensional array in PostgreSQL's binary
+/// format for the column types uuid, bigint, integer and text, or nullopt
+/// for another type or a value that is not one of that type (the caller
+/// then sends the array literal, and PostgreSQL says what is wrong).
+/// Binary arrays spare PostgreSQL parsing every element of every batch.
+std::optional<std::string> binary_array(const std::string& type,
+                                        const std::vector<const std::optional<std::string>*>& values);
+
 /// Returns the statement that writes rows of `t` from one array per column.
 std::string write_sql(const table_spec& t);
 

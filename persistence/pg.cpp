@@ -187,15 +187,22 @@ result connection::transaction(const std::vector<statement>& stmts, size_t* fail
     return r;
   }
   std::vector<const char*> values;
+  std::vector<int> lengths;
   auto send_plain = [this](const char* sql) {
     return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
   };
   bool sent = send_plain("BEGIN");
   for (size_t i = 0; sent && i < stmts.size(); ++i) {
     values.clear();
-    for (auto& v : *stmts[i].p) values.push_back(v ? v->c_str() : nullptr);
+    lengths.clear();
+    for (auto& v : *stmts[i].p) {
+      values.push_back(v ? v->data() : nullptr);
+      lengths.push_back(v ? static_cast<int>(v->size()) : 0);
+    }
+    const int* formats = stmts[i].binary ? stmts[i].binary->data() : nullptr;
     sent = PQsendQueryPrepared(conn_, names[i]->c_str(), static_cast<int>(values.size()),
-                               values.data(), nullptr, nullptr, 0) == 1;
+                               values.data(), formats ? lengths.data() : nullptr, formats,
+                               0) == 1;
   }
   sent = sent && send_plain("COMMIT") && PQpipelineSync(conn_) == 1;
   if (!sent) {

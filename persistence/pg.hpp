@@ -48,10 +48,13 @@ public:
   /// result, not an exception.
   result exec(const std::string& sql, const params& p = {});
 
-  /// One statement of a transaction().
+  /// One statement of a transaction(). `binary`, if given, marks the
+  /// parameters sent in PostgreSQL's binary format (one flag each; their
+  /// bytes may hold NULs); the others are text.
   struct statement {
     const std::string* sql;
     const params* p;
+    const std::vector<int>* binary = nullptr;
   };
 
   /// Runs `stmts` in one transaction, sent in one go (libpq's pipeline

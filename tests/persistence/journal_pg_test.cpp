@@ -99,6 +99,48 @@ TEST_CASE("a durable write is answered only once its row has committed") {
   CHECK(f.gate->rows() == 0);
 }
 
+TEST_CASE("every column type arrives as written: binary arrays and literals, NULLs, odd text") {
+  fixture f;
+  run(*f.db, "CREATE TABLE kinds (id uuid PRIMARY KEY, big bigint, small integer, "
+             "words text, at timestamptz, version bigint NOT NULL)");
+  static const journal::table_spec kinds{
+    "kinds",
+    {{"id", "uuid"}, {"big", "bigint"}, {"small", "integer"}, {"words", "text"},
+     {"at", "timestamptz"}, {"version", "bigint"}},
+    {0}, 5, journal::write_mode::upsert_versioned};
+  using opt = std::optional<std::string>;
+  std::vector<journal::row> rows{
+    {&kinds, 1,
+     {opt{"0A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c4d"}, opt{"-9223372036854775808"}, opt{"-2147483648"},
+      opt{"say \"hi\", {braces}, \\ and caf\xc3\xa9"}, opt{"2026-11-22T07:11:02.123Z"},
+      opt{"1"}}},
+    {&kinds, 1,
+     {opt{"00000000-0000-0000-0000-000000000001"}, opt{"9223372036854775807"}, opt{"2147483647"},
+      opt{""}, opt{}, opt{"1"}}},
+    {&kinds, 1, {opt{"ffffffff-ffff-ffff-ffff-ffffffffffff"}, opt{}, opt{}, opt{}, opt{}, opt{"1"}}},
+  };
+  REQUIRE(f.write(rows, true));
+  auto r = run(*f.db, "SELECT id, big, small, words, "
+                      "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS'), version "
+                      "FROM kinds ORDER BY id");
+  REQUIRE(r.rows.size() == 3);
+  CHECK(r.value(0, 0) == "00000000-0000-0000-0000-000000000001");
+  CHECK(r.value(0, 1) == "9223372036854775807");
+  CHECK(r.value(0, 2) == "2147483647");
+  CHECK(r.value(0, 3) == "");
+  CHECK_FALSE(r.rows[0][4].has_value());
+  CHECK(r.value(1, 0) == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+  CHECK(r.value(1, 1) == "-9223372036854775808");
+  CHECK(r.value(1, 2) == "-2147483648");
+  CHECK(r.value(1, 3) == "say \"hi\", {braces}, \\ and caf\xc3\xa9");
+  CHECK(r.value(1, 4) == "2026-11-22 07:11:02.123");
+  CHECK(r.value(1, 5) == "1");
+  CHECK(r.value(2, 0) == "ffffffff-ffff-ffff-ffff-ffffffffffff");
+  CHECK_FALSE(r.rows[2][1].has_value());
+  CHECK_FALSE(r.rows[2][2].has_value());
+  CHECK_FALSE(r.rows[2][3].has_value());
+}
+
 TEST_CASE("an older image never overwrites a newer one, within a batch or across batches") {
   fixture f;
   REQUIRE(f.write({thing("a", 3), thing("a", 2)}, true));

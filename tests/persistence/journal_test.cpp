@@ -34,6 +34,44 @@ TEST_CASE("array literals quote every element, escape quotes and backslashes, ke
   CHECK(array_literal({}) == "{}");
 }
 
+TEST_CASE("binary arrays: PostgreSQL's layout for uuid, bigint, integer and text; other types not") {
+  using opt = std::optional<std::string>;
+  opt id{"00010203-0405-0607-0809-0A0B0C0D0E0F"}, none{}, minus_two{"-2"}, seven{"7"}, hi{"hi"};
+  auto bytes = [](std::initializer_list<int> xs) {
+    std::string s;
+    for (int x : xs) s += static_cast<char>(x);
+    return s;
+  };
+  // ndim 1, has-NULL flag, element OID, length, lower bound 1; then per
+  // element its length (-1 for NULL) and bytes, big-endian.
+  auto u = binary_array("uuid", {&id, &none});
+  REQUIRE(u);
+  CHECK(*u == bytes({0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0x0b, 0x86, 0, 0, 0, 2, 0, 0, 0, 1,
+                     0, 0, 0, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                     0xff, 0xff, 0xff, 0xff}));
+  auto b = binary_array("bigint", {&minus_two});
+  REQUIRE(b);
+  CHECK(*b == bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 8,
+                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe}));
+  auto i = binary_array("integer", {&seven});
+  REQUIRE(i);
+  CHECK(i->substr(i->size() - 8) == bytes({0, 0, 0, 4, 0, 0, 0, 7}));
+  auto t = binary_array("text", {&hi});
+  REQUIRE(t);
+  CHECK(t->substr(8, 4) == bytes({0, 0, 0, 25}));
+  CHECK(t->substr(t->size() - 6) == bytes({0, 0, 0, 2, 'h', 'i'}));
+  // Not binary: other types, and values that are not of the type (the
+  // literal goes instead and PostgreSQL reports them).
+  CHECK_FALSE(binary_array("timestamptz", {&hi}));
+  opt bad_uuid{"00010203-0405-0607-0809-0A0B0C0D0E0G"}, short_uuid{"0001"}, big{"9223372036854775808"},
+    word{"12a"}, wide{"2147483648"};
+  CHECK_FALSE(binary_array("uuid", {&bad_uuid}));
+  CHECK_FALSE(binary_array("uuid", {&short_uuid}));
+  CHECK_FALSE(binary_array("bigint", {&big}));
+  CHECK_FALSE(binary_array("bigint", {&word}));
+  CHECK_FALSE(binary_array("integer", {&wide}));
+}
+
 TEST_CASE("a versioned table is written with an upsert that never goes back in version") {
   auto sql = write_sql(versioned());
   CHECK(sql == "INSERT INTO things (id, n, version, created_at) SELECT * FROM "
