@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <deque>
 #include <thread>
 
@@ -101,6 +102,54 @@ bool put_uuid(std::string& out, const std::string& s) {
   return true;
 }
 
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/// Parses a UTC timestamp as the node writes them, YYYY-MM-DDTHH:MM:SS
+/// with 0 to 6 fractional digits and a Z, into microseconds since
+/// 2000-01-01 (PostgreSQL's epoch). Anything else is left to PostgreSQL.
+bool parse_utc_micros(const std::string& s, int64_t& out) {
+  if (s.size() < 20 || s.size() > 27 || s.back() != 'Z' || s[4] != '-' || s[7] != '-' ||
+      s[10] != 'T' || s[13] != ':' || s[16] != ':') {
+    return false;
+  }
+  auto num = [&s](size_t at, size_t len, int64_t& v) {
+    v = 0;
+    for (size_t i = at; i < at + len; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      v = v * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int64_t y, mo, d, h, mi, sec;
+  if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) ||
+      !num(17, 2, sec)) {
+    return false;
+  }
+  static constexpr int month_days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+      h > 23 || mi > 59 || sec > 59) {
+    return false;
+  }
+  int64_t micros = 0;
+  if (s.size() > 20) {
+    size_t digits = s.size() - 21;  // between '.' and 'Z'
+    if (s[19] != '.' || digits == 0 || !num(20, digits, micros)) return false;
+    for (size_t i = digits; i < 6; ++i) micros *= 10;
+  }
+  int64_t days = days_from_civil(y, mo, d) - 10957;  // 2000-01-01
+  out = ((days * 24 + h) * 60 + mi) * 60 * 1000000 + sec * 1000000 + micros;
+  return true;
+}
+
 /// Parses all of `s` as a decimal integer within [lo, hi].
 bool parse_int(const std::string& s, int64_t lo, int64_t hi, int64_t& v) {
   if (s.empty() || s.size() > 20) return false;
@@ -119,12 +168,13 @@ std::optional<std::string> binary_array(const std::string& type,
   else if (type == "bigint") oid = 20, width = 8;
   else if (type == "integer") oid = 23, width = 4;
   else if (type == "text") oid = 25;
+  else if (type == "timestamptz") oid = 1184, width = -8;  // 8 bytes, from text
   else return std::nullopt;
   bool nulls = false;
   size_t size = 20;
   for (auto* v : values) {
     nulls = nulls || !*v;
-    size += 4 + (*v ? (width > 0 ? width : (*v)->size()) : 0);
+    size += 4 + (*v ? (width != 0 ? std::abs(width) : (*v)->size()) : 0);
   }
   std::string out;
   out.reserve(size);
@@ -153,6 +203,11 @@ std::optional<std::string> binary_array(const std::string& type,
         break;
       case 8:
         if (!parse_int(s, INT64_MIN, INT64_MAX, n)) return std::nullopt;
+        put_be32(out, 8);
+        put_be64(out, static_cast<uint64_t>(n));
+        break;
+      case -8:
+        if (!parse_utc_micros(s, n)) return std::nullopt;
         put_be32(out, 8);
         put_be64(out, static_cast<uint64_t>(n));
         break;

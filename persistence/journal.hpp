@@ -143,7 +143,8 @@ caf::actor spawn_journal(caf::local_actor* parent, options opts, std::shared_ptr
 std::string array_literal(const std::vector<const std::optional<std::string>*>& values);
 
 /// Returns `values` as a one-dimensional array in PostgreSQL's binary
-/// format for the column types uuid, bigint, integer and text, or nullopt
+/// format for the column types uuid, bigint, integer, text and timestamptz
+/// (as the node writes them: UTC, `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`), or nullopt
 /// for another type or a value that is not one of that type (the caller
 /// then sends the array literal, and PostgreSQL says what is wrong).
 /// Binary arrays spare PostgreSQL parsing every element of every batch.

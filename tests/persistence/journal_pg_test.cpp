@@ -139,6 +139,14 @@ TEST_CASE("every column type arrives as written: binary arrays and literals, NUL
   CHECK_FALSE(r.rows[2][1].has_value());
   CHECK_FALSE(r.rows[2][2].has_value());
   CHECK_FALSE(r.rows[2][3].has_value());
+  // A timestamp in another format goes as a literal; PostgreSQL reads it.
+  REQUIRE(f.write({{&kinds, 2,
+                    {opt{"00000000-0000-0000-0000-000000000001"}, opt{}, opt{}, opt{},
+                     opt{"2024-02-29 23:59:59.999+00"}, opt{"2"}}}},
+                  true));
+  r = run(*f.db, "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') FROM kinds "
+                 "WHERE id = '00000000-0000-0000-0000-000000000001'");
+  CHECK(r.value(0, 0) == "2024-02-29 23:59:59.999");
 }
 
 TEST_CASE("an older image never overwrites a newer one, within a batch or across batches") {

@@ -60,8 +60,29 @@ TEST_CASE("binary arrays: PostgreSQL's layout for uuid, bigint, integer and text
   REQUIRE(t);
   CHECK(t->substr(8, 4) == bytes({0, 0, 0, 25}));
   CHECK(t->substr(t->size() - 6) == bytes({0, 0, 0, 2, 'h', 'i'}));
+  // timestamptz: microseconds since 2000-01-01 UTC, from the node's format.
+  auto micros = [&](const char* text) -> std::optional<int64_t> {
+    opt v{text};
+    auto a = binary_array("timestamptz", {&v});
+    if (!a) return std::nullopt;
+    CHECK(a->substr(8, 4) == bytes({0, 0, 0x04, 0xa0}));  // OID 1184
+    uint64_t x = 0;
+    for (size_t k = a->size() - 8; k < a->size(); ++k) x = x << 8 | static_cast<unsigned char>((*a)[k]);
+    return static_cast<int64_t>(x);
+  };
+  CHECK(micros("2000-01-01T00:00:00Z") == 0);
+  CHECK(micros("2000-01-01T00:00:01.5Z") == 1500000);
+  CHECK(micros("1999-12-31T23:59:59.999999Z") == -1);
+  CHECK(micros("2024-02-29T12:00:00.000Z") == (8825LL * 86400 + 12 * 3600) * 1000000);
+  CHECK(micros("2026-11-22T07:11:02.123Z") == 848646662123000LL);
+  CHECK_FALSE(micros("2026-02-29T00:00:00Z"));     // not a leap year
+  CHECK_FALSE(micros("2026-11-22 07:11:02+00"));   // PostgreSQL's own output: a literal
+  CHECK_FALSE(micros("2026-11-22T07:11:02.Z"));
+  CHECK_FALSE(micros("2026-11-22T07:11:02.1234567Z"));
+  CHECK_FALSE(micros("2026-13-01T00:00:00Z"));
   // Not binary: other types, and values that are not of the type (the
   // literal goes instead and PostgreSQL reports them).
+  CHECK_FALSE(binary_array("numeric", {&hi}));
   CHECK_FALSE(binary_array("timestamptz", {&hi}));
   opt bad_uuid{"00010203-0405-0607-0809-0A0B0C0D0E0G"}, short_uuid{"0001"}, big{"9223372036854775808"},
     word{"12a"}, wide{"2147483648"};
