@@ -108,6 +108,8 @@ using count_atom = caf::atom_constant<caf::atom("e_count")>;
 // itself, without a hop to the entity.
 using exists_atom = caf::atom_constant<caf::atom("e_exists")>;
 // Entity → shard: `(loaded_atom, id)`: my state is loaded, so I exist.
+// The shard forgets it when the entity exits (crash or passivation), so a
+// kind whose entities can be deleted must passivate one when it is.
 using loaded_atom = caf::atom_constant<caf::atom("e_loaded")>;
 
 /// An entity kind: its name and how to start one. The shard for the kind
