@@ -170,16 +170,14 @@ result connection::transaction(const std::vector<statement>& stmts, size_t* fail
   } reported{failed, failed_at};
   if (!ensure_connected(r.error)) return r;
   // Statements are prepared first (once per connection, outside the
-  // pipeline); a statement that cannot be prepared is an error in it.
+  // pipeline). One that cannot be (the bound is reached, or the server
+  // refuses it) goes unprepared inside the transaction, like the others:
+  // the server then reports its error in its place.
   std::vector<const std::string*> names;
   names.reserve(stmts.size());
-  for (size_t i = 0; i < stmts.size(); ++i) {
-    auto& name = prepared_name(*stmts[i].sql, stmts[i].p->size());
-    if (name.empty()) {
-      failed_at = i;
-      return exec(*stmts[i].sql, *stmts[i].p);  // reports the statement's error
-    }
-    names.push_back(&name);
+  for (auto& st : stmts) {
+    auto& name = prepared_name(*st.sql, st.p->size());
+    names.push_back(name.empty() ? nullptr : &name);
   }
   if (PQenterPipelineMode(conn_) != 1) {
     take_error(nullptr, r);
@@ -200,9 +198,12 @@ result connection::transaction(const std::vector<statement>& stmts, size_t* fail
       lengths.push_back(v ? static_cast<int>(v->size()) : 0);
     }
     const int* formats = stmts[i].binary ? stmts[i].binary->data() : nullptr;
-    sent = PQsendQueryPrepared(conn_, names[i]->c_str(), static_cast<int>(values.size()),
-                               values.data(), formats ? lengths.data() : nullptr, formats,
-                               0) == 1;
+    const int* sizes = formats ? lengths.data() : nullptr;
+    auto n = static_cast<int>(values.size());
+    sent = (names[i] != nullptr
+              ? PQsendQueryPrepared(conn_, names[i]->c_str(), n, values.data(), sizes, formats, 0)
+              : PQsendQueryParams(conn_, stmts[i].sql->c_str(), n, nullptr, values.data(), sizes,
+                                  formats, 0)) == 1;
   }
   sent = sent && send_plain("COMMIT") && PQpipelineSync(conn_) == 1;
   if (!sent) {

@@ -89,6 +89,13 @@ TEST_CASE("a transaction runs its statements in one go, all or nothing") {
   CHECK(r.sqlstate == "23502");
   CHECK(failed == 1);
   CHECK(c.exec("SELECT count(*) FROM " + table).value(0, 0) == "2");
+  // A statement the server cannot even prepare fails in its place, and
+  // the statements before it are not committed either.
+  std::string broken = "UPDATE " + table + " SET v = $1 WHERE nonsense = $2::int";
+  r = c.transaction({{&insert, &more}, {&broken, &change}}, &failed);
+  CHECK_FALSE(r.ok());
+  CHECK(failed == 1);
+  CHECK(c.exec("SELECT count(*) FROM " + table).value(0, 0) == "2");
   // The connection is usable after, in and out of transactions.
   r = c.transaction({{&insert, &more}}, &failed);
   REQUIRE_MESSAGE(r.ok(), r.error);
