@@ -192,7 +192,7 @@ void add_wallet_routes(route_table& table, api_context_ptr ctx) {
   table.add(api_route("GET", "/api/v1/wallet", "The caller's wallet", "wallet",
                       {{200, "{id, balance, escrow_balance, currency, version}"}},
                       {true, {}, nullptr},
-                      [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
+                      [](caf::event_based_actor* self, request& rq, respond_fn respond) {
                         ask_wallet(self, rq, caf::make_message(wallet::get_atom::value),
                                    200, std::move(respond));
                       }));
