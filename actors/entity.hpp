@@ -123,6 +123,13 @@ struct entity_kind {
   std::function<caf::actor(caf::local_actor* shard, const std::string& id)> spawn;
   /// Runs once when the shard starts (e.g. resume work a crash left pending).
   std::function<void(caf::local_actor* shard)> on_start;
+  /// Optional: lets the shard pass on what it knows of an entity's peers of
+  /// the same kind. Called with each command the shard is about to deliver
+  /// and a predicate `loaded(id)` (true if that entity has told the shard it
+  /// loaded, so it exists); may rewrite the command in place, e.g. to spare
+  /// the entity an `exists_atom` round trip to the shard.
+  std::function<void(caf::message& cmd, const std::function<bool(const std::string&)>& loaded)>
+    annotate;
 };
 
 } // namespace gm::actors

@@ -179,7 +179,8 @@ journal::row entry_row(const state& st, const entry& e) {
 /// The sandbox provider's leg of a deposit (delta < 0) or withdrawal.
 journal::row external_row(const entry& e, int64_t delta) {
   return {&ledger_table(), 0,
-          {new_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{}, std::string{"external"},
+          {new_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
+           std::string{"external"},
            num(e.amount), num(delta), opt{}, opt{}, text(e.reference), opt{}, e.created_at}};
 }
 
@@ -749,14 +750,19 @@ void on_move(wallet_actor* self, const char* kind, int64_t amount, std::string r
 }
 
 void on_transfer(wallet_actor* self, std::string to, int64_t amount, std::string note,
-                 std::string key, const std::string& hash) {
+                 std::string key, const std::string& hash, bool to_loaded) {
   auto rp = self->make_response_promise();
   if (to == self->state.core.id) {
     rp.deliver(fail(errc::invalid, "to_user_id: cannot transfer to yourself"));
     return;
   }
-  with_key(self, key, hash, rp, [self, to, amount, note, key, rp]() mutable {
-    // The destination must exist before any money moves.
+  with_key(self, key, hash, rp, [self, to, amount, note, key, rp, to_loaded]() mutable {
+    // The destination must exist before any money moves. The shard said so
+    // if it has loaded (wallets are never deleted); else ask.
+    if (to_loaded) {
+      reserve(self, to, amount, note, key, rp);
+      return;
+    }
     ++self->state.core.busy;
     actors::ask(self, self->state.asks, {type, to}, caf::make_message(exists_atom::value),
                 self->state.env->credit_timeout,
@@ -843,9 +849,9 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
             c.get_as<str>(3), c.get_as<str>(4));
     return caf::delegated<caf::message>{};
   }
-  if (c.match_elements<transfer_atom, str, int64_t, str, str, str>()) {
+  if (c.match_elements<transfer_atom, str, int64_t, str, str, str, bool>()) {
     on_transfer(self, c.get_as<str>(1), c.get_as<int64_t>(2), c.get_as<str>(3),
-                c.get_as<str>(4), c.get_as<str>(5));
+                c.get_as<str>(4), c.get_as<str>(5), c.get_as<bool>(6));
     return caf::delegated<caf::message>{};
   }
   if (c.match_elements<credit_atom, str, str, int64_t, str, str, bool>()) {
@@ -959,6 +965,13 @@ actors::entity_kind kind(std::shared_ptr<const environment> env) {
     return shard->spawn(wallet_impl, id, env.get());
   };
   k.on_start = [](caf::local_actor* shard) { shard->spawn<caf::linked>(recovery_impl); };
+  k.annotate = [](caf::message& cmd, const std::function<bool(const std::string&)>& loaded) {
+    using str = std::string;
+    if (cmd.match_elements<transfer_atom, str, int64_t, str, str, str, bool>() &&
+        loaded(cmd.get_as<str>(1))) {
+      cmd.get_mutable_as<bool>(6) = true;  // copies the message only if it is shared
+    }
+  };
   return k;
 }
 

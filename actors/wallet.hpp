@@ -37,7 +37,10 @@ using deposit_atom = caf::atom_constant<caf::atom("w_deposit")>;
 /// `(withdraw_atom, int64 amount, reference, idempotency_key, request_hash)`.
 using withdraw_atom = caf::atom_constant<caf::atom("w_withdr")>;
 /// `(transfer_atom, to_user, int64 amount, note, idempotency_key,
-/// request_hash)` → the source's transaction once the destination has it.
+/// request_hash, bool to_loaded)` → the source's transaction once the
+/// destination has it. Senders pass `to_loaded` false; the wallet shard sets
+/// it when the destination has loaded (so it exists), and the source then
+/// skips asking whether it does.
 using transfer_atom = caf::atom_constant<caf::atom("w_transf")>;
 /// Saga step, source → destination: `(credit_atom, transfer_id, from_user,
 /// int64 amount, note, created_at, bool maybe_repeat)`.

@@ -109,7 +109,7 @@ void transfer(caf::event_based_actor* self, request& rq, respond_fn respond) {
   std::transform(to.begin(), to.end(), to.begin(), [](unsigned char c) { return std::tolower(c); });
   ask_wallet(self, rq,
              caf::make_message(wallet::transfer_atom::value, to, amount, note, *key,
-                               hash_if_keyed(rq, *key)),
+                               hash_if_keyed(rq, *key), false),
              201, std::move(respond));
 }
 

@@ -69,6 +69,11 @@ struct state {
   metrics::gauge* live = nullptr;
   metrics::counter* restarts = nullptr;
   metrics::counter* activations = nullptr;
+  // For kind.annotate: has entity `id` loaded (so it exists)?
+  std::function<bool(const std::string&)> is_loaded = [this](const std::string& id) {
+    auto it = slots.find(id);
+    return it != slots.end() && it->second.loaded;
+  };
   static inline const char* name = "gm.shard";
 
   ~state() {
@@ -186,6 +191,7 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
         rp.deliver(success("", 0));  // a loaded entity exists: no hop to it
         return;
       }
+      if (self->state.kind.annotate) self->state.kind.annotate(msg, self->state.is_loaded);
       rp.delegate(s.handle, std::move(msg));
     },
     [self](loaded_atom, const std::string& id) {

@@ -25,6 +25,7 @@ using release_atom = caf::atom_constant<caf::atom("t_release")>;
 using mute_atom = caf::atom_constant<caf::atom("t_mute")>;
 using go_atom = caf::atom_constant<caf::atom("t_go")>;
 using open_atom = caf::atom_constant<caf::atom("t_open")>;
+using peer_atom = caf::atom_constant<caf::atom("t_peer")>;
 
 struct counter_state {
   entity_core core;
@@ -60,6 +61,10 @@ caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string
     [](mute_atom) { return caf::delegated<entity_reply>{}; },
     // Answered here only while the shard does not know this one loaded.
     [](exists_atom) { return success("asked the entity", 0); },
+    // `(peer_atom, peer, bool peer_loaded)`: the flag is the shard's word.
+    [](peer_atom, const std::string&, bool peer_loaded) {
+      return success(peer_loaded ? "peer loaded" : "peer unknown", 0);
+    },
   };
   // Entities named "loaded-…" tell their shard they loaded, as wallets do.
   if (self->state.core.id.rfind("loaded-", 0) == 0) {
@@ -73,6 +78,12 @@ entity_kind counter_kind() {
   k.type = "counter";
   k.spawn = [](caf::local_actor* shard, const std::string& id) {
     return shard->spawn(counter_impl, id);
+  };
+  k.annotate = [](caf::message& cmd, const std::function<bool(const std::string&)>& loaded) {
+    if (cmd.match_elements<peer_atom, std::string, bool>() &&
+        loaded(cmd.get_as<std::string>(1))) {
+      cmd.get_mutable_as<bool>(2) = true;
+    }
   };
   return k;
 }
@@ -220,6 +231,25 @@ TEST_CASE("the shard answers exists for an entity that said it loaded, without a
   f.self->send(f.shard, kill_atom::value, std::string{"plain"});
   REQUIRE(f.eventually([&] { return f.inspect("plain").restarts == 1; }));
   CHECK(exists("plain").body == "asked the entity");
+}
+
+TEST_CASE("the shard tells an entity which of its peers have loaded (annotate)") {
+  fixture f{opts()};
+  auto about = [&](const std::string& peer) {
+    return f.ask("x", caf::make_message(peer_atom::value, peer, false)).body;
+  };
+  CHECK(about("loaded-b") == "peer unknown");  // not activated yet
+  CHECK(f.ask("loaded-b", caf::make_message(get_atom::value)).ok());
+  REQUIRE(f.eventually([&] { return about("loaded-b") == "peer loaded"; }));
+  // Live but never announced: the shard does not vouch for it.
+  CHECK(f.ask("plain", caf::make_message(get_atom::value)).ok());
+  CHECK(about("plain") == "peer unknown");
+  // A restarted peer counts once it has announced again.
+  f.self->send(f.shard, kill_atom::value, std::string{"loaded-b"});
+  REQUIRE(f.eventually([&] { return f.inspect("loaded-b").restarts == 1; }));
+  REQUIRE(f.eventually([&] { return about("loaded-b") == "peer loaded"; }));
+  // Commands it does not annotate pass unchanged.
+  CHECK(f.ask("x", caf::make_message(get_atom::value)).body == "0");
 }
 
 namespace {
