@@ -158,7 +158,7 @@ journal::row wallet_row(const state& st) {
 }
 
 struct entry {
-  std::string id = new_uuid();
+  std::string id = new_time_uuid();
   std::string transfer_id;
   std::string type;
   int64_t amount = 0;
@@ -179,7 +179,7 @@ journal::row entry_row(const state& st, const entry& e) {
 /// The sandbox provider's leg of a deposit (delta < 0) or withdrawal.
 journal::row external_row(const entry& e, int64_t delta) {
   return {&ledger_table(), 0,
-          {new_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
+          {new_time_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
            std::string{"external"},
            num(e.amount), num(delta), opt{}, opt{}, text(e.reference), opt{}, e.created_at}};
 }
@@ -384,7 +384,7 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
   st.balance += credit ? amount : -amount;
   ++st.core.version;
   entry e;
-  e.transfer_id = new_uuid();
+  e.transfer_id = new_time_uuid();
   e.type = type;
   e.amount = amount;
   e.reference = reference;
@@ -524,7 +524,7 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   st.balance -= amount;
   ++st.core.version;
   entry e;
-  e.transfer_id = new_uuid();
+  e.transfer_id = new_time_uuid();
   e.type = "transfer_out";
   e.amount = amount;
   e.reference = note;

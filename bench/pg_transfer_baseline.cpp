@@ -2,6 +2,9 @@
 // PostgreSQL transaction, a PL/pgSQL function called over libpq (debit with
 // a funds check, credit, two ledger entries, a transfers row), from N
 // connections, each waiting for its answer. Prints transfers/s and latency.
+// The ids of the transfer and its two entries are minted by the client as
+// the node mints them (time-ordered UUIDs), so both sides' indexes grow
+// alike.
 //
 //   pg_transfer_baseline <postgresql url> <seconds> <connections> <user ids file>
 #include <algorithm>
@@ -15,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/ids.hpp"
 #include "persistence/pg.hpp"
 
 using namespace std::chrono;
@@ -22,10 +26,11 @@ using namespace std::chrono;
 namespace {
 
 const char* function_sql = R"SQL(
-CREATE OR REPLACE FUNCTION bench_transfer(p_from uuid, p_to uuid, p_amount bigint)
+DROP FUNCTION IF EXISTS bench_transfer(uuid, uuid, bigint);
+CREATE OR REPLACE FUNCTION bench_transfer(p_from uuid, p_to uuid, p_amount bigint, t uuid,
+                                          p_out uuid, p_in uuid)
 RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
-  t uuid := gen_random_uuid();
   src wallets%ROWTYPE;
   dst wallets%ROWTYPE;
 BEGIN
@@ -40,9 +45,9 @@ BEGIN
   IF NOT FOUND THEN RAISE EXCEPTION 'no such wallet'; END IF;
   INSERT INTO ledger_entries (id, transfer_id, account, wallet_id, type, amount, delta,
                               balance_after, wallet_version, counterparty, created_at)
-  VALUES (gen_random_uuid(), t, src.id::text, src.id, 'transfer_out', p_amount, -p_amount,
+  VALUES (p_out, t, src.id::text, src.id, 'transfer_out', p_amount, -p_amount,
           src.balance, src.version, p_to, now()),
-         (gen_random_uuid(), t, dst.id::text, dst.id, 'transfer_in', p_amount, p_amount,
+         (p_in, t, dst.id::text, dst.id, 'transfer_in', p_amount, p_amount,
           dst.balance, dst.version, p_from, now());
   INSERT INTO transfers (id, from_user, to_user, amount, state, version, created_at, updated_at)
   VALUES (t, p_from, p_to, p_amount, 'settled', 3, now(), now());
@@ -92,8 +97,9 @@ int main(int argc, char** argv) {
         auto b = pick(rnd);
         if (a == b) continue;
         auto start = steady_clock::now();
-        auto res = c.exec("SELECT bench_transfer($1, $2, $3)",
-                          {users[a], users[b], std::to_string(amount(rnd))});
+        auto res = c.exec("SELECT bench_transfer($1, $2, $3, $4, $5, $6)",
+                          {users[a], users[b], std::to_string(amount(rnd)), gm::new_time_uuid(),
+                           gm::new_time_uuid(), gm::new_time_uuid()});
         auto ms = duration<double, std::milli>(steady_clock::now() - start).count();
         if (res.ok()) {
           ++ok;

@@ -1,4 +1,4 @@
-// Implements new_uuid, is_uuid and now_rfc3339.
+// Implements new_uuid, new_time_uuid, is_uuid and now_rfc3339.
 #include "common/ids.hpp"
 
 #include <chrono>
@@ -7,22 +7,46 @@
 
 namespace gm {
 
-std::string new_uuid() {
+namespace {
+
+std::mt19937_64& rng() {
   thread_local std::mt19937_64 gen{[] {
     std::random_device rd;
     std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd()};
     return std::mt19937_64{seq};
   }()};
-  uint64_t hi = gen();
-  uint64_t lo = gen();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  return gen;
+}
+
+std::string uuid_text(uint64_t hi, uint64_t lo) {
   packed_uuid u;
   for (int i = 0; i < 8; ++i) {
     u.bytes[i] = static_cast<unsigned char>(hi >> (56 - 8 * i));
     u.bytes[8 + i] = static_cast<unsigned char>(lo >> (56 - 8 * i));
   }
   return u.str();
+}
+
+constexpr uint64_t variant_mask = 0x3fffffffffffffffULL;
+constexpr uint64_t variant_bits = 0x8000000000000000ULL;  // RFC 4122/9562 variant
+
+} // namespace
+
+std::string new_uuid() {
+  uint64_t hi = rng()();
+  uint64_t lo = rng()();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  return uuid_text(hi, (lo & variant_mask) | variant_bits);
+}
+
+std::string new_time_uuid() {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count();
+  auto ms = static_cast<uint64_t>(us / 1000);
+  auto sub = static_cast<uint64_t>(us % 1000) * 4096 / 1000;  // 12 bits
+  uint64_t hi = ((ms & 0xffffffffffffULL) << 16) | 0x7000ULL | sub;  // version 7
+  return uuid_text(hi, (rng()() & variant_mask) | variant_bits);
 }
 
 bool is_uuid(const std::string& s) {

@@ -11,6 +11,14 @@ namespace gm {
 /// generator is a per-thread PRNG seeded from the OS.
 std::string new_uuid();
 
+/// Returns a time-ordered (version 7, RFC 9562) UUID: 48 bits of Unix
+/// milliseconds, 12 bits of the microsecond within it, 62 random bits. For
+/// rows that are only ever appended (ledger entries, transfers): ids minted
+/// later sort later, so a B-tree on them grows at its right edge instead of
+/// at random leaves. Unguessable as new_uuid() is, but it tells when it was
+/// minted (as the rows' created_at does).
+std::string new_time_uuid();
+
 /// Returns true if `s` is a UUID in canonical 8-4-4-4-12 hex form.
 bool is_uuid(const std::string& s);
 

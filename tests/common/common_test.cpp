@@ -1,10 +1,12 @@
 // Metrics rendering and log formatting.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -68,6 +70,34 @@ TEST_CASE("new UUIDs are random version 4, RFC 4122 variant, and differ") {
     CHECK(std::string{"89ab"}.find(id[19]) != std::string::npos);
     CHECK(id == gm::packed_uuid::parse(id).str());
     seen.insert(id);
+  }
+  CHECK(seen.size() == 1000);
+}
+
+TEST_CASE("time-ordered UUIDs are version 7, carry the time, and sort by it") {
+  auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  std::set<std::string> seen;
+  std::string last;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = gm::new_time_uuid();
+    REQUIRE(gm::is_uuid(id));
+    CHECK(id[14] == '7');
+    CHECK(std::string{"89ab"}.find(id[19]) != std::string::npos);
+    // The first 48 bits are the Unix time in milliseconds.
+    auto ms = std::stoll(id.substr(0, 8) + id.substr(9, 4), nullptr, 16);
+    CHECK(ms >= before);
+    CHECK(ms <= before + 60000);
+    seen.insert(id);
+    if (i % 100 == 0) {
+      // Minted a few milliseconds apart: later sorts later, as text too.
+      std::this_thread::sleep_for(std::chrono::milliseconds{2});
+      auto next = gm::new_time_uuid();
+      CHECK(next > id);
+      CHECK(next > last);
+      last = next;
+    }
   }
   CHECK(seen.size() == 1000);
 }
