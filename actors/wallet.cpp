@@ -180,8 +180,8 @@ journal::row entry_row(const state& st, const entry& e) {
 journal::row external_row(const entry& e, int64_t delta) {
   return {&ledger_table(), 0,
           {new_time_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
-           std::string{"external"},
-           num(e.amount), num(delta), opt{}, opt{}, text(e.reference), opt{}, e.created_at}};
+           std::string{"external"}, num(e.amount), num(delta), opt{}, opt{}, text(e.reference),
+           opt{}, e.created_at}};
 }
 
 journal::row transfer_row(const std::string& id, const std::string& from, const std::string& to,
