@@ -28,9 +28,9 @@ using actors::success;
 const journal::table_spec& wallets_table() {
   static const journal::table_spec t{
     "wallets",
-    {{"id", "uuid"}, {"user_id", "uuid"}, {"balance", "bigint"}, {"escrow_balance", "bigint"},
-     {"currency", "text"}, {"version", "bigint"}},
-    {0}, 5, journal::write_mode::upsert_versioned};
+    {{"id", "uuid"}, {"balance", "bigint"}, {"escrow_balance", "bigint"}, {"currency", "text"},
+     {"version", "bigint"}},
+    {0}, 4, journal::write_mode::update_versioned};
   return t;
 }
 
@@ -153,7 +153,7 @@ std::string dump(const json& j) {
 
 journal::row wallet_row(const state& st) {
   return {&wallets_table(), st.core.version,
-          {st.wallet_id(), st.core.id, num(st.balance), num(st.escrow), st.env->currency,
+          {st.wallet_id(), num(st.balance), num(st.escrow), st.env->currency,
            num(st.core.version)}};
 }
 
