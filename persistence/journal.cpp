@@ -21,6 +21,7 @@
 
 #include <caf/all.hpp>
 
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/registry.hpp"
@@ -77,28 +78,11 @@ void put_be64(std::string& out, uint64_t v) {
   put_be32(out, static_cast<uint32_t>(v));
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /// Appends the 16 bytes of a canonical uuid (8-4-4-4-12 hex digits).
 bool put_uuid(std::string& out, const std::string& s) {
-  if (s.size() != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') {
-    return false;
-  }
-  char bytes[16];
-  size_t n = 0;
-  for (size_t i = 0; i < 36; ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) continue;
-    int hi = hex_value(s[i]);
-    int lo = hex_value(s[++i]);
-    if (hi < 0 || lo < 0) return false;
-    bytes[n++] = static_cast<char>(hi << 4 | lo);
-  }
-  out.append(bytes, sizeof bytes);
+  if (!is_uuid(s)) return false;
+  auto u = packed_uuid::parse(s);
+  out.append(reinterpret_cast<const char*>(u.bytes), sizeof u.bytes);
   return true;
 }
 
@@ -347,8 +331,8 @@ std::string write_batch(pg::connection& conn, const batch& b) {
       col.clear();
       for (auto& row : g.rows) col.push_back(&row.values[c]);
       // Binary where the type allows (no parsing in PostgreSQL), else text.
-      if (auto b = binary_array(g.table->columns[c].type, col)) {
-        p.emplace_back(std::move(*b));
+      if (auto arr = binary_array(g.table->columns[c].type, col)) {
+        p.emplace_back(std::move(*arr));
         binary[i].push_back(1);
       } else {
         p.emplace_back(array_literal(col));
