@@ -95,9 +95,15 @@ gm_pg_start() {
       --no-locale -E UTF8" >"$data.initdb.log" 2>&1 ||
       gm_die "initdb failed: see $data.initdb.log"
   fi
-  su postgres -s /bin/sh -c "$GM_PGBIN/pg_ctl -D '$data' -l '$data/server.log' -w -t 60 \
-    -o \"-p $port -k /tmp -c listen_addresses=127.0.0.1\" start >/dev/null" ||
+  # TCP on 127.0.0.1 only, no Unix socket: a socket in /tmp would need a lock
+  # file there, and one left behind by an earlier run (or another user's
+  # server on the same port) stops PostgreSQL from starting.
+  if ! su postgres -s /bin/sh -c "$GM_PGBIN/pg_ctl -D '$data' -l '$data/server.log' -w -t 60 \
+    -o \"-p $port -c unix_socket_directories='' -c listen_addresses=127.0.0.1\" \
+    start >/dev/null"; then
+    tail -n 20 "$data/server.log" >&2 2>/dev/null || true
     gm_die "PostgreSQL did not start on port $port: see $data/server.log"
+  fi
   local i
   for ((i = 0; i < 50; i++)); do
     psql -h 127.0.0.1 -p "$port" -U postgres -Atqc "SELECT 1" postgres >/dev/null 2>&1 && break

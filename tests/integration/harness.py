@@ -197,8 +197,8 @@ class PgServer:
 
     def start(self):
         self._as_postgres(
-            "%s/pg_ctl -D %s -l %s/log -w -t 60 -o '-p %d -k /tmp "
-            "-c listen_addresses=127.0.0.1' start" % (PGBIN, self.data, self.data, self.port))
+            "%s/pg_ctl -D %s -l %s/log -w -t 60 -o \"-p %d -c unix_socket_directories='' "
+            "-c listen_addresses=127.0.0.1\" start" % (PGBIN, self.data, self.data, self.port))
         return self
 
     def stop(self):
