@@ -23,6 +23,9 @@ response problem(int status, std::string_view type, std::string_view title,
     {"title", std::string{title}},
     {"status", status},
     {"detail", std::string{detail}},
+    // API.md's shape always has `errors`: per-field items for 400 and 422
+    // from body validation, empty otherwise.
+    {"errors", nlohmann::json::array()},
   };
   response r;
   r.status = status;

@@ -202,7 +202,7 @@ std::string route_table::openapi(const std::string& version) const {
       {"schemas",
        {{"Problem",
          {{"type", "object"},
-          {"required", json::array({"type", "title", "status"})},
+          {"required", json::array({"type", "title", "status", "detail", "errors"})},
           {"properties",
            {{"type", {{"type", "string"}}},
             {"title", {{"type", "string"}}},

@@ -120,6 +120,8 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
     if (it == doc.end() || it->is_null()) {
       if (f.required) {
         rule_errors.push_back(error_item(f.name, "is required"));
+      } else if (it != doc.end()) {
+        doc.erase(it);  // null is absent: handlers see only the fields given
       }
       continue;
     }
@@ -142,7 +144,10 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
       }
     } else if (f.type == json_type::string) {
       const auto& s = it->get_ref<const std::string&>();
-      if (s.size() < f.min_length) {
+      if (s.find('\0') != std::string::npos) {
+        // Valid JSON, but PostgreSQL text cannot hold it (and C strings end there).
+        rule_errors.push_back(error_item(f.name, "must not contain the character U+0000"));
+      } else if (s.size() < f.min_length) {
         rule_errors.push_back(error_item(
           f.name, f.min_length == 1 ? std::string{"must not be empty"}
                                     : "must be at least " + std::to_string(f.min_length) +

@@ -61,6 +61,8 @@ TEST_CASE("a problem document carries type, title, status and detail") {
   CHECK(doc["status"] == 422);
   CHECK(doc["type"] == "/problems/invalid");
   CHECK(doc["detail"] == "amount must be positive");
+  // API.md's error shape always has `errors`; empty unless validation filled it.
+  CHECK(doc["errors"] == nlohmann::json::array());
 }
 
 TEST_CASE("a problem document survives invalid UTF-8 in its detail") {

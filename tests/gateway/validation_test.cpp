@@ -85,3 +85,26 @@ TEST_CASE("E.164 and email formats") {
   CHECK_FALSE(is_email("a b@c.de"));
   CHECK_FALSE(is_email("a@@b.co"));
 }
+
+TEST_CASE("a string holding U+0000 is 422 naming the field") {
+  // Valid JSON, but PostgreSQL text cannot store it: a row with it would be
+  // refused by the journal's batch, so it must never get past the gateway.
+  auto [status, detail] = check(R"({"phone":"+254700000001","role":"rider","name":"a\u0000b"})");
+  CHECK(status == 422);
+  CHECK(detail.find("name") != std::string::npos);
+  CHECK(detail.find("U+0000") != std::string::npos);
+  CHECK(check(R"({"phone":"+254700000001","role":"rider\u0000"})").first == 422);
+  CHECK(check(R"({"phone":"+254700000001","role":"rider","name":"a\u0001b"})").first == 0);
+}
+
+TEST_CASE("null for an optional field is the field left out") {
+  request rq;
+  rq.body = R"({"phone":"+254700000001","role":"rider","name":null,"amount":null})";
+  response bad;
+  auto doc = validate_body(rq, sample(), bad);
+  REQUIRE(doc);
+  CHECK_FALSE(doc->contains("name"));
+  CHECK_FALSE(doc->contains("amount"));
+  CHECK(doc->value("name", std::string{"absent"}) == "absent");
+  CHECK(check(R"({"phone":null,"role":"rider"})").first == 422);
+}

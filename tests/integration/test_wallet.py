@@ -170,6 +170,38 @@ class WalletApiTest(NodeTestCase):
         self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", token, "[1]")[0], 400)
         self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", None, {"amount": 1})[0], 401)
 
+    def test_text_fields_refuse_nul_and_take_null_as_absent(self):
+        # A U+0000 is valid JSON but PostgreSQL text cannot hold it: it must be
+        # refused at the door, not handed to the journal (whose batch would then
+        # fail again and again, holding every later write on the node).
+        a, ta = register(self.port)
+        b, _ = register(self.port)
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", ta,
+                              {"amount": 100})[0], 201)
+        nul = "a\u0000b"
+        posts = [("/api/v1/wallet/deposit", {"amount": 5, "reference": nul}),
+                 ("/api/v1/wallet/withdraw", {"amount": 5, "reference": nul}),
+                 ("/api/v1/wallet/transfer", {"to_user_id": b, "amount": 5, "note": nul})]
+        for path, body in posts:
+            status, headers, data = call(self.port, "POST", path, ta, body)
+            self.assertEqual(status, 422, (path, data))
+            self.assertEqual(headers.get("content-type"), "application/problem+json")
+            self.assertIn("U+0000", json_body(data)["detail"])
+        status, _, data = call(self.port, "PUT", "/api/v1/users/me", ta, {"bio": nul})
+        self.assertEqual(status, 422, data)
+        # null for an optional text field is the field left out.
+        nulls = [("/api/v1/wallet/deposit", {"amount": 7, "reference": None}),
+                 ("/api/v1/wallet/withdraw", {"amount": 2, "reference": None}),
+                 ("/api/v1/wallet/transfer", {"to_user_id": b, "amount": 5, "note": None})]
+        for path, body in nulls:
+            status, _, data = call(self.port, "POST", path, ta, body)
+            self.assertEqual(status, 201, (path, data))
+        self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", ta)[2])["balance"], 100)
+        # Every error document has API.md's `errors`, empty when no field is named.
+        status, _, data = call(self.port, "POST", "/api/v1/wallet/transfer", ta,
+                               {"to_user_id": b, "amount": 10 ** 6})
+        self.assertEqual((status, json_body(data)["errors"]), (409, []))
+
     def test_transfers_move_money_and_refuse_what_they_must(self):
         a, ta = register(self.port)
         b, tb = register(self.port)
