@@ -142,6 +142,7 @@ void journal_stats(caf::event_based_actor* self, api_context_ptr ctx, request&,
                     {"rows_written", s.rows_written},
                     {"failures", s.failures},
                     {"limit", s.limit},
+                    {"failing_ms", s.failing_ms},
                     {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)}};
         respond(json_response(200, doc.dump(-1, ' ', false, json::error_handler_t::replace)));
       },

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/metrics.hpp"
+#include "persistence/journal.hpp"
 #include "persistence/service.hpp"
 
 namespace gm::gateway {
@@ -34,6 +35,50 @@ response not_ready(const std::string& node_id, const std::string& detail,
   return r;
 }
 
+/// How long the journal may fail to write its batch while PostgreSQL
+/// answers probes before the node stops calling itself ready: a batch that
+/// PostgreSQL keeps refusing holds every durable write behind it.
+constexpr int64_t journal_failing_limit_ms = 5000;
+
+/// Adds the journal's check to `checks` and answers: ready unless the
+/// journal has been failing to write for journal_failing_limit_ms.
+void with_journal(caf::event_based_actor* self, const service_context& ctx,
+                  const std::string& node_id, nlohmann::json checks, respond_fn respond) {
+  auto ready = [node_id, respond](nlohmann::json& c) {
+    nlohmann::json doc = {{"status", "ready"}, {"node", node_id}, {"checks", c}};
+    respond(json_response(200, doc.dump(-1, ' ', false,
+                                        nlohmann::json::error_handler_t::replace)));
+  };
+  auto j = journal::find(self->system());
+  if (!j) {
+    checks["journal"] = {{"ok", false}, {"error", "the journal is restarting"}};
+    respond(not_ready(node_id, "the journal is restarting", checks));
+    return;
+  }
+  self->request(j, ctx.request_timeout, journal::stats_atom::value)
+    .then(
+      [node_id, respond, ready, checks](journal::stats& s) mutable {
+        bool ok = s.failing_ms < journal_failing_limit_ms;
+        checks["journal"] = {{"ok", ok},
+                             {"pending", s.pending},
+                             {"in_flight", s.in_flight},
+                             {"failing_ms", s.failing_ms},
+                             {"error", s.last_error}};
+        if (ok) {
+          ready(checks);
+          return;
+        }
+        respond(not_ready(node_id,
+                          "the journal has failed to write for " +
+                            std::to_string(s.failing_ms) + " ms: " + s.last_error,
+                          checks));
+      },
+      [node_id, respond, checks](caf::error&) mutable {
+        checks["journal"] = {{"ok", false}, {"error", "the journal did not answer"}};
+        respond(not_ready(node_id, "the journal did not answer", checks));
+      });
+}
+
 void readyz(const service_context& ctx, caf::event_based_actor* self, request&,
             respond_fn respond) {
   auto persist = persistence::find(self->system());
@@ -44,20 +89,18 @@ void readyz(const service_context& ctx, caf::event_based_actor* self, request&,
   auto node_id = ctx.node_id;
   self->request(persist, ctx.request_timeout, persistence::health_atom::value)
     .then(
-      [respond, node_id, ctx](const persistence::health& h) {
+      [self, respond, node_id, ctx](const persistence::health& h) {
         auto checks = checks_json(h);
         if (ctx.limiter_mode) {
           checks["rate_limiter"] = {{"mode", ctx.limiter_mode()}};
         }
-        if (h.ready()) {
-          nlohmann::json doc = {{"status", "ready"}, {"node", node_id}, {"checks", checks}};
-          respond(json_response(200, doc.dump(-1, ' ', false,
-                                              nlohmann::json::error_handler_t::replace)));
+        if (!h.ready()) {
+          std::string why = !h.pg_ok ? "PostgreSQL unreachable: " + h.pg_error
+                                     : "migrations not applied: " + h.migration_error;
+          respond(not_ready(node_id, why, checks));
           return;
         }
-        std::string why = !h.pg_ok ? "PostgreSQL unreachable: " + h.pg_error
-                                   : "migrations not applied: " + h.migration_error;
-        respond(not_ready(node_id, why, checks));
+        with_journal(self, ctx, node_id, std::move(checks), respond);
       },
       [respond, node_id, self](const caf::error& e) {
         respond(not_ready(node_id, "persistence did not answer: " + self->system().render(e),
@@ -73,7 +116,7 @@ void add_service_routes(route_table& table, const service_context& ctx) {
                        respond(json_response(200, R"({"status":"ok"})"));
                      }));
   table.add(actor_route(
-    "GET", "/readyz", "Readiness: PostgreSQL reachable and migrations applied (details per check)",
+    "GET", "/readyz", "Readiness: PostgreSQL reachable, migrations applied, the journal writing (details per check)",
     "service", {{200, "ready"}, {503, "not ready"}},
     [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
       readyz(ctx, self, rq, std::move(respond));

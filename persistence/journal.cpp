@@ -386,6 +386,8 @@ struct state {
   std::vector<caf::response_promise> in_flight_waiters;
   std::chrono::steady_clock::time_point flush_started;
   std::chrono::milliseconds backoff{0};
+  // When the batch in flight first failed (unset while writes succeed).
+  std::optional<std::chrono::steady_clock::time_point> failing_since;
   bool stopping = false;
   caf::error stop_reason;
   // Recent flush latencies (ms), for p50/p99.
@@ -467,6 +469,7 @@ void on_done(journal_actor* self, const std::string& error) {
                 st.in_flight->size(), error);
     }
     st.s.last_error = error;
+    if (!st.failing_since) st.failing_since = std::chrono::steady_clock::now();
     st.backoff = st.backoff.count() == 0 ? st.opts.retry_min
                                          : std::min(st.backoff * 2, st.opts.retry_max);
     self->delayed_send(self, st.backoff, retry_atom::value);
@@ -478,6 +481,7 @@ void on_done(journal_actor* self, const std::string& error) {
     log->info("PostgreSQL writes work again: batch of {} rows committed", st.in_flight->size());
     st.s.last_error.clear();
   }
+  st.failing_since.reset();
   st.backoff = std::chrono::milliseconds{0};
   auto n = static_cast<int64_t>(st.in_flight->size());
   st.g->add(-n);
@@ -572,6 +576,11 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
       std::vector<double> v(st.latencies.begin(), st.latencies.end());
       s.flush_latency_ms_p50 = percentile(v, 0.50);
       s.flush_latency_ms_p99 = percentile(v, 0.99);
+      if (st.failing_since) {
+        s.failing_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - *st.failing_since)
+                         .count();
+      }
       return s;
     },
     [self](tick_atom) {

@@ -108,13 +108,14 @@ struct stats {
   int64_t failures = 0;
   int64_t limit = 0;
   std::string last_error;
+  int64_t failing_ms = 0;  // how long the batch in flight has been failing; 0 if it is not
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stats& x) {
   return f(caf::meta::type_name("gm_journal_stats"), x.pending, x.in_flight,
            x.last_batch_rows, x.flush_latency_ms_p50, x.flush_latency_ms_p99, x.batches,
-           x.rows_written, x.failures, x.limit, x.last_error);
+           x.rows_written, x.failures, x.limit, x.last_error, x.failing_ms);
 }
 
 /// `request(journal, t, write_atom::value, std::vector<row>, bool durable)`

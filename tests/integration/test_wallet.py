@@ -449,6 +449,37 @@ class MoneyUnderLoadTest(unittest.TestCase):
         check_ledger(self, url)
         self.assertEqual(node.stop(), 0)
 
+    def test_a_batch_postgres_keeps_refusing_makes_the_node_unready_until_it_passes(self):
+        # PostgreSQL answers probes but refuses the journal's batch (here a
+        # CHECK added behind the node's back): the journal keeps the rows and
+        # retries, durable writes wait, and /readyz says why after 5 s. Once
+        # the cause is gone the batch commits and the node is ready again.
+        url = fresh_database()
+        node = self.start_node(url, GIGMESH_REQUEST_TIMEOUT_MS="2000")
+        (_, token), = [register(node.port)]
+        self.assertEqual(call(node.port, "POST", "/api/v1/wallet/deposit", token,
+                              {"amount": 100})[0], 201)
+        psql(url, "ALTER TABLE ledger_entries ADD CONSTRAINT test_small CHECK (amount < 1000)")
+        status, _, data = call(node.port, "POST", "/api/v1/wallet/deposit", token,
+                               {"amount": 5000})
+        self.assertEqual(status, 503, data)  # the answer deadline: "may still take effect"
+        def readiness():
+            status, _, data = request(node.port, "GET", "/readyz")
+            return status, json_body(data)
+        self.assertTrue(wait_for(lambda: readiness()[0] == 503, 15, 0.2), readiness())
+        status, doc = readiness()
+        self.assertFalse(doc["checks"]["journal"]["ok"], doc)
+        self.assertGreaterEqual(doc["checks"]["journal"]["failing_ms"], 5000)
+        self.assertIn("test_small", doc["detail"])
+        psql(url, "ALTER TABLE ledger_entries DROP CONSTRAINT test_small")
+        self.assertTrue(wait_for(lambda: readiness()[0] == 200, 15, 0.2), readiness())
+        self.assertTrue(readiness()[1]["checks"]["journal"]["ok"])
+        # The write that was waiting took effect, once.
+        self.assertEqual(json_body(call(node.port, "GET", "/api/v1/wallet", token)[2])["balance"],
+                         5100)
+        check_ledger(self, url)
+        self.assertEqual(node.stop(), 0)
+
     def test_postgres_down_gives_503_then_catches_up(self):
         pg = PgServer()
         self.addCleanup(pg.cleanup)
