@@ -129,8 +129,10 @@ int run(const gm::config::settings& cfg) {
 
   std::atomic<bool> root_down{false};
   std::atomic<bool> graceful{false};
+  std::atomic<bool> unclean{false};
   root->attach_functor([&](const caf::error& reason) {
     graceful = !reason || reason == caf::exit_reason::user_shutdown;
+    unclean = reason == gm::sup::make_error(gm::sup::errc::stopped_uncleanly);
     root_down = true;
   });
 
@@ -154,6 +156,11 @@ int run(const gm::config::settings& cfg) {
     }
   }
   root = nullptr;
+  if (unclean) {
+    log->error("stopped, but a service had to be killed past its shutdown_timeout_ms "
+               "(see the supervisor's warning): what it held may not be written");
+    return 1;
+  }
   if (!graceful) {
     log->critical("root supervisor gave up: node exits");
     return 1;

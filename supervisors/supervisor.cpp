@@ -48,6 +48,8 @@ struct state {
   uint64_t phase_generation = 0;
   std::deque<std::pair<size_t, caf::error>> deferred_failures;
   bool shutting_down = false;
+  // A stop killed a child past its timeout, or a child supervisor's stop did.
+  bool unclean_stop = false;
   // Shared with the cleanup functor so children never outlive a dead supervisor.
   std::shared_ptr<std::vector<caf::actor>> live = std::make_shared<std::vector<caf::actor>>();
   static inline const char* name = "gm.supervisor";
@@ -164,7 +166,12 @@ void shutdown(self_ptr self, caf::error reason) {
   st.deferred_failures.clear();
   auto all = reverse_range(0, st.children.size());
   auto go = [self, all, reason] {
-    begin_phase(self, all, [self, reason] { self->quit(reason); });
+    begin_phase(self, all, [self, reason] {
+      // A requested stop that had to kill says so, up to main's exit code.
+      bool requested = !reason || reason == caf::exit_reason::user_shutdown;
+      self->quit(requested && self->state.unclean_stop ? make_error(errc::stopped_uncleanly)
+                                                       : reason);
+    });
   };
   if (st.phase) {
     // Let the running phase finish its current child, then stop everything.
@@ -284,6 +291,7 @@ caf::behavior supervisor_impl(self_ptr self, options opts, std::vector<child_spe
     }
     auto& st = self->state;
     if (st.phase && st.phase->current == idx) {
+      if (dm.reason == make_error(errc::stopped_uncleanly)) st.unclean_stop = true;
       finish_current_stop(self);
       return;
     }
@@ -331,6 +339,7 @@ caf::behavior supervisor_impl(self_ptr self, options opts, std::vector<child_spe
         gm::log::get("supervisor")->warn("{}: child {} did not stop in {} ms, killing it",
                                         self->state.opts.name, c.spec.name,
                                         c.spec.shutdown_timeout.count());
+        self->state.unclean_stop = true;
         self->send_exit(c.handle, caf::exit_reason::kill);
       }
     },

@@ -43,7 +43,9 @@ struct options {
 };
 
 /// The reason a supervisor terminates with when it gives up.
-enum class errc : uint8_t { reached_max_restart_intensity = 1, child_start_failed };
+/// `stopped_uncleanly`: a stop had to kill a child past its shutdown_timeout
+/// (or a child supervisor stopped so): what that child held may be lost.
+enum class errc : uint8_t { reached_max_restart_intensity = 1, child_start_failed, stopped_uncleanly };
 
 /// Returns a CAF error for `x` in the `gm_sup` category.
 caf::error make_error(errc x);

@@ -480,6 +480,29 @@ class MoneyUnderLoadTest(unittest.TestCase):
         check_ledger(self, url)
         self.assertEqual(node.stop(), 0)
 
+    def test_a_stop_that_must_kill_the_journal_exits_1_and_loses_nothing_acknowledged(self):
+        # The batch cannot be written, so the journal cannot flush at SIGTERM:
+        # it is killed past shutdown_timeout, and the node must not claim a
+        # clean stop. The write it held was never acknowledged (503).
+        url = fresh_database()
+        node = self.start_node(url, GIGMESH_REQUEST_TIMEOUT_MS="1000",
+                               GIGMESH_SHUTDOWN_TIMEOUT_MS="1500")
+        (_, token), = [register(node.port)]
+        self.assertEqual(call(node.port, "POST", "/api/v1/wallet/deposit", token,
+                              {"amount": 100})[0], 201)
+        psql(url, "ALTER TABLE ledger_entries ADD CONSTRAINT test_small CHECK (amount < 1000)")
+        status, _, data = call(node.port, "POST", "/api/v1/wallet/deposit", token,
+                               {"amount": 5000})
+        self.assertEqual(status, 503, data)
+        self.assertEqual(node.stop(), 1, node.read_log()[-2000:])
+        self.assertIn("had to be killed", node.read_log())
+        psql(url, "ALTER TABLE ledger_entries DROP CONSTRAINT test_small")
+        node.start().wait_ready()
+        self.assertEqual(json_body(call(node.port, "GET", "/api/v1/wallet", token)[2])["balance"],
+                         100)
+        check_ledger(self, url)
+        self.assertEqual(node.stop(), 0)
+
     def test_postgres_down_gives_503_then_catches_up(self):
         pg = PgServer()
         self.addCleanup(pg.cleanup)

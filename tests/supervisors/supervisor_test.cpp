@@ -298,7 +298,11 @@ TEST_CASE("a child that ignores the stop request is killed after its shutdown ti
   self->monitor(sup);
   auto t0 = std::chrono::steady_clock::now();
   self->send_exit(sup, caf::exit_reason::user_shutdown);
-  self->receive([](caf::down_msg&) {}, caf::after(3s) >> [] { FAIL("supervisor did not stop"); });
+  caf::error reason;
+  self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                caf::after(3s) >> [] { FAIL("supervisor did not stop"); });
   CHECK(*stubborn);
   CHECK(std::chrono::steady_clock::now() - t0 >= 200ms);
+  // The stop was not clean, and the supervisor's exit says so (main exits 1).
+  CHECK(reason == gm::sup::make_error(gm::sup::errc::stopped_uncleanly));
 }
