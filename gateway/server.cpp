@@ -503,6 +503,15 @@ private:
       return;
     }
     auto m = srv_->routes.match(method, path);
+    if (m.found == nullptr && path == "/ws" && srv_->ws.open) {
+      // The WebSocket endpoint, asked without an upgrade (RFC 6455 4.2.2).
+      auto r = problem(426, "upgrade-required", "Upgrade Required",
+                       "GET /ws is a WebSocket endpoint: send Upgrade: websocket");
+      r.headers.emplace_back("Upgrade", "websocket");
+      r.headers.emplace_back("Sec-WebSocket-Version", "13");
+      complete(s, std::move(r));
+      return;
+    }
     if (m.found == nullptr) {
       if (m.path_known) {
         auto r = problem(405, "method-not-allowed", "Method Not Allowed",

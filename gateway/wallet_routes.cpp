@@ -3,6 +3,10 @@
 // wallet entity through the router, and maps the entity's reply to HTTP.
 // The transaction list is a read of the ledger (append-only, committed
 // before any 201 went out), so it goes to PostgreSQL directly.
+#include <strings.h>
+
+#include <algorithm>
+
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
@@ -47,9 +51,13 @@ constexpr int64_t max_amount = INT64_MAX;
 /// returns nullopt if it is malformed.
 std::optional<std::string> idempotency_key(const request& rq, const respond_fn& respond) {
   auto key = rq.header("Idempotency-Key");
+  bool given = std::any_of(rq.headers.begin(), rq.headers.end(), [](const auto& h) {
+    return strcasecmp(h.first.c_str(), "Idempotency-Key") == 0;
+  });
   bool printable = std::all_of(key.begin(), key.end(),
                                [](char c) { return c > 0x20 && c < 0x7f; });
-  if (key.size() > 255 || !printable) {
+  // A header sent empty is a malformed key, not "no key": the client meant one.
+  if ((given && key.empty()) || key.size() > 255 || !printable) {
     respond(problem(400, "invalid-idempotency-key", "Bad Request",
                     "Idempotency-Key must be 1 to 255 printable ASCII characters"));
     return std::nullopt;

@@ -245,6 +245,11 @@ class WalletApiTest(NodeTestCase):
         bad = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 1},
                    {"Idempotency-Key": "x" * 300})
         self.assertEqual(bad[0], 400)
+        # Sent but empty is a malformed key too, not "no key".
+        empty = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 1},
+                     {"Idempotency-Key": ""})
+        self.assertEqual(empty[0], 400, empty)
+        self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])["balance"], 70)
 
     def test_concurrent_repeats_of_one_key_create_one_transaction(self):
         _, token = register(self.port)

@@ -50,6 +50,13 @@ class WebSocketTest(NodeTestCase):
             c = self.connect(token)
             self.assertEqual(c.status, 401, c.head)
 
+    def test_a_plain_get_of_the_endpoint_is_told_to_upgrade(self):
+        status, headers, data = request(self.port, "GET", "/ws")
+        self.assertEqual(status, 426, data)
+        self.assertEqual(headers.get("upgrade"), "websocket")
+        self.assertEqual(headers.get("content-type"), "application/problem+json")
+        self.assertEqual(json_body(data)["status"], 426)
+
     def test_ping_pong_with_the_token_in_the_header_or_the_query(self):
         _, token = register(self.port)
         for query in (False, True):
