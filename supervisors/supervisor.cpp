@@ -48,7 +48,7 @@ struct state {
   uint64_t phase_generation = 0;
   std::deque<std::pair<size_t, caf::error>> deferred_failures;
   bool shutting_down = false;
-  // A stop killed a child past its timeout, or a child supervisor's stop did.
+  // Our stop killed a child past its timeout, or a child supervisor's stop did.
   bool unclean_stop = false;
   // Shared with the cleanup functor so children never outlive a dead supervisor.
   std::shared_ptr<std::vector<caf::actor>> live = std::make_shared<std::vector<caf::actor>>();
@@ -291,7 +291,9 @@ caf::behavior supervisor_impl(self_ptr self, options opts, std::vector<child_spe
     }
     auto& st = self->state;
     if (st.phase && st.phase->current == idx) {
-      if (dm.reason == make_error(errc::stopped_uncleanly)) st.unclean_stop = true;
+      if (st.shutting_down && dm.reason == make_error(errc::stopped_uncleanly)) {
+        st.unclean_stop = true;
+      }
       finish_current_stop(self);
       return;
     }
@@ -339,7 +341,9 @@ caf::behavior supervisor_impl(self_ptr self, options opts, std::vector<child_spe
         gm::log::get("supervisor")->warn("{}: child {} did not stop in {} ms, killing it",
                                         self->state.opts.name, c.spec.name,
                                         c.spec.shutdown_timeout.count());
-        self->state.unclean_stop = true;
+        // Only a stop of the supervisor itself reports it (a restart phase
+        // that kills goes on to restart: its reason is the child's failure).
+        if (self->state.shutting_down) self->state.unclean_stop = true;
         self->send_exit(c.handle, caf::exit_reason::kill);
       }
     },
