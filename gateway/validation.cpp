@@ -96,10 +96,32 @@ bool is_email(const std::string& s) {
 
 std::optional<json> validate_body(const request& rq, const body_schema& schema,
                                   response& problem_out) {
-  // nlohmann rejects invalid UTF-8 in strings as a parse error: 400.
-  json doc = json::parse(rq.body, nullptr, false);
+  // nlohmann rejects invalid UTF-8 in strings as a parse error: 400. It
+  // keeps the last of repeated member names; we refuse them instead (RFC 8259
+  // leaves their meaning open, so a client and we could read different values).
+  std::vector<std::vector<std::string>> names;  // per open object
+  std::string repeated;
+  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& v) {
+    if (ev == json::parse_event_t::object_start) {
+      names.emplace_back();
+    } else if (ev == json::parse_event_t::object_end) {
+      if (!names.empty()) names.pop_back();
+    } else if (ev == json::parse_event_t::key && !names.empty()) {
+      auto& seen = names.back();
+      const auto& k = v.get_ref<const std::string&>();
+      if (repeated.empty() && std::find(seen.begin(), seen.end(), k) != seen.end()) repeated = k;
+      seen.push_back(k);
+    }
+    return true;
+  };
+  json doc = json::parse(rq.body, cb, false);
   if (doc.is_discarded()) {
     problem_out = invalid(400, "the body is not valid JSON (UTF-8)", json::array());
+    return std::nullopt;
+  }
+  if (!repeated.empty()) {
+    problem_out = invalid(400, "the member " + repeated + " appears more than once",
+                          json::array({error_item(repeated, "appears more than once")}));
     return std::nullopt;
   }
   if (!doc.is_object()) {

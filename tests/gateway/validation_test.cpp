@@ -108,3 +108,12 @@ TEST_CASE("null for an optional field is the field left out") {
   CHECK(doc->value("name", std::string{"absent"}) == "absent");
   CHECK(check(R"({"phone":null,"role":"rider"})").first == 422);
 }
+
+TEST_CASE("a member name given twice is 400 naming it") {
+  auto [status, detail] = check(R"({"phone":"+254700000001","role":"rider","amount":5,"amount":-5})");
+  CHECK(status == 400);
+  CHECK(detail.find("amount") != std::string::npos);
+  // The same name in different objects is no repeat (and nested objects are
+  // a type error for these fields anyway).
+  CHECK(check(R"({"phone":"+254700000001","role":"rider","name":"ab"})").first == 0);
+}

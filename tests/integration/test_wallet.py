@@ -168,6 +168,8 @@ class WalletApiTest(NodeTestCase):
         status, _, data = call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 1})
         self.assertEqual(status, 422, data)
         self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", token, "[1]")[0], 400)
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", token,
+                              '{"amount": 5, "amount": 6}')[0], 400)
         self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", None, {"amount": 1})[0], 401)
 
     def test_text_fields_refuse_nul_and_take_null_as_absent(self):
