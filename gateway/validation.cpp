@@ -4,6 +4,7 @@
 #include "common/ids.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -99,7 +100,7 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
   // nlohmann rejects invalid UTF-8 in strings as a parse error: 400. It
   // keeps the last of repeated member names; we refuse them instead (RFC 8259
   // leaves their meaning open, so a client and we could read different values).
-  std::vector<std::vector<std::string>> names;  // per open object
+  std::vector<std::unordered_set<std::string>> names;  // per open object
   std::string repeated;
   json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& v) {
     if (ev == json::parse_event_t::object_start) {
@@ -107,10 +108,9 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
     } else if (ev == json::parse_event_t::object_end) {
       if (!names.empty()) names.pop_back();
     } else if (ev == json::parse_event_t::key && !names.empty()) {
-      auto& seen = names.back();
+      // A set, not a list: a body may hold tens of thousands of names.
       const auto& k = v.get_ref<const std::string&>();
-      if (repeated.empty() && std::find(seen.begin(), seen.end(), k) != seen.end()) repeated = k;
-      seen.push_back(k);
+      if (!names.back().insert(k).second && repeated.empty()) repeated = k;
     }
     return true;
   };
