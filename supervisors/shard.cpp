@@ -11,10 +11,13 @@
 // address-to-id map), and the shard stops its entities itself when it stops.
 #include "supervisors/shard.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <unordered_map>
 
 #include <caf/all.hpp>
 
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/registry.hpp"
@@ -103,6 +106,18 @@ void activate(shard_actor* self, const std::string& key, slot& s) {
   st.activations->inc();
 }
 
+/// Returns the key for `id`: a UUID written with capitals names the same
+/// entity as its lower-case form (PostgreSQL compares them equal), so it
+/// must reach the same actor, not activate a second copy beside it. Rare,
+/// so the common case is not copied; `buf` holds the lower-cased form.
+const std::string& canonical_id(const std::string& id, std::string& buf) {
+  bool upper = std::any_of(id.begin(), id.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  if (!upper || !is_uuid(id)) return id;
+  buf = id;
+  for (auto& c : buf) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return buf;
+}
+
 slot& slot_for(shard_actor* self, const std::string& id) {
   auto& st = self->state;
   auto it = st.slots.find(id);
@@ -179,7 +194,9 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
   gm::log::get("shard")->info("{} shard started: idle timeout {} ms", st.kind.type,
                               opts.idle_timeout.count());
   return {
-    [self](fwd_atom, const std::string& id, caf::message& msg) {
+    [self](fwd_atom, const std::string& given, caf::message& msg) {
+      std::string lowered;
+      const auto& id = canonical_id(given, lowered);
       auto& s = slot_for(self, id);
       s.last_used_ms = now_ms();
       auto rp = self->make_response_promise();
@@ -222,13 +239,17 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
       auto every = std::max<int64_t>(50, st.opts.idle_timeout.count() / 4);
       self->delayed_send(self, std::chrono::milliseconds{every}, sweep_atom::value);
     },
-    [self](passivate_atom, const std::string& id) {
+    [self](passivate_atom, const std::string& given) {
+      std::string lowered;
+      const auto& id = canonical_id(given, lowered);
       auto it = self->state.slots.find(id);
       if (it == self->state.slots.end()) return false;
       passivate(self, it->second);
       return true;
     },
-    [self](kill_atom, const std::string& id) {
+    [self](kill_atom, const std::string& given) {
+      std::string lowered;
+      const auto& id = canonical_id(given, lowered);
       auto it = self->state.slots.find(id);
       if (it == self->state.slots.end() || !it->second.handle) return false;
       gm::log::get("shard")->warn("{} {} killed on request", self->state.kind.type, id);
@@ -236,9 +257,10 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
       return true;
     },
     [self](count_atom) { return static_cast<int64_t>(self->state.slots.size()); },
-    [self](inspect_atom, const std::string& id) -> caf::result<entity_info> {
+    [self](inspect_atom, const std::string& given) -> caf::result<entity_info> {
       auto& st = self->state;
-      auto it = st.slots.find(id);
+      std::string lowered;
+      auto it = st.slots.find(canonical_id(given, lowered));
       if (it == st.slots.end() || !it->second.handle) {
         return caf::make_error(caf::sec::invalid_argument);
       }

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -15,8 +16,8 @@ import time
 import unittest
 import uuid
 
-from harness import (PG_URL, Node, NodeTestCase, PgServer, json_body, main, psql, request,
-                     wait_for)
+from harness import (PG_URL, Node, NodeTestCase, PgServer, json_body, main, psql,
+                     raw_exchange, request, wait_for)
 
 SECRET = "integration-test-secret-0123456789abcdef"
 ADMIN_PHONE = "+254799000002"
@@ -204,6 +205,37 @@ class WalletApiTest(NodeTestCase):
                                {"to_user_id": b, "amount": 10 ** 6})
         self.assertEqual((status, json_body(data)["errors"]), (409, []))
 
+    def test_pipelined_posts_run_in_order(self):
+        # RFC 9112 9.3.2: unsafe requests on one connection are not run in
+        # parallel. A deposit and then a withdrawal of the same amount from an
+        # empty wallet, pipelined, must both succeed, every time.
+        _, token = register(self.port)
+        def post(path, body, last=False):
+            data = json.dumps(body)
+            return ("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                    "Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
+                    % (path, token, len(data), "Connection: close\r\n" if last else "",
+                       data)).encode()
+        for _ in range(10):
+            out = raw_exchange(self.port, post("/api/v1/wallet/deposit", {"amount": 100}) +
+                               post("/api/v1/wallet/withdraw", {"amount": 100}) +
+                               b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" +
+                               post("/api/v1/wallet/deposit", {"amount": 1}, last=True))
+            statuses = re.findall(r"HTTP/1\.1 (\d{3}) ", out.decode())
+            self.assertEqual(statuses, ["201", "201", "200", "201"], out)
+        self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])["balance"], 10)
+
+    def test_a_user_id_in_capitals_reaches_the_same_entity(self):
+        user, token = register(self.port)
+        self.assertEqual(call(self.port, "PUT", "/api/v1/users/me", token, {"bio": "v1"})[0], 200)
+        status, _, data = call(self.port, "GET", "/api/v1/users/" + user.upper(), token)
+        self.assertEqual(status, 200, data)
+        self.assertEqual((json_body(data)["id"], json_body(data)["bio"]), (user, "v1"))
+        self.assertEqual(call(self.port, "PUT", "/api/v1/users/me", token, {"bio": "v2"})[0], 200)
+        for form in (user, user.upper(), user[:8].upper() + user[8:]):
+            doc = json_body(call(self.port, "GET", "/api/v1/users/" + form, token)[2])
+            self.assertEqual((doc["id"], doc["bio"]), (user, "v2"), form)
+
     def test_transfers_move_money_and_refuse_what_they_must(self):
         a, ta = register(self.port)
         b, tb = register(self.port)
@@ -335,6 +367,14 @@ class WalletApiTest(NodeTestCase):
         self.assertGreaterEqual(mine[0]["actors"], 1)
         for field in ("id", "address", "incarnation", "started_at", "last_heartbeat"):
             self.assertIn(field, mine[0])
+        # ?node= filters: this node's name lists its entities, another none.
+        here = json_body(call(self.port, "GET", "/api/v1/admin/actors?node=" + mine[0]["id"],
+                              admin)[2])
+        self.assertIn(user, [i["id"] for i in here["items"]])
+        self.assertTrue(all(i["node"] == mine[0]["id"] for i in here["items"]))
+        there = json_body(call(self.port, "GET", "/api/v1/admin/actors?node=elsewhere",
+                               admin)[2])
+        self.assertEqual(there["items"], [])
         status, _, data = call(self.port, "GET", "/api/v1/admin/supervisors", admin)
         self.assertEqual(status, 200, data)
         tree = json_body(data)
