@@ -404,14 +404,29 @@ private:
     bool keep_alive = true;
     bool discard_after = false;
     size_t route_index = SIZE_MAX;
+    bool unsafe = false;  // not GET/HEAD/OPTIONS: later requests wait for its answer
+    bool head = false;    // a HEAD request: the answer carries no body
     int status = 0;
     clock::time_point start;
     std::string request_id;
     http::response<http::string_body> res;
   };
 
+  /// RFC 9112 9.3.2: only safe requests may be handled in parallel. A
+  /// pipelined POST waits until every earlier request is answered, and
+  /// nothing after it is read until it is (a deposit then a withdrawal on
+  /// one connection must happen in that order).
+  static bool is_safe(http::verb v) {
+    return v == http::verb::get || v == http::verb::head || v == http::verb::options;
+  }
+
+  bool unsafe_outstanding() const {
+    return std::any_of(queue_.begin(), queue_.end(), [](auto& s) { return s->unsafe; });
+  }
+
   void do_read() {
-    if (upgraded_ || reading_ || read_closed_ || queue_.size() >= srv_->opts.max_pipeline) {
+    if (upgraded_ || reading_ || read_closed_ || deferred_ ||
+        queue_.size() >= srv_->opts.max_pipeline || unsafe_outstanding()) {
       return;
     }
     parser_.emplace();
@@ -447,7 +462,12 @@ private:
       }
       return;
     }
-    handle(parser_->release());
+    auto req = parser_->release();
+    if (!is_safe(req.method()) && !queue_.empty()) {
+      deferred_.emplace(std::move(req));  // handled once the earlier ones are answered
+      return;
+    }
+    handle(std::move(req));
     do_read();
   }
 
@@ -486,6 +506,8 @@ private:
     if (s->request_id.empty()) {
       s->request_id = new_request_id();
     }
+    s->unsafe = !is_safe(req.method());
+    s->head = req.method() == http::verb::head;
     s->keep_alive = req.keep_alive() && !srv_->draining.load();
     if (!s->keep_alive) {
       read_closed_ = true;
@@ -496,6 +518,17 @@ private:
 
     std::string method{req.method_string()};
     std::string target{req.target()};
+    // RFC 9112 3.2: an HTTP/1.1 request names its Host; 3.2.2: a server
+    // accepts the absolute form (http://host/path) and routes on its path.
+    if (req.version() >= 11 && req.find(http::field::host) == req.end()) {
+      complete(s, problem(400, "malformed-request", "Bad Request",
+                          "an HTTP/1.1 request must have a Host header"));
+      return;
+    }
+    if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) {
+      auto slash = target.find('/', target.find("://") + 3);
+      target = slash == std::string::npos ? "/" : target.substr(slash);
+    }
     auto q = target.find('?');
     std::string path = q == std::string::npos ? target : target.substr(0, q);
     if (path == "/ws" && srv_->ws.open && websocket::is_upgrade(req)) {
@@ -517,7 +550,10 @@ private:
         auto r = problem(405, "method-not-allowed", "Method Not Allowed",
                          method + " is not allowed on " + path);
         std::string allow;
+        std::vector<std::string> listed;  // a path two patterns match lists a method once
         for (auto& a : m.allowed) {
+          if (std::find(listed.begin(), listed.end(), a) != listed.end()) continue;
+          listed.push_back(a);
           allow += allow.empty() ? a : ", " + a;
         }
         r.headers.emplace_back("Allow", allow);
@@ -638,6 +674,11 @@ private:
     res.body() = std::move(r.body);
     res.keep_alive(s->keep_alive);
     res.prepare_payload();
+    if (s->head) {
+      // RFC 9110 9.3.2: no content in the answer to HEAD; Content-Length
+      // still tells the size the body would have.
+      res.body().clear();
+    }
     do_write();
   }
 
@@ -677,6 +718,11 @@ private:
     }
     if (!s->keep_alive) {
       read_closed_ = true;
+    }
+    if (deferred_ && queue_.empty()) {
+      auto req = std::move(*deferred_);
+      deferred_.reset();
+      handle(std::move(req));
     }
     do_write();
     do_read();
@@ -787,6 +833,8 @@ private:
   std::shared_ptr<server::impl> srv_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::deque<std::shared_ptr<slot>> queue_;
+  // An unsafe request read while earlier ones were unanswered (see is_safe).
+  std::optional<http::request<http::string_body>> deferred_;
   std::shared_ptr<session> hold_;  // set while answers are owed
   std::unique_ptr<std::array<char, 16384>> discard_buf_;
   size_t discarded_ = 0;

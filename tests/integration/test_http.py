@@ -101,6 +101,22 @@ class HttpTest(NodeTestCase):
         self.assertEqual(out.count("HTTP/1.1 200"), 5)
         self.assertEqual(out.count("HTTP/1.1 404"), 1)
 
+    def test_head_gets_headers_only_and_http11_needs_a_host(self):
+        out = raw_exchange(self.node.port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n"
+                                           b"Connection: close\r\n\r\n")
+        head, _, rest = out.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 405"), out)
+        self.assertEqual(rest, b"", "an answer to HEAD carries no body")
+        out = raw_exchange(self.node.port, b"GET /healthz HTTP/1.1\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400"), out)
+        self.assertIn(b"Host", out)
+        out = raw_exchange(self.node.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 200"), out)
+        # The absolute form routes on its path (RFC 9112 3.2.2).
+        out = raw_exchange(self.node.port, b"GET http://127.0.0.1/healthz HTTP/1.1\r\n"
+                                           b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 200"), out)
+
     def test_malformed_http_gets_400_problem_and_the_node_stays_up(self):
         for garbage in (b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
                         b"GET /healthz HTTP/1.1\r\nBad Header Line\r\n\r\n",
