@@ -135,7 +135,9 @@ match_result route_table::match(const std::string& method, const std::string& pa
   }
   if (out.path_known) {
     for (auto& r : routes_) {
-      if (matches(*r)) {
+      // A path two patterns match (/users/me, /users/{id}) lists a method once.
+      if (matches(*r) &&
+          std::find(out.allowed.begin(), out.allowed.end(), r->method) == out.allowed.end()) {
         out.allowed.push_back(r->method);
       }
     }

@@ -550,10 +550,7 @@ private:
         auto r = problem(405, "method-not-allowed", "Method Not Allowed",
                          method + " is not allowed on " + path);
         std::string allow;
-        std::vector<std::string> listed;  // a path two patterns match lists a method once
         for (auto& a : m.allowed) {
-          if (std::find(listed.begin(), listed.end(), a) != listed.end()) continue;
-          listed.push_back(a);
           allow += allow.empty() ? a : ", " + a;
         }
         r.headers.emplace_back("Allow", allow);

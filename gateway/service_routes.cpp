@@ -44,11 +44,6 @@ constexpr int64_t journal_failing_limit_ms = 5000;
 /// journal has been failing to write for journal_failing_limit_ms.
 void with_journal(caf::event_based_actor* self, const service_context& ctx,
                   const std::string& node_id, nlohmann::json checks, respond_fn respond) {
-  auto ready = [node_id, respond](nlohmann::json& c) {
-    nlohmann::json doc = {{"status", "ready"}, {"node", node_id}, {"checks", c}};
-    respond(json_response(200, doc.dump(-1, ' ', false,
-                                        nlohmann::json::error_handler_t::replace)));
-  };
   auto j = journal::find(self->system());
   if (!j) {
     checks["journal"] = {{"ok", false}, {"error", "the journal is restarting"}};
@@ -57,7 +52,7 @@ void with_journal(caf::event_based_actor* self, const service_context& ctx,
   }
   self->request(j, ctx.request_timeout, journal::stats_atom::value)
     .then(
-      [node_id, respond, ready, checks](journal::stats& s) mutable {
+      [node_id, respond, checks](journal::stats& s) mutable {
         bool ok = s.failing_ms < journal_failing_limit_ms;
         checks["journal"] = {{"ok", ok},
                              {"pending", s.pending},
@@ -65,7 +60,9 @@ void with_journal(caf::event_based_actor* self, const service_context& ctx,
                              {"failing_ms", s.failing_ms},
                              {"error", s.last_error}};
         if (ok) {
-          ready(checks);
+          nlohmann::json doc = {{"status", "ready"}, {"node", node_id}, {"checks", checks}};
+          respond(json_response(200, doc.dump(-1, ' ', false,
+                                              nlohmann::json::error_handler_t::replace)));
           return;
         }
         respond(not_ready(node_id,

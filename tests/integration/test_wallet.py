@@ -496,20 +496,28 @@ class MoneyUnderLoadTest(unittest.TestCase):
         check_ledger(self, url)
         self.assertEqual(node.stop(), 0)
 
-    def test_a_batch_postgres_keeps_refusing_makes_the_node_unready_until_it_passes(self):
-        # PostgreSQL answers probes but refuses the journal's batch (here a
-        # CHECK added behind the node's back): the journal keeps the rows and
-        # retries, durable writes wait, and /readyz says why after 5 s. Once
-        # the cause is gone the batch commits and the node is ready again.
+    def deposit_behind_a_refused_batch(self, **env):
+        """A node on a fresh database with one user holding 100, then a CHECK
+        added behind the node's back that refuses the next deposit's ledger
+        row: that deposit's batch cannot commit, so it is answered 503 at the
+        deadline ("may still take effect"). Returns (url, node, token)."""
         url = fresh_database()
-        node = self.start_node(url, GIGMESH_REQUEST_TIMEOUT_MS="2000")
+        node = self.start_node(url, **env)
         (_, token), = [register(node.port)]
         self.assertEqual(call(node.port, "POST", "/api/v1/wallet/deposit", token,
                               {"amount": 100})[0], 201)
         psql(url, "ALTER TABLE ledger_entries ADD CONSTRAINT test_small CHECK (amount < 1000)")
         status, _, data = call(node.port, "POST", "/api/v1/wallet/deposit", token,
                                {"amount": 5000})
-        self.assertEqual(status, 503, data)  # the answer deadline: "may still take effect"
+        self.assertEqual(status, 503, data)
+        return url, node, token
+
+    def test_a_batch_postgres_keeps_refusing_makes_the_node_unready_until_it_passes(self):
+        # PostgreSQL answers probes but refuses the journal's batch (here a
+        # CHECK added behind the node's back): the journal keeps the rows and
+        # retries, durable writes wait, and /readyz says why after 5 s. Once
+        # the cause is gone the batch commits and the node is ready again.
+        url, node, token = self.deposit_behind_a_refused_batch(GIGMESH_REQUEST_TIMEOUT_MS="2000")
         def readiness():
             status, _, data = request(node.port, "GET", "/readyz")
             return status, json_body(data)
@@ -531,16 +539,8 @@ class MoneyUnderLoadTest(unittest.TestCase):
         # The batch cannot be written, so the journal cannot flush at SIGTERM:
         # it is killed past shutdown_timeout, and the node must not claim a
         # clean stop. The write it held was never acknowledged (503).
-        url = fresh_database()
-        node = self.start_node(url, GIGMESH_REQUEST_TIMEOUT_MS="1000",
-                               GIGMESH_SHUTDOWN_TIMEOUT_MS="1500")
-        (_, token), = [register(node.port)]
-        self.assertEqual(call(node.port, "POST", "/api/v1/wallet/deposit", token,
-                              {"amount": 100})[0], 201)
-        psql(url, "ALTER TABLE ledger_entries ADD CONSTRAINT test_small CHECK (amount < 1000)")
-        status, _, data = call(node.port, "POST", "/api/v1/wallet/deposit", token,
-                               {"amount": 5000})
-        self.assertEqual(status, 503, data)
+        url, node, token = self.deposit_behind_a_refused_batch(
+            GIGMESH_REQUEST_TIMEOUT_MS="1000", GIGMESH_SHUTDOWN_TIMEOUT_MS="1500")
         self.assertEqual(node.stop(), 1, node.read_log()[-2000:])
         self.assertIn("had to be killed", node.read_log())
         psql(url, "ALTER TABLE ledger_entries DROP CONSTRAINT test_small")
