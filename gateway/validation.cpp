@@ -4,6 +4,7 @@
 #include "common/ids.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -95,13 +96,12 @@ bool is_email(const std::string& s) {
                       [](char c) { return c == ' ' || static_cast<unsigned char>(c) < 0x21; });
 }
 
-std::optional<json> validate_body(const request& rq, const body_schema& schema,
-                                  response& problem_out) {
-  // nlohmann rejects invalid UTF-8 in strings as a parse error: 400. It
-  // keeps the last of repeated member names; we refuse them instead (RFC 8259
-  // leaves their meaning open, so a client and we could read different values).
+json parse_json(const std::string& text, std::string& repeated) {
+  // nlohmann rejects invalid UTF-8 in strings as a parse error. It keeps
+  // the last of repeated member names; we name the first repeated one so
+  // callers refuse it (RFC 8259 leaves their meaning open, so a client and
+  // we could read different values).
   std::vector<std::unordered_set<std::string>> names;  // per open object
-  std::string repeated;
   json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& v) {
     if (ev == json::parse_event_t::object_start) {
       names.emplace_back();
@@ -114,7 +114,13 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
     }
     return true;
   };
-  json doc = json::parse(rq.body, cb, false);
+  return json::parse(text, cb, false);
+}
+
+std::optional<json> validate_body(const request& rq, const body_schema& schema,
+                                  response& problem_out) {
+  std::string repeated;
+  json doc = parse_json(rq.body, repeated);
   if (doc.is_discarded()) {
     problem_out = invalid(400, "the body is not valid JSON (UTF-8)", json::array());
     return std::nullopt;
@@ -149,7 +155,11 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
     }
     if (!has_type(*it, f.type)) {
       // A number too large for int64 is an integer out of range, not a type error.
-      if (f.type == json_type::integer && it->is_number_unsigned()) {
+      // So is an integer too large even for uint64, which the parser can
+      // only hold as a double (2^64 and up): integral and at least 2^63.
+      bool huge = it->is_number_float() && std::abs(it->get<double>()) >= 9223372036854775808.0 &&
+                  std::trunc(it->get<double>()) == it->get<double>();
+      if (f.type == json_type::integer && (it->is_number_unsigned() || huge)) {
         rule_errors.push_back(error_item(f.name, "is out of range"));
       } else if (f.type == json_type::integer && it->is_number_float()) {
         type_errors.push_back(error_item(f.name, "must be an integer, not a fraction"));

@@ -48,6 +48,11 @@ field_rule string_field(std::string name, bool required, size_t min_len, size_t 
 /// Returns a rule for an integer in `min`..`max`.
 field_rule integer_field(std::string name, bool required, int64_t min, int64_t max);
 
+/// Parses `text` as JSON: discarded if it is not JSON in UTF-8; `repeated`
+/// names the first member name that appears twice in one object (callers
+/// refuse that document), else stays empty.
+nlohmann::json parse_json(const std::string& text, std::string& repeated);
+
 /// Parses and checks `rq.body` against `schema`. Returns the object, or sets
 /// `problem_out` and returns nullopt.
 std::optional<nlohmann::json> validate_body(const request& rq, const body_schema& schema,

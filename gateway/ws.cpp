@@ -6,6 +6,9 @@
 
 #include <strings.h>
 
+#include <cctype>
+#include <deque>
+
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
@@ -17,6 +20,7 @@
 #include "common/metrics.hpp"
 #include "common/registry.hpp"
 #include "gateway/api_context.hpp"
+#include "gateway/validation.hpp"
 
 namespace gm::gateway {
 namespace {
@@ -28,6 +32,9 @@ using closed_atom = caf::atom_constant<caf::atom("ws_closed")>;
 using expired_atom = caf::atom_constant<caf::atom("ws_expire")>;
 
 constexpr uint16_t close_policy = 1008;
+// Frames that may wait behind an op still being answered (see ws_state).
+constexpr size_t max_waiting_frames = 10000;
+constexpr size_t max_waiting_bytes = 1 << 20;
 
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -38,6 +45,14 @@ struct ws_state {
   ws_peer peer;
   api_context_ptr ctx;
   std::unordered_map<std::string, int64_t> topics;  // topic → last seq sent
+  // Ops are answered in the order they arrive: while one waits for another
+  // actor (a subscribe asks the wallet and the hub), later frames wait
+  // here, so a subscribe then an unsubscribe of the same topic leaves it
+  // unsubscribed. Bounded: past it the socket is closed (1008).
+  std::deque<std::string> waiting;
+  size_t waiting_bytes = 0;
+  bool op_pending = false;
+  bool draining = false;
   metrics::gauge* subscriptions = nullptr;
   metrics::counter* events_out = nullptr;
   static inline const char* name = "gm.ws";
@@ -105,13 +120,43 @@ void authorize_topic(ws_actor* self, const std::string& topic,
   }
 }
 
+/// The topic's one spelling: an id that is a UUID in lower case, as
+/// entities and events name it (REST takes ids in any case too).
+std::string canonical_topic(std::string topic) {
+  auto colon = topic.find(':');
+  if (colon != std::string::npos && is_uuid(topic.substr(colon + 1))) {
+    for (size_t i = colon + 1; i < topic.size(); ++i) {
+      topic[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(topic[i])));
+    }
+  }
+  return topic;
+}
+
+void handle_frame(ws_actor* self, const std::string& text);
+
+/// The op that was pending has been answered: handle what waited for it,
+/// in order, until one is pending again.
+void op_done(ws_actor* self) {
+  auto& st = self->state;
+  st.op_pending = false;
+  if (st.draining) return;  // the loop below goes on
+  st.draining = true;
+  while (!st.op_pending && !st.waiting.empty()) {
+    auto text = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    st.waiting_bytes -= text.size();
+    handle_frame(self, text);
+  }
+  st.draining = false;
+}
+
 void subscribe(ws_actor* self, const json& msg) {
   json id = msg.contains("id") ? msg["id"] : json(nullptr);
   if (!msg.contains("topic") || !msg["topic"].is_string()) {
     send_error(self, id, 400, "subscribe needs a topic (string)");
     return;
   }
-  auto topic = msg["topic"].get<std::string>();
+  auto topic = canonical_topic(msg["topic"].get<std::string>());
   int64_t since = -1;
   if (msg.contains("since_seq")) {
     if (!msg["since_seq"].is_number_integer() || msg["since_seq"].get<int64_t>() < 0) {
@@ -120,14 +165,17 @@ void subscribe(ws_actor* self, const json& msg) {
     }
     since = msg["since_seq"].get<int64_t>();
   }
+  self->state.op_pending = true;
   authorize_topic(self, topic, [self, topic, since, id](int status, std::string why) {
     if (status != 0) {
       send_error(self, id, status, why);
+      op_done(self);
       return;
     }
     auto hub = find_registered(self->system(), topics::registry_name());
     if (!hub) {
       send_error(self, id, 503, "the topic hub is restarting");
+      op_done(self);
       return;
     }
     self->request(hub, self->state.ctx->request_timeout, topics::subscribe_atom::value, topic,
@@ -144,9 +192,76 @@ void subscribe(ws_actor* self, const json& msg) {
                        std::make_shared<const std::string>(
                          topics::event_frame(topic, e.name, e.seq, e.data)));
           }
+          op_done(self);
         },
-        [self, id](caf::error&) { send_error(self, id, 503, "the topic hub did not answer"); });
+        [self, id](caf::error&) {
+          send_error(self, id, 503, "the topic hub did not answer");
+          op_done(self);
+        });
   });
+}
+
+void unsubscribe(ws_actor* self, const json& msg) {
+  json id = msg.contains("id") ? msg["id"] : json(nullptr);
+  if (!msg.contains("topic") || !msg["topic"].is_string()) {
+    send_error(self, id, 400, "unsubscribe needs a topic (string)");
+    return;
+  }
+  auto topic = canonical_topic(msg["topic"].get<std::string>());
+  auto& st = self->state;
+  if (st.topics.erase(topic) > 0) {
+    st.subscriptions->add(-1);
+    auto hub = find_registered(self->system(), topics::registry_name());
+    if (hub) {
+      self->send(hub, topics::unsubscribe_atom::value, topic, caf::actor_cast<caf::actor>(self));
+    }
+  }
+  json ok = {{"op", "unsubscribed"}, {"topic", topic}};
+  if (!id.is_null()) ok["id"] = id;
+  send_json(self, ok);
+}
+
+void handle_op(ws_actor* self, const std::string& text);
+
+void handle_frame(ws_actor* self, const std::string& text) {
+  // The ops check every field's type before they read it; this is the net
+  // under that, so a frame we failed to foresee gets an error, not a dead
+  // socket.
+  try {
+    handle_op(self, text);
+  } catch (const std::exception& e) {
+    send_error(self, nullptr, 400, std::string{"the frame could not be read: "} + e.what());
+  }
+}
+
+void handle_op(ws_actor* self, const std::string& text) {
+  std::string repeated;
+  auto msg = parse_json(text, repeated);
+  if (msg.is_discarded() || !msg.is_object()) {
+    send_error(self, nullptr, 400, "each frame must be one JSON object");
+    return;
+  }
+  json id = msg.contains("id") ? msg["id"] : json(nullptr);
+  if (!repeated.empty()) {
+    send_error(self, id, 400, "the member " + repeated + " appears more than once");
+    return;
+  }
+  auto op = msg.contains("op") && msg["op"].is_string() ? msg["op"].get<std::string>() : "";
+  if (op == "ping") {
+    json pong = {{"op", "pong"}};
+    if (!id.is_null()) pong["id"] = id;
+    send_json(self, pong);
+  } else if (op == "subscribe") {
+    subscribe(self, msg);
+  } else if (op == "unsubscribe") {
+    unsubscribe(self, msg);
+  } else if (op == "send") {
+    send_error(self, id, 404, "chat rooms do not exist on this node yet");
+  } else if (op == "location") {
+    send_error(self, id, 404, "riders do not exist on this node yet");
+  } else {
+    send_error(self, id, 400, op.empty() ? "op is missing" : "unknown op " + op);
+  }
 }
 
 caf::behavior ws_impl(ws_actor* self, ws_identity who, ws_peer peer, api_context_ptr ctx) {
@@ -161,38 +276,17 @@ caf::behavior ws_impl(ws_actor* self, ws_identity who, ws_peer peer, api_context
   self->delayed_send(self, std::chrono::seconds{std::max<int64_t>(0, left)}, expired_atom::value);
   return {
     [self](text_atom, std::string& text) {
-      auto msg = json::parse(text, nullptr, false);
-      if (msg.is_discarded() || !msg.is_object()) {
-        send_error(self, nullptr, 400, "each frame must be one JSON object");
+      auto& st = self->state;
+      if (st.op_pending) {
+        st.waiting_bytes += text.size();
+        st.waiting.push_back(std::move(text));
+        if (st.waiting.size() > max_waiting_frames || st.waiting_bytes > max_waiting_bytes) {
+          st.peer.close(close_policy, "too many ops waiting for an answer");
+          self->quit();
+        }
         return;
       }
-      json id = msg.contains("id") ? msg["id"] : json(nullptr);
-      auto op = msg.contains("op") && msg["op"].is_string() ? msg["op"].get<std::string>() : "";
-      if (op == "ping") {
-        json pong = {{"op", "pong"}};
-        if (!id.is_null()) pong["id"] = id;
-        send_json(self, pong);
-      } else if (op == "subscribe") {
-        subscribe(self, msg);
-      } else if (op == "unsubscribe") {
-        auto topic = msg.value("topic", std::string{});
-        auto& st = self->state;
-        if (st.topics.erase(topic) > 0) {
-          st.subscriptions->add(-1);
-          auto hub = find_registered(self->system(), topics::registry_name());
-          if (hub) {
-            self->send(hub, topics::unsubscribe_atom::value, topic,
-                       caf::actor_cast<caf::actor>(self));
-          }
-        }
-        send_json(self, {{"op", "unsubscribed"}, {"topic", topic}});
-      } else if (op == "send") {
-        send_error(self, id, 404, "chat rooms do not exist on this node yet");
-      } else if (op == "location") {
-        send_error(self, id, 404, "riders do not exist on this node yet");
-      } else {
-        send_error(self, id, 400, op.empty() ? "op is missing" : "unknown op " + op);
-      }
+      handle_frame(self, text);
     },
     // const: the hub sends one message to every subscriber; a mutable
     // reference would make CAF copy it for each.

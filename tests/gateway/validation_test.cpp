@@ -69,6 +69,9 @@ TEST_CASE("rule violations are 422 naming the field") {
   expect(R"({"phone":"+254700000001","role":"rider","amount":0})", "amount");    // below min
   expect(R"({"phone":"+254700000001","role":"rider","amount":-5})", "amount");
   expect(R"({"phone":"+254700000001","role":"rider","amount":9223372036854775808})", "amount");
+  // Past uint64 the parser holds the number as a double: still out of range.
+  expect(R"({"phone":"+254700000001","role":"rider","amount":18446744073709551616})", "amount");
+  expect(R"({"phone":"+254700000001","role":"rider","amount":-99999999999999999999})", "amount");
   expect(R"({"phone":"+254700000001","role":"rider","name":"toolong"})", "name");
   expect(R"({"phone":"+254700000001","role":"rider","extra":1})", "extra");  // unknown
 }
@@ -116,4 +119,15 @@ TEST_CASE("a member name given twice is 400 naming it") {
   // The same name in different objects is no repeat (and nested objects are
   // a type error for these fields anyway).
   CHECK(check(R"({"phone":"+254700000001","role":"rider","name":"ab"})").first == 0);
+}
+
+TEST_CASE("parse_json names the first member given twice in one object") {
+  std::string repeated;
+  auto doc = parse_json(R"({"a":{"b":1,"b":2},"c":3})", repeated);
+  CHECK(doc.is_object());
+  CHECK(repeated == "b");
+  repeated.clear();
+  parse_json(R"({"a":{"b":1},"c":{"b":2}})", repeated);
+  CHECK(repeated.empty());
+  CHECK(parse_json("{\"a\":", repeated).is_discarded());
 }

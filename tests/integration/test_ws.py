@@ -152,6 +152,96 @@ class WebSocketTest(NodeTestCase):
         # The node is still healthy.
         self.assertEqual(request(self.port, "GET", "/healthz")[0], 200)
 
+    def test_ops_are_answered_in_the_order_sent(self):
+        # A subscribe waits for the wallet and the hub; an unsubscribe sent
+        # right after it must not overtake it (it did: the socket ended
+        # subscribed after subscribe, unsubscribe, subscribe, unsubscribe).
+        _, token = register(self.port)
+        topic = "wallet:" + wallet_id(self.port, token)
+        c = self.connect(token)
+        for _ in range(3):  # this class's send queue holds 8 frames
+            c.send({"op": "subscribe", "topic": topic})
+            c.send({"op": "unsubscribe", "topic": topic})
+        c.send({"op": "ping", "id": "end"})
+        ops = [c.recv()["op"] for _ in range(7)]
+        self.assertEqual(ops, ["subscribed", "unsubscribed"] * 3 + ["pong"])
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", token,
+                              {"amount": 5})[0], 201)
+        time.sleep(0.2)
+        c.send({"op": "ping", "id": "after"})
+        self.assertEqual(c.recv(), {"op": "pong", "id": "after"}, "no event after unsubscribing")
+
+    def test_a_malformed_op_gets_an_error_and_the_session_goes_on(self):
+        _, token = register(self.port)
+        wid = wallet_id(self.port, token)
+        c = self.connect(token)
+        c.send({"op": "subscribe", "topic": "wallet:" + wid})
+        self.assertEqual(c.recv()["op"], "subscribed")
+        # A topic that is not a string once killed the session's actor: no
+        # answer, no close, no more events.
+        for bad in (5, None, True, [], {}, 1.5):
+            c.send({"op": "unsubscribe", "topic": bad, "id": 1})
+            reply = c.recv()
+            self.assertEqual((reply["op"], reply["status"], reply["id"]), ("error", 400, 1), bad)
+        c.send_frame(1, b'{"op":"ping","op":"subscribe"}')  # a name twice, as REST refuses
+        reply = c.recv()
+        self.assertEqual(reply["status"], 400)
+        self.assertIn("more than once", reply["detail"])
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", token,
+                              {"amount": 5})[0], 201)
+        self.assertEqual(c.recv()["event"], "wallet.updated")
+        # An id in capitals names the same topic (REST takes it too).
+        c.send({"op": "unsubscribe", "topic": "wallet:" + wid.upper()})
+        self.assertEqual(c.recv(), {"op": "unsubscribed", "topic": "wallet:" + wid})
+        c.send({"op": "subscribe", "topic": "wallet:" + wid.upper()})
+        reply = c.recv()
+        self.assertEqual((reply["op"], reply["topic"]), ("subscribed", "wallet:" + wid))
+
+    def test_handshake_refusals_are_problem_documents(self):
+        _, token = register(self.port)
+        good = {"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+        def upgrade(fields=None):
+            lines = ["GET /ws HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket",
+                     "Connection: Upgrade", "Authorization: Bearer " + token]
+            lines += ["%s: %s" % kv for kv in dict(good, **(fields or {})).items()
+                      if kv[1] is not None]
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+                out = b""
+                while b"\r\n\r\n" not in out:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    out += chunk
+                if out.startswith(b"HTTP/1.1 101"):
+                    return out
+                s.settimeout(2)
+                try:
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        out += chunk
+                except socket.timeout:
+                    pass
+                return out
+
+        cases = (({"Sec-WebSocket-Version": "8"}, 426), ({"Sec-WebSocket-Version": None}, 400),
+                 ({"Sec-WebSocket-Key": None}, 400), ({"Sec-WebSocket-Key": "abc"}, 400))
+        for fields, status in cases:
+            out = upgrade(fields)
+            head, _, body = out.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 %d" % status), (fields, out))
+            self.assertIn(b"application/problem+json", head)
+            self.assertIn(b"X-Request-Id", head)
+            self.assertEqual(json.loads(body)["status"], status)
+            if status == 426:
+                self.assertIn(b"Sec-WebSocket-Version: 13", head)
+        out = upgrade()
+        self.assertTrue(out.startswith(b"HTTP/1.1 101"), out)
+        self.assertIn(b"X-Request-Id", out)
+
     def test_a_client_that_stops_reading_is_closed_when_its_queue_is_full(self):
         _, token = register(self.port)
         wid = wallet_id(self.port, token)
