@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -81,6 +82,67 @@ std::string accepted_request_id(std::string_view v) {
   return std::string{v};
 }
 
+std::string_view trimmed(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+/// Why `req` uses a transfer coding this server does not implement, or
+/// nullopt: only `chunked`, alone, is read (the parser would take
+/// `gzip, chunked` as chunked and hand on compressed bytes as JSON).
+std::optional<std::string> unsupported_coding(const http::request<http::string_body>& req) {
+  auto n = req.count(http::field::transfer_encoding);
+  if (n == 0) return std::nullopt;
+  auto v = trimmed(req[http::field::transfer_encoding]);
+  if (n == 1 && iequals(v, "chunked")) return std::nullopt;
+  return "only Transfer-Encoding: chunked is supported, not \"" +
+         std::string{req[http::field::transfer_encoding]} + "\"";
+}
+
+/// RFC 6455 4.2.1: the handshake's own fields, checked before the token so
+/// that a refusal is a problem document like every other answer (the
+/// WebSocket library would answer in plain text): version 13 (else 426
+/// naming it), and a key that is 16 bytes in base64.
+std::optional<response> handshake_refusal(const http::request<http::string_body>& req) {
+  auto version = req.find(http::field::sec_websocket_version);
+  if (version == req.end()) {
+    auto r = problem(400, "bad-upgrade", "Bad Request",
+                     "a WebSocket handshake needs Sec-WebSocket-Version: 13");
+    r.headers.emplace_back("Sec-WebSocket-Version", "13");
+    return r;
+  }
+  if (req.count(http::field::sec_websocket_version) != 1 ||
+      trimmed(version->value()) != "13") {
+    auto r = problem(426, "upgrade-required", "Upgrade Required",
+                     "this server speaks WebSocket version 13 only");
+    r.headers.emplace_back("Sec-WebSocket-Version", "13");
+    return r;
+  }
+  auto key = req.count(http::field::sec_websocket_key) == 1
+               ? trimmed(req[http::field::sec_websocket_key])
+               : std::string_view{};
+  auto b64 = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+  };
+  bool key_ok = key.size() == 24 && key.substr(22) == "==" &&
+                std::all_of(key.begin(), key.begin() + 22, b64);
+  if (!key_ok) {
+    return problem(400, "bad-upgrade", "Bad Request",
+                   "Sec-WebSocket-Key must be one 16-byte value in base64");
+  }
+  return std::nullopt;
+}
+
 struct route_metrics {
   std::string route;
   metrics::histogram* latency = nullptr;
@@ -123,12 +185,17 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     "gigmesh_http_requests_in_flight", "requests read and not yet answered");
   bool stopped = false;
   asio::steady_timer sweep_timer;
+  // Accept failures: counted and logged at most every 10 s; out of
+  // descriptors, accepting pauses (see accept_failed).
+  asio::steady_timer accept_timer;
+  int64_t accept_errors = 0;
+  clock::time_point accept_logged{};
   std::chrono::milliseconds sweep_interval;
   std::shared_ptr<spdlog::logger> log = gm::log::get("http");
 
   impl(server_options o, const route_table& r, actor_dispatch d, ws_hooks w)
     : opts(std::move(o)), routes(r), dispatch(std::move(d)),
-      ioc(opts.threads), acceptor(ioc), ws(std::move(w)), sweep_timer(ioc),
+      ioc(opts.threads), acceptor(ioc), ws(std::move(w)), sweep_timer(ioc), accept_timer(ioc),
       sweep_interval(std::clamp(shortest_deadline(opts) / 4, std::chrono::milliseconds{10},
                                 std::chrono::milliseconds{1000})) {
     for (auto& rt : routes.all()) {
@@ -161,6 +228,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   }
 
   void do_accept();
+  void accept_failed(const beast::error_code& ec);
   void schedule_sweep();
   void sweep();
 };
@@ -184,7 +252,7 @@ public:
     srv_->websockets.erase(this);
   }
 
-  void accept(http::request<http::string_body> req) {
+  void accept(http::request<http::string_body> req, const std::string& request_id) {
     {
       std::lock_guard<std::mutex> guard{srv_->sessions_mtx};
       srv_->websockets.emplace(this, weak_from_this());
@@ -200,8 +268,10 @@ public:
     timeouts.idle_timeout = srv_->opts.ws_idle_timeout;
     timeouts.keep_alive_pings = true;
     ws_.set_option(timeouts);
-    ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(http::field::server, "gigmesh"); }));
+    ws_.set_option(websocket::stream_base::decorator([request_id](websocket::response_type& res) {
+      res.set(http::field::server, "gigmesh");
+      res.set("X-Request-Id", request_id);
+    }));
     ws_.read_message_max(srv_->opts.ws_message_max);
     ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
       self->on_accept(ec);
@@ -406,6 +476,7 @@ private:
     size_t route_index = SIZE_MAX;
     bool unsafe = false;  // not GET/HEAD/OPTIONS: later requests wait for its answer
     bool head = false;    // a HEAD request: the answer carries no body
+    bool http10 = false;  // an HTTP/1.0 request: keep-alive must be said
     int status = 0;
     clock::time_point start;
     std::string request_id;
@@ -508,6 +579,7 @@ private:
     }
     s->unsafe = !is_safe(req.method());
     s->head = req.method() == http::verb::head;
+    s->http10 = req.version() == 10;
     s->keep_alive = req.keep_alive() && !srv_->draining.load();
     if (!s->keep_alive) {
       read_closed_ = true;
@@ -523,6 +595,19 @@ private:
     if (req.version() >= 11 && req.find(http::field::host) == req.end()) {
       complete(s, problem(400, "malformed-request", "Bad Request",
                           "an HTTP/1.1 request must have a Host header"));
+      return;
+    }
+    if (req.count(http::field::host) > 1) {  // RFC 9112 3.2
+      complete(s, problem(400, "malformed-request", "Bad Request",
+                          "a request must have one Host header"));
+      return;
+    }
+    if (auto why = unsupported_coding(req)) {
+      // RFC 9112 6.1: a transfer coding we do not implement is 501; the
+      // body's framing is then unknown, so the connection closes.
+      s->keep_alive = false;
+      read_closed_ = true;
+      complete(s, problem(501, "not-implemented", "Not Implemented", *why));
       return;
     }
     if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) {
@@ -627,7 +712,8 @@ private:
     rq.request_id = s->request_id;
     rq.remote_ip = remote_ip();
     ws_identity who;
-    auto refusal = srv_->ws.authorize(rq, who);
+    auto refusal = handshake_refusal(req);
+    if (!refusal) refusal = srv_->ws.authorize(rq, who);
     if (refusal) {
       s->keep_alive = false;
       read_closed_ = true;
@@ -648,7 +734,7 @@ private:
     read_closed_ = true;
     deadline_.store(0, std::memory_order_relaxed);
     auto ws = std::make_shared<ws_session>(std::move(stream_), strand_, srv_, std::move(who));
-    ws->accept(std::move(req));
+    ws->accept(std::move(req), s->request_id);
   }
 
   void complete(const std::shared_ptr<slot>& s, response r) {
@@ -670,6 +756,10 @@ private:
     }
     res.body() = std::move(r.body);
     res.keep_alive(s->keep_alive);
+    if (s->http10 && s->keep_alive) {
+      // An HTTP/1.0 client keeps the connection only if the answer says so.
+      res.set(http::field::connection, "keep-alive");
+    }
     res.prepare_payload();
     if (s->head) {
       // RFC 9110 9.3.2: no content in the answer to HEAD; Content-Length
@@ -882,8 +972,7 @@ void server::impl::do_accept() {
                                                                    tcp::socket socket) {
     if (ec) {
       if (ec != asio::error::operation_aborted && self->acceptor.is_open()) {
-        self->log->warn("accept failed: {}", ec.message());
-        self->do_accept();
+        self->accept_failed(ec);
       }
       return;
     }
@@ -894,6 +983,32 @@ void server::impl::do_accept() {
     }
     s->run();
     self->do_accept();
+  });
+}
+
+void server::impl::accept_failed(const beast::error_code& ec) {
+  auto now = clock::now();
+  ++accept_errors;
+  if (now - accept_logged >= std::chrono::seconds{10}) {
+    log->warn("accept failed: {} ({} times since the last such line)", ec.message(),
+              accept_errors);
+    accept_errors = 0;
+    accept_logged = now;
+  }
+  // Out of descriptors or memory the pending connection stays in the listen
+  // queue, so accepting again at once fails again at once: a spinning core
+  // and a flood of log lines. Wait a little instead; connections that close
+  // meanwhile free descriptors.
+  bool exhausted = ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+                   ec == asio::error::no_memory ||
+                   ec == boost::system::errc::too_many_files_open_in_system;
+  if (!exhausted) {
+    do_accept();
+    return;
+  }
+  accept_timer.expires_after(std::chrono::milliseconds{100});
+  accept_timer.async_wait([self = shared_from_this()](beast::error_code e) {
+    if (!e && self->acceptor.is_open()) self->do_accept();
   });
 }
 

@@ -51,7 +51,8 @@ def wait_for(pred, timeout, interval=0.05):
 class Node:
     """One gigmesh process on an ephemeral port, its log in a file."""
 
-    def __init__(self, pg_url=None, redis_url=None, args=(), env=None):
+    def __init__(self, pg_url=None, redis_url=None, args=(), env=None, preexec=None):
+        self.preexec = preexec  # run in the child before exec (e.g. resource limits)
         self.dir = tempfile.mkdtemp(prefix="node-", dir=DATA)
         self.port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "node.log")
@@ -77,7 +78,7 @@ class Node:
             os.unlink(self.port_file)  # a restart must not read the old port
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([BIN] + self.args, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, preexec_fn=self.preexec)
         ok = wait_for(lambda: os.path.exists(self.port_file) or self.proc.poll() is not None,
                       timeout)
         if not ok or self.proc.poll() is not None:
