@@ -6,12 +6,20 @@
 # HTTP at all, at the pool size where it is fastest), against the same
 # PostgreSQL in the same run.
 #
-# Each side is run at several sizes and compared at its best: REST with
-# <connections> clients and with the counts in BENCH_REST_CONNS (default
-# 256: phones are many, and group commit needs requests in flight), the
-# baseline with the pool sizes in BENCH_BASELINE_POOLS (a service-per-request
-# stack gives PostgreSQL as many connections as make it fastest, whatever
-# its client count). Every size's figures and p99 are printed.
+# First a sweep: REST with <connections> clients and with the counts in
+# BENCH_REST_CONNS (default 256: phones are many, and group commit needs
+# requests in flight), the baseline with the pool sizes in
+# BENCH_BASELINE_POOLS (a service-per-request stack gives PostgreSQL as many
+# connections as make it fastest, whatever its client count). Every size's
+# figures and p99 are printed. Then BENCH_ROUNDS (default 3) alternating
+# rounds, each side at the size that was fastest in the sweep (the node
+# restarted for each REST round and stopped during the baseline's), and the
+# ratio of the two medians: the machine drifts by tens of percent within
+# minutes, and the best of four baseline runs against the best of two REST
+# runs, one after the other, measured that drift as much as the servers.
+# Last, the node's CPU per request for a read through the same path and for
+# a deposit (one entity, one durable write), so a transfer's cost can be
+# taken apart (BENCH_LAYERS=0 skips it).
 #
 #   bench/transfers.sh [seconds per run (10)] [connections (64)] [users (1000)]
 set -euo pipefail
@@ -21,11 +29,20 @@ secs=${1:-10}
 conns=${2:-64}
 users=${3:-1000}
 
+start_node() {
+  bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER_PER_MIN=100000000 \
+    GIGMESH_JWT_SECRET=$bench_secret GIGMESH_KDF_THREADS=2 GIGMESH_ENTITY_IDLE_TIMEOUT_MS=600000 \
+    ${BENCH_NODE_ENV:-}
+  base=http://127.0.0.1:$BENCH_NODE_PORT
+}
+
+stop_node() {
+  kill "${bench_pids[0]}" && wait "${bench_pids[0]}" 2>/dev/null || true
+  bench_pids=()
+}
+
 bench_setup
-bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER_PER_MIN=100000000 \
-  GIGMESH_JWT_SECRET=$bench_secret GIGMESH_KDF_THREADS=2 GIGMESH_ENTITY_IDLE_TIMEOUT_MS=600000 \
-  ${BENCH_NODE_ENV:-}
-base=http://127.0.0.1:$BENCH_NODE_PORT
+start_node
 
 # Users and funded wallets straight in SQL, tokens minted with the node's secret.
 bench_make_users "$users" 1000000000000
@@ -78,18 +95,69 @@ journal_rows() {
     /^gigmesh_journal_batch_rows_count/ {c=$2} END {print s + 0, c + 0}'
 }
 
+# One REST run of $2 seconds with $1 clients on the running node; sets
+# rps, p99, cpu (node + PostgreSQL per transfer) and rows (per batch).
+rest_run() {
+  local js0 jc0 js1 jc1 n0 n1 p0 p1 n
+  read -r js0 jc0 < <(journal_rows)
+  n0=$(bench_cpu_ticks "${bench_pids[0]}"); p0=$(bench_pg_ticks)
+  read -r rps p99 < <(bench_wrk -t2 -c"$1" -d"$2s" -s "$lua" "$base/")
+  n1=$(bench_cpu_ticks "${bench_pids[0]}"); p1=$(bench_pg_ticks)
+  read -r js1 jc1 < <(journal_rows)
+  n=$(awk -v r="$rps" -v s="$2" 'BEGIN {printf "%.0f", r * s}')
+  rows=$(awk -v s=$((js1 - js0)) -v c=$((jc1 - jc0)) 'BEGIN {printf "%.0f", (c > 0 ? s / c : 0)}')
+  cpu="node $(bench_us_per $((n1 - n0)) "$n") us + PostgreSQL $(bench_us_per $((p1 - p0)) "$n") us"
+}
+
+# One baseline run with a pool of $1; sets rps, p50, p99, failed, cpu.
+base_run() {
+  local p2 p3 n
+  p2=$(bench_pg_ticks)
+  read -r rps p50 p99 failed < <("$GM_ROOT/build/release/bench/pg_transfer_baseline" \
+    "$BENCH_PG_URL" "$secs" "$1" "$ids")
+  sleep 1  # the baseline's backends exit and are reaped
+  p3=$(bench_pg_ticks)
+  n=$(awk -v r="$rps" -v s="$secs" 'BEGIN {printf "%.0f", r * s}')
+  cpu="PostgreSQL $(bench_us_per $((p3 - p2)) "$n") us"
+}
+
+# The node's CPU per request for one route ($1 label, $2 method, $3 path,
+# $4 body-kind: none or deposit) with $5 clients, 5 s, on the running node.
+layer_run() {
+  local l=$bench_data/layer.lua n0 n1 n
+  { echo "local tokens = {"; printf '"%s",\n' "${tokens[@]}"; echo "}"
+    cat <<LUA
+local threads = 0
+setup = function(thread) threads = threads + 1; thread:set("thread_no", threads) end
+local reqs = {}
+init = function(args)
+  math.randomseed(7919 * (thread_no or 1))
+  for k = 1, 20000 do
+    local h = {["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]}
+    local body = nil
+    if "$4" == "deposit" then
+      body = '{"amount":' .. math.random(100) .. '}'
+      h["Content-Type"] = "application/json"
+    end
+    reqs[k] = wrk.format("$2", "$3", h, body)
+  end
+end
+local next_req = 0
+request = function() next_req = next_req % #reqs + 1; return reqs[next_req] end
+LUA
+  } >"$l"
+  n0=$(bench_cpu_ticks "${bench_pids[0]}")
+  read -r rps p99 < <(bench_wrk -t2 -c"$5" -d5s -s "$l" "$base/")
+  n1=$(bench_cpu_ticks "${bench_pids[0]}")
+  n=$(awk -v r="$rps" 'BEGIN {printf "%.0f", r * 5}')
+  layers+="$1: $rps/s, node $(bench_us_per $((n1 - n0)) "$n") us per request; "
+}
+
 wrk -t2 -c"$conns" -d2s -s "$lua" "$base/" >/dev/null  # warm-up: activates the wallets
 r_rps=0
 r_all=""
 for c in $conns ${BENCH_REST_CONNS:-256}; do
-  read -r js0 jc0 < <(journal_rows)
-  n0=$(bench_cpu_ticks "${bench_pids[0]}"); p0=$(bench_pg_ticks)
-  read -r rps p99 < <(bench_wrk -t2 -c"$c" -d"${secs}s" -s "$lua" "$base/")
-  n1=$(bench_cpu_ticks "${bench_pids[0]}"); p1=$(bench_pg_ticks)
-  read -r js1 jc1 < <(journal_rows)
-  n=$(awk -v r="$rps" -v s="$secs" 'BEGIN {printf "%.0f", r * s}')
-  rows=$(awk -v s=$((js1 - js0)) -v c=$((jc1 - jc0)) 'BEGIN {printf "%.0f", (c > 0 ? s / c : 0)}')
-  cpu="node $(bench_us_per $((n1 - n0)) "$n") us + PostgreSQL $(bench_us_per $((p1 - p0)) "$n") us"
+  rest_run "$c" "$secs"
   r_all+="$c: $rps/s (p99 $p99 ms; $cpu; $rows rows/batch); "
   [ "$c" = "$conns" ] && rc_rps=$rps rc_p99=$p99
   if awk -v a="$rps" -v b="$r_rps" 'BEGIN {exit !(a > b)}'; then
@@ -98,8 +166,14 @@ for c in $conns ${BENCH_REST_CONNS:-256}; do
 done
 statuses=$(grep -o 'gigmesh_http_requests_total{route="/api/v1/wallet/transfer",status="[0-9]*"} [0-9]*' \
   <(curl -s "$base/metrics") | sed 's/.*status="\([0-9]*\)"} /\1:/' | tr '\n' ' ')
-kill "${bench_pids[0]}" && wait "${bench_pids[0]}" 2>/dev/null || true
-bench_pids=()
+layers=""
+if [ "${BENCH_LAYERS:-1}" != 0 ]; then
+  layer_run "GET /api/v1/wallet (read through the gateway actor, router, shard, entity)" \
+    GET /api/v1/wallet none "$r_conns"
+  layer_run "POST /api/v1/wallet/deposit (one entity, one durable write)" \
+    POST /api/v1/wallet/deposit deposit "$r_conns"
+fi
+stop_node
 
 # The baseline at the pool size that suits it best: a service-per-request
 # stack gives PostgreSQL only as many connections as make it fastest (on 2
@@ -110,16 +184,27 @@ pools=${BENCH_BASELINE_POOLS:-"4 8 16 $conns"}
 b_rps=0
 b_all=""
 for pool in $pools; do
-  p2=$(bench_pg_ticks)
-  read -r rps p50 p99 failed < <("$GM_ROOT/build/release/bench/pg_transfer_baseline" \
-    "$BENCH_PG_URL" "$secs" "$pool" "$ids")
-  sleep 1  # the baseline's backends exit and are reaped
-  p3=$(bench_pg_ticks)
-  n=$(awk -v r="$rps" -v s="$secs" 'BEGIN {printf "%.0f", r * s}')
+  base_run "$pool"
   b_all+="$pool: $rps/s (p99 $p99 ms); "
   if awk -v a="$rps" -v b="$b_rps" 'BEGIN {exit !(a > b)}'; then
-    b_rps=$rps b_p50=$p50 b_p99=$p99 b_failed=$failed b_pool=$pool b_n=$n b_cpu=$((p3 - p2))
+    b_rps=$rps b_p50=$p50 b_p99=$p99 b_failed=$failed b_pool=$pool b_cpu=$cpu
   fi
+done
+
+# Alternating rounds at each side's best size.
+rounds=${BENCH_ROUNDS:-3}
+rr=() br=() rounds_all=""
+for ((k = 1; k <= rounds; k++)); do
+  start_node
+  wrk -t2 -c"$r_conns" -d2s -s "$lua" "$base/" >/dev/null  # activates the wallets again
+  rest_run "$r_conns" "$secs"
+  stop_node
+  rr+=("$rps")
+  rounds_all+="round $k: REST $rps/s (p99 $p99 ms; $cpu), "
+  sleep 1
+  base_run "$b_pool"
+  br+=("$rps")
+  rounds_all+="baseline $rps/s (p99 $p99 ms; $cpu), ratio $(awk -v a="${rr[-1]}" -v b="$rps" 'BEGIN {printf "%.2f", a / b}'); "
 done
 
 echo
@@ -137,5 +222,11 @@ awk -v r="$r_rps" -v b="$b_rps" -v rc="$rc_rps" -v c="$conns" 'BEGIN {
 echo "REST answers by status: $statuses; baseline p50 $b_p50 ms, failures $b_failed"
 echo "REST by client count: $r_all"
 echo "baseline by pool size: $b_all"
-echo "CPU per transfer: REST at its best: $r_cpu; per-transaction:" \
-  "PostgreSQL $(bench_us_per "$b_cpu" "$b_n") us"
+echo "CPU per transfer: REST at its best: $r_cpu; per-transaction: $b_cpu"
+if ((rounds > 0)); then
+  rm_=$(bench_median "${rr[@]}") bm_=$(bench_median "${br[@]}")
+  echo "alternating rounds ($rounds; REST at $r_conns clients, baseline at a pool of $b_pool): $rounds_all"
+  awk -v r="$rm_" -v b="$bm_" 'BEGIN {
+    printf "medians: REST %.0f, baseline %.0f transfers/s: ratio %.2f\n", r, b, r / b}'
+fi
+if [ -n "$layers" ]; then echo "node CPU by route (at $r_conns clients): $layers"; fi
