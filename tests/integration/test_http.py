@@ -223,7 +223,8 @@ class DescriptorExhaustionTest(unittest.TestCase):
                 t0 = ticks()
                 time.sleep(2)
                 spent = (ticks() - t0) / os.sysconf("SC_CLK_TCK")
-                self.assertLess(spent, 0.5, "CPU seconds in 2 s while out of descriptors")
+                # Spinning, the build before the fix spent 2.4 s (two threads).
+                self.assertLess(spent, 1.0, "CPU seconds in 2 s while out of descriptors")
             finally:
                 for c in clients:
                     c.close()
