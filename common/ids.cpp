@@ -1,6 +1,7 @@
-// Implements new_uuid, new_time_uuid, is_uuid and now_rfc3339.
+// Implements new_uuid, new_time_uuid, is_uuid, lower_uuid and now_rfc3339.
 #include "common/ids.hpp"
 
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <random>
@@ -60,6 +61,13 @@ bool is_uuid(const std::string& s) {
     }
   }
   return true;
+}
+
+std::string lower_uuid(std::string s) {
+  if (is_uuid(s)) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
 }
 
 std::string packed_uuid::str() const {

@@ -22,6 +22,10 @@ std::string new_time_uuid();
 /// Returns true if `s` is a UUID in canonical 8-4-4-4-12 hex form.
 bool is_uuid(const std::string& s);
 
+/// Returns `s` in lower case if it is a UUID (written with capitals it names
+/// the same row, and must name the same entity and topic), else unchanged.
+std::string lower_uuid(std::string s);
+
 /// A UUID in 16 bytes, for ids held by many live objects (a string of its
 /// text form costs 36 bytes plus a heap block).
 struct packed_uuid {

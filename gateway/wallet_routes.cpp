@@ -12,6 +12,7 @@
 
 #include "actors/router.hpp"
 #include "actors/wallet.hpp"
+#include "common/ids.hpp"
 #include "common/log.hpp"
 #include "gateway/api_context.hpp"
 #include "gateway/crypto.hpp"
@@ -110,11 +111,10 @@ void transfer(caf::event_based_actor* self, request& rq, respond_fn respond) {
   auto key = idempotency_key(rq, respond);
   if (!key) return;
   const auto& b = *rq.json;
-  auto to = b["to_user_id"].get<std::string>();
+  // Lower-case ids so that one user is one entity whatever the spelling.
+  auto to = lower_uuid(b["to_user_id"].get<std::string>());
   auto amount = b["amount"].get<int64_t>();
   auto note = b.value("note", std::string{});
-  // Lower-case ids so that one user is one entity whatever the spelling.
-  std::transform(to.begin(), to.end(), to.begin(), [](unsigned char c) { return std::tolower(c); });
   ask_wallet(self, rq,
              caf::make_message(wallet::transfer_atom::value, to, amount, note, *key,
                                hash_if_keyed(rq, *key), false),

@@ -6,8 +6,8 @@
 
 #include <strings.h>
 
-#include <cctype>
 #include <deque>
+#include <optional>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -122,14 +122,21 @@ void authorize_topic(ws_actor* self, const std::string& topic,
 
 /// The topic's one spelling: an id that is a UUID in lower case, as
 /// entities and events name it (REST takes ids in any case too).
-std::string canonical_topic(std::string topic) {
+std::string canonical_topic(const std::string& topic) {
   auto colon = topic.find(':');
-  if (colon != std::string::npos && is_uuid(topic.substr(colon + 1))) {
-    for (size_t i = colon + 1; i < topic.size(); ++i) {
-      topic[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(topic[i])));
-    }
+  if (colon == std::string::npos) return topic;
+  return topic.substr(0, colon + 1) + lower_uuid(topic.substr(colon + 1));
+}
+
+/// The topic `msg` names, in its one spelling; or nullopt after answering
+/// 400 (`op` needs a topic that is a string).
+std::optional<std::string> topic_of(ws_actor* self, const json& msg, const json& id,
+                                    const char* op) {
+  if (!msg.contains("topic") || !msg["topic"].is_string()) {
+    send_error(self, id, 400, std::string{op} + " needs a topic (string)");
+    return std::nullopt;
   }
-  return topic;
+  return canonical_topic(msg["topic"].get<std::string>());
 }
 
 void handle_frame(ws_actor* self, const std::string& text);
@@ -152,11 +159,9 @@ void op_done(ws_actor* self) {
 
 void subscribe(ws_actor* self, const json& msg) {
   json id = msg.contains("id") ? msg["id"] : json(nullptr);
-  if (!msg.contains("topic") || !msg["topic"].is_string()) {
-    send_error(self, id, 400, "subscribe needs a topic (string)");
-    return;
-  }
-  auto topic = canonical_topic(msg["topic"].get<std::string>());
+  auto named = topic_of(self, msg, id, "subscribe");
+  if (!named) return;
+  auto topic = std::move(*named);
   int64_t since = -1;
   if (msg.contains("since_seq")) {
     if (!msg["since_seq"].is_number_integer() || msg["since_seq"].get<int64_t>() < 0) {
@@ -203,11 +208,9 @@ void subscribe(ws_actor* self, const json& msg) {
 
 void unsubscribe(ws_actor* self, const json& msg) {
   json id = msg.contains("id") ? msg["id"] : json(nullptr);
-  if (!msg.contains("topic") || !msg["topic"].is_string()) {
-    send_error(self, id, 400, "unsubscribe needs a topic (string)");
-    return;
-  }
-  auto topic = canonical_topic(msg["topic"].get<std::string>());
+  auto named = topic_of(self, msg, id, "unsubscribe");
+  if (!named) return;
+  auto topic = std::move(*named);
   auto& st = self->state;
   if (st.topics.erase(topic) > 0) {
     st.subscriptions->add(-1);

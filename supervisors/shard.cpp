@@ -12,7 +12,6 @@
 #include "supervisors/shard.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -113,8 +112,7 @@ void activate(shard_actor* self, const std::string& key, slot& s) {
 const std::string& canonical_id(const std::string& id, std::string& buf) {
   bool upper = std::any_of(id.begin(), id.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
   if (!upper || !is_uuid(id)) return id;
-  buf = id;
-  for (auto& c : buf) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  buf = lower_uuid(id);
   return buf;
 }
 

@@ -121,3 +121,10 @@ TEST_CASE("now_rfc3339 is UTC with milliseconds and agrees with the clock") {
   CHECK(t >= before);
   CHECK(t <= before + 2);
 }
+
+TEST_CASE("lower_uuid lower-cases UUIDs and leaves anything else") {
+  CHECK(gm::lower_uuid("4DF0BA60-6D02-4AE3-8B53-AF5966874F36") ==
+        "4df0ba60-6d02-4ae3-8b53-af5966874f36");
+  CHECK(gm::lower_uuid("Inspect") == "Inspect");
+  CHECK(gm::lower_uuid("") == "");
+}
