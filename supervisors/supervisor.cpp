@@ -222,6 +222,12 @@ void handle_failure(self_ptr self, size_t idx, const caf::error& reason) {
               render(self, reason));
     return;
   }
+  if (abnormal && c.spec.significant) {
+    log->error("{}: significant child {} failed ({}): giving up", st.opts.name, c.spec.name,
+               render(self, reason));
+    shutdown(self, make_error(errc::significant_child_failed));
+    return;
+  }
   if (!within_intensity(self)) {
     log->error("{}: child {} failed ({}); more than {} restarts in {} ms, giving up",
                st.opts.name, c.spec.name, render(self, reason), st.opts.intensity,

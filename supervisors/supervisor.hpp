@@ -32,6 +32,13 @@ struct child_spec {
   /// The supervisor monitors what it returns; it must not be linked to it.
   std::function<caf::actor(caf::local_actor* sup)> start;
   restart policy = restart::permanent;
+  /// A significant child is never restarted after an abnormal exit: the
+  /// supervisor stops its other children and gives up at once, with
+  /// `significant_child_failed` (escalation). For a child whose crash
+  /// leaves the others in a state a restart of it alone cannot mend
+  /// (OTP's significant children, ending in failure instead of a normal
+  /// shutdown).
+  bool significant = false;
   std::chrono::milliseconds shutdown_timeout{5000};
 };
 
@@ -45,7 +52,12 @@ struct options {
 /// The reason a supervisor terminates with when it gives up.
 /// `stopped_uncleanly`: a stop had to kill a child past its shutdown_timeout
 /// (or a child supervisor stopped so): what that child held may be lost.
-enum class errc : uint8_t { reached_max_restart_intensity = 1, child_start_failed, stopped_uncleanly };
+enum class errc : uint8_t {
+  reached_max_restart_intensity = 1,
+  child_start_failed,
+  stopped_uncleanly,
+  significant_child_failed,
+};
 
 /// Returns a CAF error for `x` in the `gm_sup` category.
 caf::error make_error(errc x);

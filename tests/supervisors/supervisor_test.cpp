@@ -264,6 +264,49 @@ TEST_CASE("a root supervisor that gives up terminates with reached_max_restart_i
   CHECK(j->count("stop w") == 2);
 }
 
+TEST_CASE("a significant child's crash is not restarted: the supervisor stops the rest and gives up") {
+  fixture f;
+  auto j = std::make_shared<journal>();
+  caf::scoped_actor self{*f.sys};
+  auto a = tracked("a", j);
+  auto b = tracked("b", j);
+  b.significant = true;
+  // A generous intensity: giving up is the significant child's doing.
+  auto sup = gm::sup::spawn_supervisor(*f.sys, {"t", strategy::one_for_one, 10, 5000ms},
+                                       {a, b, tracked("c", j)});
+  self->monitor(sup);
+  REQUIRE(eventually([&] { return j->count("start c") == 1; }));
+  crash(*f.sys, self, sup, j, "b");
+  bool got_down = false;
+  self->receive(
+    [&](caf::down_msg& dm) {
+      got_down = true;
+      CHECK(dm.reason == gm::sup::make_error(gm::sup::errc::significant_child_failed));
+    },
+    caf::after(3s) >> [] {});
+  CHECK(got_down);
+  CHECK(j->count("start b") == 1);
+  CHECK(j->count("stop a") == 1);
+  CHECK(j->count("stop c") == 1);
+}
+
+TEST_CASE("a significant child that stops normally is treated like any other") {
+  fixture f;
+  auto j = std::make_shared<journal>();
+  caf::scoped_actor self{*f.sys};
+  auto b = tracked("b", j, gm::sup::restart::transient);
+  b.significant = true;
+  auto sup = gm::sup::spawn_supervisor(*f.sys, {"t", strategy::one_for_one, 10, 5000ms},
+                                       {tracked("a", j), b});
+  REQUIRE(eventually([&] { return j->count("start b") == 1; }));
+  self->send_exit(handle_of("b"), caf::exit_reason::user_shutdown);
+  REQUIRE(eventually([&] { return j->count("stop b") == 1; }));
+  auto r = report(self, sup);
+  CHECK(r.children[0].running);
+  CHECK_FALSE(r.children[1].running);
+  self->send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE("stopping a supervisor stops its children in reverse start order") {
   fixture f;
   auto j = std::make_shared<journal>();
