@@ -71,6 +71,13 @@ void persist(caf::event_based_actor* self, entity_core& core, std::vector<journa
       });
 }
 
+bool hand_over(caf::event_based_actor* self, std::vector<journal::row> rows) {
+  auto j = journal::find(self->system());
+  if (!j) return false;
+  self->send(j, journal::append_atom::value, std::move(rows));
+  return true;
+}
+
 namespace {
 
 /// Submits `job` to `pool`; its continuation comes back as a message.

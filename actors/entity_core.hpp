@@ -51,6 +51,14 @@ void finish_if_idle(caf::event_based_actor* self, entity_core& core);
 void persist(caf::event_based_actor* self, entity_core& core, std::vector<journal::row> rows,
              bool durable, std::function<void(bool)> done);
 
+/// Hands `rows` to the journal without waiting for their commit: they
+/// commit no later than any durable write handed to the journal after
+/// them, by this entity or by one it asked to act (the journal commits in
+/// order). For a step whose outcome the caller learns from such a later
+/// write anyway (a transfer's reserve, from its credit). Returns false if
+/// no journal runs (nothing was handed over).
+bool hand_over(caf::event_based_actor* self, std::vector<journal::row> rows);
+
 /// Returns true if the journal can take more rows: check before changing
 /// state, answer `unavailable` if not.
 bool journal_accepting(const journal::gate& g);

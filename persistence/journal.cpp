@@ -505,6 +505,14 @@ void on_done(journal_actor* self, const std::string& error) {
   publish_gauge(self);
 }
 
+/// Adds `rows` to the pending batch (and their count to the gate).
+void take(journal_actor* self, std::vector<row>& rows) {
+  auto& st = self->state;
+  auto before = st.pending.size();
+  for (auto& r : rows) st.pending.add(std::move(r));
+  st.g->add(static_cast<int64_t>(st.pending.size() - before));
+}
+
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -541,9 +549,7 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
   return {
     [self](write_atom, std::vector<row>& rows, bool durable) -> caf::result<ok_atom> {
       auto& st = self->state;
-      auto before = st.pending.size();
-      for (auto& r : rows) st.pending.add(std::move(r));
-      st.g->add(static_cast<int64_t>(st.pending.size() - before));
+      take(self, rows);
       caf::result<ok_atom> answer = ok_atom::value;
       if (durable) {
         auto rp = self->make_response_promise();
@@ -553,6 +559,11 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
       maybe_flush(self);
       publish_gauge(self);
       return answer;
+    },
+    [self](append_atom, std::vector<row>& rows) {
+      take(self, rows);
+      maybe_flush(self);
+      publish_gauge(self);
     },
     [self](sync_atom) -> caf::result<ok_atom> {
       auto& st = self->state;

@@ -121,6 +121,11 @@ typename Inspector::result_type inspect(Inspector& f, stats& x) {
 /// `request(journal, t, write_atom::value, std::vector<row>, bool durable)`
 /// → ok_atom (durable: after commit; buffered: at once).
 using write_atom = caf::atom_constant<caf::atom("j_write")>;
+/// `send(journal, append_atom::value, std::vector<row>)`: no answer. The
+/// rows commit no later than any write handed to the journal after them
+/// (batches commit in order, one at a time), so whoever waits for such a
+/// later durable write knows these committed too.
+using append_atom = caf::atom_constant<caf::atom("j_append")>;
 /// `request(journal, t, sync_atom::value)` → ok_atom once every row handed
 /// to the journal before it has committed.
 using sync_atom = caf::atom_constant<caf::atom("j_sync")>;
