@@ -34,6 +34,10 @@ struct packed_uuid {
   std::string str() const;
   /// Returns the packed form of `s`, which must satisfy is_uuid().
   static packed_uuid parse(const std::string& s);
+  /// Checks and packs in one pass: returns false (and leaves `out`
+  /// unspecified) if `s` does not satisfy is_uuid(). For hot paths that
+  /// would otherwise call both.
+  static bool try_parse(const std::string& s, packed_uuid& out);
 };
 
 /// Returns the current time in whole seconds since the Unix epoch (token

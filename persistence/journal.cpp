@@ -80,8 +80,8 @@ void put_be64(std::string& out, uint64_t v) {
 
 /// Appends the 16 bytes of a canonical uuid (8-4-4-4-12 hex digits).
 bool put_uuid(std::string& out, const std::string& s) {
-  if (!is_uuid(s)) return false;
-  auto u = packed_uuid::parse(s);
+  packed_uuid u;
+  if (!packed_uuid::try_parse(s, u)) return false;
   out.append(reinterpret_cast<const char*>(u.bytes), sizeof u.bytes);
   return true;
 }

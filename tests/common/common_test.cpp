@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -127,4 +128,27 @@ TEST_CASE("lower_uuid lower-cases UUIDs and leaves anything else") {
         "4df0ba60-6d02-4ae3-8b53-af5966874f36");
   CHECK(gm::lower_uuid("Inspect") == "Inspect");
   CHECK(gm::lower_uuid("") == "");
+}
+
+TEST_CASE("is_uuid and try_parse accept the canonical form only, and pack what parse packs") {
+  std::string good = "0A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c4d";
+  gm::packed_uuid u;
+  REQUIRE(gm::packed_uuid::try_parse(good, u));
+  CHECK(u.str() == gm::packed_uuid::parse(good).str());
+  CHECK(u.str() == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+  CHECK(gm::is_uuid(good));
+  std::vector<std::string> bad = {
+    "",
+    good.substr(1),                            // 35 characters
+    good + "0",                                // 37
+    "0A1B2C3D4-E5F-4a6b-8c7d-9e0f1a2b3c4d",    // a dash out of place
+    "0A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c4g",    // not a hex digit
+    "0A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c4\xc3", // not ASCII
+    std::string("0A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c\0d", 36),
+    "{A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c4}",
+  };
+  for (auto& s : bad) {
+    CHECK_MESSAGE(!gm::is_uuid(s), s);
+    CHECK_MESSAGE(!gm::packed_uuid::try_parse(s, u), s);
+  }
 }
