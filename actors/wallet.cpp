@@ -89,10 +89,11 @@ struct saga {
   std::string note;
   std::string created_at;
   int attempts = 0;
-  // The two things a transfer waits for before it is answered and settled:
-  // the reserve committed here, and the destination credited (committed).
-  // The reserve's rows are handed to the journal without an answer: the
-  // credit's (or the reversal's) commit is what says they committed.
+  // What is known to have committed: the reserve here, the credit at the
+  // destination. The reserve's rows are handed to the journal without an
+  // answer: the credit's (or the reversal's) commit is what says they
+  // committed, so `reserved` is set with `credited` (on_reserved), and a
+  // saga is settled once `credited` is.
   bool reserved = true;  // a saga resumed from PostgreSQL was reserved
   bool credited = false;
   // The client waiting for this transfer (absent for resumed sagas).
@@ -444,7 +445,6 @@ void end_saga(wallet_actor* self, const std::string& tid) {
 void settle(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
   auto& s = st.more().sagas.at(tid);
-  if (!s.reserved || !s.credited) return;  // the other half comes later
   if (s.client) {
     s.client->deliver(success(s.reply_body, s.reply_version));
     s.client.reset();
