@@ -172,13 +172,15 @@ struct entry {
   std::string created_at;
 };
 
-/// The wallet's leg of a movement (after the balance changed).
+/// The wallet's leg of a movement (after the balance changed). Ledger
+/// entries are fresh rows (journal::row::fresh): each has a new id.
 journal::row entry_row(const state& st, const entry& e) {
   int64_t delta = ledger::adds(e.type) ? e.amount : -e.amount;
   return {&ledger_table(), 0,
           {e.id, e.transfer_id, st.wallet_id(), st.wallet_id(), e.type, num(e.amount), num(delta),
            num(st.balance), num(st.core.version), text(e.reference), text(e.counterparty),
-           e.created_at}};
+           e.created_at},
+          true};
 }
 
 /// The sandbox provider's leg of a deposit (delta < 0) or withdrawal.
@@ -186,15 +188,19 @@ journal::row external_row(const entry& e, int64_t delta) {
   return {&ledger_table(), 0,
           {new_time_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
            std::string{"external"}, num(e.amount), num(delta), opt{}, opt{}, text(e.reference),
-           opt{}, e.created_at}};
+           opt{}, e.created_at},
+          true};
 }
 
+/// A transfer's row in `state`; only the reserve's (the transfer's first
+/// image, under an id just minted) is fresh.
 journal::row transfer_row(const std::string& id, const std::string& from, const std::string& to,
                           int64_t amount, const std::string& note, const char* state_name,
                           int64_t version, const std::string& created_at) {
   return {&transfers_table(), version,
           {id, from, to, num(amount), text(note), std::string{state_name}, num(version),
-           created_at, now_rfc3339()}};
+           created_at, now_rfc3339()},
+          version == v_reserved};
 }
 
 // The two documents every change renders, written out directly (building
@@ -304,9 +310,14 @@ void key_done(wallet_actor* self, const std::string& key, const std::string& bod
   k.version = version;
 }
 
+/// A key's row, written once, with the key's first answer: fresh, since
+/// with_key found the key neither in this activation nor in PostgreSQL
+/// (which holds every earlier activation's rows: activation waits for the
+/// journal).
 journal::row key_row(const state& st, const std::string& key, const std::string& body) {
   return {&idempotency_table(), 0,
-          {st.core.id, key, st.x->keys.at(key).hash, std::string{"201"}, body, now_rfc3339()}};
+          {st.core.id, key, st.x->keys.at(key).hash, std::string{"201"}, body, now_rfc3339()},
+          true};
 }
 
 /// Runs `proceed` unless the key answers the request itself: a repeat gets

@@ -211,7 +211,7 @@ std::optional<std::string> binary_array(const std::string& type,
   return out;
 }
 
-std::string write_sql(const table_spec& t) {
+std::string write_sql(const table_spec& t, bool fresh) {
   if (t.mode == write_mode::update_versioned) {
     std::string cols, arrays, sets, match;
     for (size_t i = 0; i < t.columns.size(); ++i) {
@@ -238,8 +238,9 @@ std::string write_sql(const table_spec& t) {
     cols += t.columns[i].name;
     arrays += "$" + std::to_string(i + 1) + "::" + t.columns[i].type + "[]";
   }
-  std::string sql = "INSERT INTO " + t.name + " (" + cols + ") SELECT * FROM unnest(" + arrays +
-                    ") ON CONFLICT (";
+  std::string sql = "INSERT INTO " + t.name + " (" + cols + ") SELECT * FROM unnest(" + arrays + ")";
+  if (fresh) return sql;
+  sql += " ON CONFLICT (";
   for (size_t i = 0; i < t.key.size(); ++i) {
     if (i > 0) sql += ", ";
     sql += t.columns[t.key[i]].name;
@@ -274,7 +275,8 @@ std::string row_key(const row& r) {
 void batch::add(row r) {
   if (r.table->mode == write_mode::insert_once) {
     // Nothing to coalesce: ON CONFLICT DO NOTHING keeps the first of any
-    // duplicates, within a statement too.
+    // duplicates, within a statement too. (Fresh rows have none; if one
+    // did, the plain INSERT fails the first attempt and the retry checks.)
     size_t g = 0;
     while (g < groups_.size() && groups_[g].table != r.table) ++g;
     if (g == groups_.size()) groups_.push_back({r.table, {}});
@@ -287,7 +289,10 @@ void batch::add(row r) {
   if (it != index_.end()) {
     auto& existing = groups_[it->second.first].rows[it->second.second];
     if (r.version >= existing.version) {
+      // Fresh if and only if the row's first image is in this batch.
+      bool fresh = existing.fresh;
       existing = std::move(r);
+      existing.fresh = fresh;
     }
     return;
   }
@@ -301,7 +306,10 @@ void batch::add(row r) {
 
 void batch::merge(batch&& other) {
   for (auto& g : other.groups_) {
-    for (auto& r : g.rows) add(std::move(r));
+    for (auto& r : g.rows) {
+      if (other.retried_) r.fresh = false;
+      add(std::move(r));
+    }
   }
   other = batch{};
 }
@@ -314,24 +322,39 @@ using retry_atom = caf::atom_constant<caf::atom("j_retry")>;
 
 /// Writes `b` in one transaction. Returns an empty string on success.
 std::string write_batch(pg::connection& conn, const batch& b) {
-  const auto& groups = b.groups();
-  std::vector<std::string> sqls;
-  std::vector<pg::params> params(groups.size());
-  std::vector<std::vector<int>> binary(groups.size());
+  // One statement per table, or two: fresh rows (on a first attempt) go
+  // in a plain INSERT, the others in the table's checking statement.
+  struct part {
+    const table_spec* table;
+    bool fresh;
+    std::vector<const row*> rows;
+  };
+  std::vector<part> parts;
+  for (auto& g : b.groups()) {
+    bool may_be_fresh = !b.retried() && g.table->mode != write_mode::update_versioned;
+    part checked{g.table, false, {}};
+    part fresh{g.table, true, {}};
+    for (auto& r : g.rows) (may_be_fresh && r.fresh ? fresh : checked).rows.push_back(&r);
+    for (auto* x : {&fresh, &checked}) {
+      if (!x->rows.empty()) parts.push_back(std::move(*x));
+    }
+  }
+  std::vector<std::string> sqls(parts.size());
+  std::vector<pg::params> params(parts.size());
+  std::vector<std::vector<int>> binary(parts.size());
   std::vector<pg::connection::statement> stmts;
-  sqls.reserve(groups.size());
-  stmts.reserve(groups.size());
+  stmts.reserve(parts.size());
   std::vector<const std::optional<std::string>*> col;
-  for (size_t i = 0; i < groups.size(); ++i) {
-    auto& g = groups[i];
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto& t = *parts[i].table;
     auto& p = params[i];
-    p.reserve(g.table->columns.size());
-    col.reserve(g.rows.size());
-    for (size_t c = 0; c < g.table->columns.size(); ++c) {
+    p.reserve(t.columns.size());
+    col.reserve(parts[i].rows.size());
+    for (size_t c = 0; c < t.columns.size(); ++c) {
       col.clear();
-      for (auto& row : g.rows) col.push_back(&row.values[c]);
+      for (auto* row : parts[i].rows) col.push_back(&row->values[c]);
       // Binary where the type allows (no parsing in PostgreSQL), else text.
-      if (auto arr = binary_array(g.table->columns[c].type, col)) {
+      if (auto arr = binary_array(t.columns[c].type, col)) {
         p.emplace_back(std::move(*arr));
         binary[i].push_back(1);
       } else {
@@ -339,15 +362,16 @@ std::string write_batch(pg::connection& conn, const batch& b) {
         binary[i].push_back(0);
       }
     }
-    sqls.push_back(write_sql(*g.table));
-    stmts.push_back({&sqls.back(), &p, &binary[i]});
+    sqls[i] = write_sql(t, parts[i].fresh);
+    stmts.push_back({&sqls[i], &p, &binary[i]});
   }
-  // BEGIN, one statement per table and COMMIT in one round trip. A failed
-  // commit leaves the outcome unknown: versioned writes make a retry safe.
+  // BEGIN, the statements and COMMIT in one round trip. A failed commit
+  // leaves the outcome unknown: versioned writes, and the checking
+  // statements a retry uses for every row, make a retry safe.
   size_t failed = 0;
   auto r = conn.transaction(stmts, &failed);
   if (r.ok()) return {};
-  return failed < groups.size() ? groups[failed].table->name + ": " + r.error : r.error;
+  return failed < parts.size() ? parts[failed].table->name + ": " + r.error : r.error;
 }
 
 struct metrics_set {
@@ -469,6 +493,7 @@ void on_done(journal_actor* self, const std::string& error) {
                 st.in_flight->size(), error);
     }
     st.s.last_error = error;
+    st.in_flight->mark_retried();
     if (!st.failing_since) st.failing_since = std::chrono::steady_clock::now();
     st.backoff = st.backoff.count() == 0 ? st.opts.retry_min
                                          : std::min(st.backoff * 2, st.opts.retry_max);

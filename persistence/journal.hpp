@@ -55,6 +55,15 @@ struct row {
   const table_spec* table = nullptr;
   int64_t version = 0;
   std::vector<std::optional<std::string>> values;
+  /// The first image of this row ever handed to the journal (its key was
+  /// just minted: a new ledger entry, a new transfer), so the table cannot
+  /// hold it yet. The journal then inserts it without a conflict check
+  /// (a plain INSERT, not ON CONFLICT, whose speculative insertion costs
+  /// PostgreSQL about a quarter more per row) on a batch's first attempt;
+  /// retries, whose first attempt may have committed, check. A row wrongly
+  /// marked fresh costs its batch one failed attempt, never a wrong write.
+  /// Ignored for update_versioned tables.
+  bool fresh = false;
 };
 
 enum class durability : uint8_t {
@@ -157,16 +166,19 @@ std::string array_literal(const std::vector<const std::optional<std::string>*>& 
 std::optional<std::string> binary_array(const std::string& type,
                                         const std::vector<const std::optional<std::string>*>& values);
 
-/// Returns the statement that writes rows of `t` from one array per column.
-std::string write_sql(const table_spec& t);
+/// Returns the statement that writes rows of `t` from one array per column;
+/// for `fresh` rows of an upsert_versioned or insert_once table, a plain
+/// INSERT (see row::fresh).
+std::string write_sql(const table_spec& t, bool fresh = false);
 
 /// Returns the coalescing key of `r`: its table and key columns.
 std::string row_key(const row& r);
 
 /// Rows waiting to be written, coalesced: a later image of a row replaces
 /// an earlier one unless its version is older (append-only rows are kept
-/// as they come: the database drops duplicates). Tables keep the order in
-/// which they first appeared (parents before children).
+/// as they come: the database drops duplicates). A row whose first image
+/// is in the batch stays fresh when later images replace it. Tables keep
+/// the order in which they first appeared (parents before children).
 class batch {
 public:
   void add(row r);
@@ -174,6 +186,10 @@ public:
   bool empty() const noexcept { return size_ == 0; }
   /// Moves everything in `other` into this batch (coalescing).
   void merge(batch&& other);
+  /// An attempt to write this batch failed and may have committed: from
+  /// now on no row of it is fresh.
+  void mark_retried() noexcept { retried_ = true; }
+  bool retried() const noexcept { return retried_; }
   struct group {
     const table_spec* table;
     std::vector<row> rows;
@@ -185,6 +201,7 @@ private:
   // key → (group index, row index)
   std::unordered_map<std::string, std::pair<size_t, size_t>> index_;
   size_t size_ = 0;
+  bool retried_ = false;
 };
 
 } // namespace gm::journal

@@ -158,6 +158,27 @@ TEST_CASE("an older image never overwrites a newer one, within a batch or across
   CHECK(run(*f.db, "SELECT version FROM things WHERE id = 'a'").value(0, 0) == "4");
 }
 
+TEST_CASE("fresh rows go in a plain insert; a row wrongly marked fresh costs one failed attempt") {
+  fixture f{[](journal::options& o) { o.retry_min = 10ms; }};
+  auto fresh = [](journal::row r) {
+    r.fresh = true;
+    return r;
+  };
+  // A first image and a later one in one batch: still one plain insert.
+  REQUIRE(f.write({fresh(thing("a", 1)), thing("a", 2)}, true));
+  CHECK(run(*f.db, "SELECT version FROM things WHERE id = 'a'").value(0, 0) == "2");
+  CHECK(f.stats().failures == 0);
+  // "a" is in the table: the plain insert fails, and the retry upserts
+  // every row of the batch by the table's rules.
+  REQUIRE(f.write({fresh(thing("b", 1)), fresh(thing("a", 3))}, true));
+  CHECK(run(*f.db, "SELECT version FROM things WHERE id = 'a'").value(0, 0) == "3");
+  CHECK(run(*f.db, "SELECT version FROM things WHERE id = 'b'").value(0, 0) == "1");
+  CHECK(f.stats().failures == 1);
+  // Still by the version rule: an older image wrongly marked fresh is ignored.
+  REQUIRE(f.write({fresh(thing("a", 2))}, true));
+  CHECK(run(*f.db, "SELECT version FROM things WHERE id = 'a'").value(0, 0) == "3");
+}
+
 TEST_CASE("many concurrent writes share batches and all commit") {
   fixture f;
   constexpr int writes = 2000;

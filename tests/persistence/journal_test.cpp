@@ -141,3 +141,43 @@ TEST_CASE("a batch keeps tables in the order they first appeared") {
   CHECK(b.size() == 3);  // two events, one thing (version 5 replaced version 1)
   CHECK(b.groups()[1].rows[0].version == 5);
 }
+
+TEST_CASE("fresh rows are written with a plain insert, never for partial images") {
+  CHECK(write_sql(versioned(), true) == "INSERT INTO things (id, n, version, created_at) SELECT * "
+                                        "FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], "
+                                        "$4::timestamptz[])");
+  CHECK(write_sql(appended(), true) == "INSERT INTO events (id, what) SELECT * FROM "
+                                       "unnest($1::uuid[], $2::text[])");
+  static const table_spec t{"people", {{"id", "uuid"}, {"version", "bigint"}}, {0}, 1,
+                            write_mode::update_versioned};
+  CHECK(write_sql(t, true) == write_sql(t));
+}
+
+TEST_CASE("a row stays fresh only while its first image is in the batch") {
+  auto fresh = [](row r) {
+    r.fresh = true;
+    return r;
+  };
+  batch b;
+  b.add(fresh(thing("a", 1)));
+  b.add(thing("a", 3));  // a later image of a row first written in this batch
+  b.add(thing("b", 2));  // a row whose first image went in an earlier batch
+  b.add(fresh(thing("b", 1)));  // (older: ignored, and cannot make it fresh)
+  REQUIRE(b.groups().size() == 1);
+  auto& rows = b.groups()[0].rows;
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].version == 3);
+  CHECK(rows[0].fresh);
+  CHECK(rows[1].version == 2);
+  CHECK_FALSE(rows[1].fresh);
+  SUBCASE("a batch that failed once keeps its rows but none is fresh when merged") {
+    CHECK_FALSE(b.retried());
+    b.mark_retried();
+    CHECK(b.retried());
+    batch next;
+    next.merge(std::move(b));
+    REQUIRE(next.size() == 2);
+    CHECK_FALSE(next.groups()[0].rows[0].fresh);
+    CHECK_FALSE(next.retried());
+  }
+}
