@@ -143,72 +143,137 @@ bool parse_int(const std::string& s, int64_t lo, int64_t hi, int64_t& v) {
 
 } // namespace
 
+namespace {
+
+/// A column type the node sends in PostgreSQL's binary format.
+struct binary_type {
+  uint32_t oid = 0;  // 0: none
+  int width = 0;     // bytes per value; 0: variable (text); -8: 8 bytes, from text
+};
+
+binary_type binary_type_of(const std::string& type) {
+  // Type OIDs and widths, from PostgreSQL's pg_type.
+  if (type == "uuid") return {2950, 16};
+  if (type == "bigint") return {20, 8};
+  if (type == "integer") return {23, 4};
+  if (type == "text") return {25, 0};
+  if (type == "timestamptz") return {1184, -8};
+  return {};
+}
+
+/// Appends one value as PostgreSQL's binary format frames it in arrays and
+/// in binary COPY alike: its length (-1 for NULL), then its bytes. Returns
+/// false for a value that is not of the type (the caller falls back to text).
+bool put_binary(std::string& out, binary_type t, const std::optional<std::string>& v) {
+  if (!v) {
+    put_be32(out, 0xffffffffu);  // -1: NULL
+    return true;
+  }
+  const std::string& s = *v;
+  int64_t n = 0;
+  switch (t.width) {
+    case 16:
+      put_be32(out, 16);
+      return put_uuid(out, s);
+    case 8:
+      if (!parse_int(s, INT64_MIN, INT64_MAX, n)) return false;
+      put_be32(out, 8);
+      put_be64(out, static_cast<uint64_t>(n));
+      return true;
+    case -8:
+      if (!parse_utc_micros(s, n)) return false;
+      put_be32(out, 8);
+      put_be64(out, static_cast<uint64_t>(n));
+      return true;
+    case 4:
+      if (!parse_int(s, INT32_MIN, INT32_MAX, n)) return false;
+      put_be32(out, 4);
+      put_be32(out, static_cast<uint32_t>(static_cast<int32_t>(n)));
+      return true;
+    default:
+      // Text goes as its bytes; PostgreSQL checks the encoding. A NUL
+      // cannot be stored in text: the literal path reports it.
+      if (s.find('\0') != std::string::npos || s.size() > 0x7fffffff) return false;
+      put_be32(out, static_cast<uint32_t>(s.size()));
+      out += s;
+      return true;
+  }
+}
+
+size_t binary_size(binary_type t, const std::optional<std::string>& v) {
+  return 4 + (v ? (t.width != 0 ? std::abs(t.width) : v->size()) : 0);
+}
+
+} // namespace
+
 std::optional<std::string> binary_array(const std::string& type,
                                         const std::vector<const std::optional<std::string>*>& values) {
-  // Element type OIDs and widths, from PostgreSQL's pg_type.
-  uint32_t oid = 0;
-  int width = 0;  // bytes per element; 0: variable (text)
-  if (type == "uuid") oid = 2950, width = 16;
-  else if (type == "bigint") oid = 20, width = 8;
-  else if (type == "integer") oid = 23, width = 4;
-  else if (type == "text") oid = 25;
-  else if (type == "timestamptz") oid = 1184, width = -8;  // 8 bytes, from text
-  else return std::nullopt;
+  auto t = binary_type_of(type);
+  if (t.oid == 0) return std::nullopt;
   bool nulls = false;
   size_t size = 20;
   for (auto* v : values) {
     nulls = nulls || !*v;
-    size += 4 + (*v ? (width != 0 ? std::abs(width) : (*v)->size()) : 0);
+    size += binary_size(t, *v);
   }
   std::string out;
   out.reserve(size);
   if (values.empty()) {
     put_be32(out, 0);  // no dimensions
     put_be32(out, 0);
-    put_be32(out, oid);
+    put_be32(out, t.oid);
     return out;
   }
   put_be32(out, 1);  // dimensions
   put_be32(out, nulls ? 1 : 0);
-  put_be32(out, oid);
+  put_be32(out, t.oid);
   put_be32(out, static_cast<uint32_t>(values.size()));
   put_be32(out, 1);  // lower bound
   for (auto* v : values) {
-    if (!*v) {
-      put_be32(out, 0xffffffffu);  // -1: NULL
-      continue;
-    }
-    const std::string& s = **v;
-    int64_t n = 0;
-    switch (width) {
-      case 16:
-        put_be32(out, 16);
-        if (!put_uuid(out, s)) return std::nullopt;
-        break;
-      case 8:
-        if (!parse_int(s, INT64_MIN, INT64_MAX, n)) return std::nullopt;
-        put_be32(out, 8);
-        put_be64(out, static_cast<uint64_t>(n));
-        break;
-      case -8:
-        if (!parse_utc_micros(s, n)) return std::nullopt;
-        put_be32(out, 8);
-        put_be64(out, static_cast<uint64_t>(n));
-        break;
-      case 4:
-        if (!parse_int(s, INT32_MIN, INT32_MAX, n)) return std::nullopt;
-        put_be32(out, 4);
-        put_be32(out, static_cast<uint32_t>(static_cast<int32_t>(n)));
-        break;
-      default:
-        // Text goes as its bytes; PostgreSQL checks the encoding. A NUL
-        // cannot be stored in text: the literal path reports it.
-        if (s.find('\0') != std::string::npos || s.size() > 0x7fffffff) return std::nullopt;
-        put_be32(out, static_cast<uint32_t>(s.size()));
-        out += s;
-    }
+    if (!put_binary(out, t, *v)) return std::nullopt;
   }
   return out;
+}
+
+std::optional<std::string> copy_binary(const table_spec& t, const std::vector<const row*>& rows) {
+  std::vector<binary_type> types;
+  types.reserve(t.columns.size());
+  for (auto& c : t.columns) {
+    types.push_back(binary_type_of(c.type));
+    if (types.back().oid == 0) return std::nullopt;
+  }
+  size_t size = 21;
+  for (auto* r : rows) {
+    size += 2;
+    for (size_t c = 0; c < types.size(); ++c) size += binary_size(types[c], r->values[c]);
+  }
+  std::string out;
+  out.reserve(size);
+  // The signature, then flags and header extension length (both 0).
+  out.append("PGCOPY\n\377\r\n\0", 11);
+  put_be32(out, 0);
+  put_be32(out, 0);
+  auto fields = static_cast<uint16_t>(types.size());
+  for (auto* r : rows) {
+    if (r->values.size() != types.size()) return std::nullopt;
+    out += static_cast<char>(fields >> 8);
+    out += static_cast<char>(fields & 0xff);
+    for (size_t c = 0; c < types.size(); ++c) {
+      if (!put_binary(out, types[c], r->values[c])) return std::nullopt;
+    }
+  }
+  out += '\xff';  // the trailer: a field count of -1
+  out += '\xff';
+  return out;
+}
+
+std::string copy_sql(const table_spec& t) {
+  std::string sql = "COPY " + t.name + " (";
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    if (i > 0) sql += ", ";
+    sql += t.columns[i].name;
+  }
+  return sql + ") FROM STDIN (FORMAT binary)";
 }
 
 std::string write_sql(const table_spec& t, bool fresh) {
@@ -323,7 +388,8 @@ using retry_atom = caf::atom_constant<caf::atom("j_retry")>;
 /// Writes `b` in one transaction. Returns an empty string on success.
 std::string write_batch(pg::connection& conn, const batch& b) {
   // One statement per table, or two: fresh rows (on a first attempt) go
-  // in a plain INSERT, the others in the table's checking statement.
+  // in a binary COPY (or, if a value has no binary form, a plain INSERT),
+  // the others in the table's checking statement.
   struct part {
     const table_spec* table;
     bool fresh;
@@ -342,11 +408,20 @@ std::string write_batch(pg::connection& conn, const batch& b) {
   std::vector<std::string> sqls(parts.size());
   std::vector<pg::params> params(parts.size());
   std::vector<std::vector<int>> binary(parts.size());
+  std::vector<std::string> copies(parts.size());
   std::vector<pg::connection::statement> stmts;
   stmts.reserve(parts.size());
   std::vector<const std::optional<std::string>*> col;
   for (size_t i = 0; i < parts.size(); ++i) {
     auto& t = *parts[i].table;
+    if (parts[i].fresh) {
+      if (auto data = copy_binary(t, parts[i].rows)) {
+        copies[i] = std::move(*data);
+        sqls[i] = copy_sql(t);
+        stmts.push_back({&sqls[i], &params[i], nullptr, &copies[i]});
+        continue;
+      }
+    }
     auto& p = params[i];
     p.reserve(t.columns.size());
     col.reserve(parts[i].rows.size());

@@ -57,11 +57,12 @@ struct row {
   std::vector<std::optional<std::string>> values;
   /// The first image of this row ever handed to the journal (its key was
   /// just minted: a new ledger entry, a new transfer), so the table cannot
-  /// hold it yet. The journal then inserts it without a conflict check
-  /// (a plain INSERT, not ON CONFLICT, whose speculative insertion costs
-  /// PostgreSQL about a quarter more per row) on a batch's first attempt;
-  /// retries, whose first attempt may have committed, check. A row wrongly
-  /// marked fresh costs its batch one failed attempt, never a wrong write.
+  /// hold it yet. The journal then writes it without a conflict check (a
+  /// binary COPY, or a plain INSERT if a value has no binary form; not ON
+  /// CONFLICT, whose speculative insertion costs PostgreSQL about a quarter
+  /// more per row) on a batch's first attempt; retries, whose first attempt
+  /// may have committed, check. A row wrongly marked fresh costs its batch
+  /// one failed attempt, never a wrong write.
   /// Ignored for update_versioned tables.
   bool fresh = false;
 };
@@ -166,9 +167,17 @@ std::string array_literal(const std::vector<const std::optional<std::string>*>& 
 std::optional<std::string> binary_array(const std::string& type,
                                         const std::vector<const std::optional<std::string>*>& values);
 
+/// Returns `rows` of `t` as the data of a binary `COPY … FROM STDIN`
+/// (PostgreSQL's binary COPY format, values framed as in binary_array), or
+/// nullopt if a column's type or a value has no binary form here.
+std::optional<std::string> copy_binary(const table_spec& t, const std::vector<const row*>& rows);
+
+/// Returns `COPY t (columns) FROM STDIN (FORMAT binary)`.
+std::string copy_sql(const table_spec& t);
+
 /// Returns the statement that writes rows of `t` from one array per column;
 /// for `fresh` rows of an upsert_versioned or insert_once table, a plain
-/// INSERT (see row::fresh).
+/// INSERT (see row::fresh; used for fresh rows that copy_binary cannot frame).
 std::string write_sql(const table_spec& t, bool fresh = false);
 
 /// Returns the coalescing key of `r`: its table and key columns.

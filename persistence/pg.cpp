@@ -1,6 +1,7 @@
 // Implements the libpq connection wrapper and the thread-owned pool.
 #include "persistence/pg.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <libpq-fe.h>
@@ -172,25 +173,63 @@ result connection::transaction(const std::vector<statement>& stmts, size_t* fail
   // Statements are prepared first (once per connection, outside the
   // pipeline). One that cannot be (the bound is reached, or the server
   // refuses it) goes unprepared inside the transaction, like the others:
-  // the server then reports its error in its place.
+  // the server then reports its error in its place. COPYs are not
+  // prepared.
   std::vector<const std::string*> names;
   names.reserve(stmts.size());
   for (auto& st : stmts) {
+    if (st.copy_data != nullptr) {
+      names.push_back(nullptr);
+      continue;
+    }
     auto& name = prepared_name(*st.sql, st.p->size());
     names.push_back(name.empty() ? nullptr : &name);
   }
+  // Pipelines of the statements between COPYs; BEGIN goes with the first,
+  // COMMIT with the last.
+  auto outcome = step::ok;
+  size_t from = 0;
+  bool begun = false;
+  while (outcome == step::ok) {
+    size_t to = from;
+    while (to < stmts.size() && stmts[to].copy_data == nullptr) ++to;
+    bool last = to == stmts.size();
+    if (!begun || to > from || last) {
+      outcome = pipeline(stmts, names, from, to, !begun, last, r, failed_at);
+      begun = true;
+    }
+    if (last || outcome != step::ok) break;
+    outcome = copy_in(stmts[to], r);
+    if (outcome != step::ok) failed_at = to;
+    from = to + 1;
+  }
+  if (outcome == step::broken) {
+    reset();  // the outcome is unknown to us
+  } else if (outcome == step::failed) {
+    // A failed statement left the transaction block aborted: end it.
+    auto rb = PQexec(conn_, "ROLLBACK");
+    bool ok = rb != nullptr && PQresultStatus(rb) == PGRES_COMMAND_OK;
+    PQclear(rb);
+    if (!ok) reset();
+  }
+  return r;
+}
+
+connection::step connection::pipeline(const std::vector<statement>& stmts,
+                                      const std::vector<const std::string*>& names, size_t from,
+                                      size_t to, bool begin, bool commit, result& r,
+                                      size_t& failed_at) {
   if (PQenterPipelineMode(conn_) != 1) {
     take_error(nullptr, r);
-    reset();
-    return r;
+    return step::broken;
   }
   std::vector<const char*> values;
   std::vector<int> lengths;
   auto send_plain = [this](const char* sql) {
     return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
   };
-  bool sent = send_plain("BEGIN");
-  for (size_t i = 0; sent && i < stmts.size(); ++i) {
+  bool sent = !begin || send_plain("BEGIN");
+  for (size_t i = from; sent && i < to; ++i) {
     values.clear();
     lengths.clear();
     for (auto& v : *stmts[i].p) {
@@ -205,14 +244,14 @@ result connection::transaction(const std::vector<statement>& stmts, size_t* fail
               : PQsendQueryParams(conn_, stmts[i].sql->c_str(), n, nullptr, values.data(), sizes,
                                   formats, 0)) == 1;
   }
-  sent = sent && send_plain("COMMIT") && PQpipelineSync(conn_) == 1;
+  sent = sent && (!commit || send_plain("COMMIT")) && PQpipelineSync(conn_) == 1;
   if (!sent) {
     take_error(nullptr, r);
-    reset();  // part of the pipeline may have gone out: start over
-    return r;
+    return step::broken;  // part of the pipeline may have gone out: start over
   }
   // One result per statement (each followed by a NULL), then the sync.
-  size_t expected = stmts.size() + 2;
+  size_t first = begin ? 1 : 0;  // results before the statements'
+  size_t expected = (to - from) + first + (commit ? 1 : 0);
   size_t seen = 0;
   bool synced = false;
   while (!synced) {
@@ -229,25 +268,53 @@ result connection::transaction(const std::vector<statement>& stmts, size_t* fail
       if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && r.error.empty()) {
         take_error(res, r);  // the first error; what follows it was skipped
         // Results come in order: BEGIN, the statements, COMMIT.
-        failed_at = seen >= 2 && seen - 2 < stmts.size() ? seen - 2 : stmts.size();
+        failed_at = seen > first && seen - first - 1 < to - from ? from + seen - first - 1
+                                                                  : stmts.size();
       }
     }
     PQclear(res);
   }
   if (!synced || seen != expected) {
     if (r.error.empty()) take_error(nullptr, r);
-    reset();  // the outcome is unknown to us
-    return r;
+    return step::broken;
   }
   PQexitPipelineMode(conn_);
-  if (!r.ok()) {
-    // A failed statement left the transaction block aborted: end it.
-    auto rb = PQexec(conn_, "ROLLBACK");
-    bool ok = rb != nullptr && PQresultStatus(rb) == PGRES_COMMAND_OK;
-    PQclear(rb);
-    if (!ok) reset();
+  return r.ok() ? step::ok : step::failed;
+}
+
+connection::step connection::copy_in(const statement& st, result& r) {
+  PGresult* res = PQexec(conn_, st.sql->c_str());
+  if (res == nullptr || PQresultStatus(res) != PGRES_COPY_IN) {
+    take_error(res, r);
+    PQclear(res);
+    return PQstatus(conn_) == CONNECTION_OK ? step::failed : step::broken;
   }
-  return r;
+  PQclear(res);
+  auto& data = *st.copy_data;
+  bool sent = true;
+  // In pieces: PQputCopyData takes an int length.
+  constexpr size_t piece = 1 << 20;
+  for (size_t at = 0; sent && at < data.size(); at += piece) {
+    auto n = std::min(piece, data.size() - at);
+    sent = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
+  }
+  if (!sent || PQputCopyEnd(conn_, nullptr) != 1) {
+    take_error(nullptr, r);
+    return step::broken;
+  }
+  auto outcome = step::ok;
+  while ((res = PQgetResult(conn_)) != nullptr) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && r.ok()) {
+      take_error(res, r);
+      outcome = step::failed;
+    }
+    PQclear(res);
+  }
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    if (r.ok()) take_error(nullptr, r);
+    return step::broken;
+  }
+  return outcome;
 }
 
 pool::pool(std::string conninfo, int size, std::chrono::milliseconds connect_timeout,

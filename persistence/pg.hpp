@@ -50,16 +50,20 @@ public:
 
   /// One statement of a transaction(). `binary`, if given, marks the
   /// parameters sent in PostgreSQL's binary format (one flag each; their
-  /// bytes may hold NULs); the others are text.
+  /// bytes may hold NULs); the others are text. With `copy_data`, `sql` is
+  /// a `COPY … FROM STDIN` (no parameters) and these bytes are its data.
   struct statement {
     const std::string* sql;
     const params* p;
     const std::vector<int>* binary = nullptr;
+    const std::string* copy_data = nullptr;
   };
 
-  /// Runs `stmts` in one transaction, sent in one go (libpq's pipeline
-  /// mode: BEGIN, the statements and COMMIT in one round trip instead of
-  /// one each). Returns the first error, or an empty result on success. On
+  /// Runs `stmts` in one transaction, sent in as few round trips as
+  /// libpq allows: BEGIN, the statements and COMMIT go in one pipeline
+  /// (libpq's pipeline mode), except that a COPY cannot be pipelined and
+  /// takes two round trips of its own between the pipelines before and
+  /// after it. Returns the first error, or an empty result on success. On
   /// an error nothing is committed, and the connection is dropped if the
   /// outcome is unknown (the next call reconnects). `failed`, if given, is
   /// set to the index of the statement that failed (stmts.size() if it was
@@ -79,6 +83,15 @@ private:
   const std::string& prepared_name(const std::string& sql, size_t nparams);
   /// Fills r.error (and sqlstate) from `res` or the connection.
   void take_error(pg_result* res, result& r);
+  /// How a part of transaction() ended.
+  enum class step { ok, failed, broken };
+  /// Sends BEGIN (if `begin`), stmts[from, to) (none a COPY) and COMMIT
+  /// (if `commit`) in one pipeline and reads their results.
+  step pipeline(const std::vector<statement>& stmts,
+                const std::vector<const std::string*>& names, size_t from, size_t to,
+                bool begin, bool commit, result& r, size_t& failed_at);
+  /// Runs one COPY … FROM STDIN with its data.
+  step copy_in(const statement& st, result& r);
 
   std::string conninfo_;
   std::chrono::milliseconds connect_timeout_;

@@ -119,7 +119,12 @@ TEST_CASE("every column type arrives as written: binary arrays and literals, NUL
       opt{""}, opt{}, opt{"1"}}},
     {&kinds, 1, {opt{"ffffffff-ffff-ffff-ffff-ffffffffffff"}, opt{}, opt{}, opt{}, opt{}, opt{"1"}}},
   };
+  bool fresh = false;
+  SUBCASE("in the checking statement's arrays") {}
+  SUBCASE("fresh, in a binary COPY") { fresh = true; }
+  for (auto& x : rows) x.fresh = fresh;
   REQUIRE(f.write(rows, true));
+  CHECK(f.stats().failures == 0);
   auto r = run(*f.db, "SELECT id, big, small, words, "
                       "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS'), version "
                       "FROM kinds ORDER BY id");
@@ -147,6 +152,23 @@ TEST_CASE("every column type arrives as written: binary arrays and literals, NUL
   r = run(*f.db, "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') FROM kinds "
                  "WHERE id = '00000000-0000-0000-0000-000000000001'");
   CHECK(r.value(0, 0) == "2024-02-29 23:59:59.999");
+  // So does a fresh row's: its part of the batch goes in a plain INSERT
+  // with literals instead of a binary COPY.
+  journal::row odd{&kinds, 1,
+                   {opt{"00000000-0000-0000-0000-000000000002"}, opt{"5"}, opt{}, opt{},
+                    opt{"2024-03-01 00:00:00+00"}, opt{"1"}}};
+  journal::row plain{&kinds, 1,
+                     {opt{"00000000-0000-0000-0000-000000000003"}, opt{"6"}, opt{}, opt{}, opt{},
+                      opt{"1"}}};
+  odd.fresh = plain.fresh = true;
+  REQUIRE(f.write({odd}, false));
+  REQUIRE(f.write({plain}, true));
+  r = run(*f.db, "SELECT big, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM kinds "
+                 "WHERE big IN (5, 6) ORDER BY big");
+  REQUIRE(r.rows.size() == 2);
+  CHECK(r.value(0, 1) == "2024-03-01");
+  CHECK(r.value(1, 0) == "6");
+  CHECK(f.stats().failures == 0);
 }
 
 TEST_CASE("an older image never overwrites a newer one, within a batch or across batches") {

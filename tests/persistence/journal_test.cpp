@@ -181,3 +181,31 @@ TEST_CASE("a row stays fresh only while its first image is in the batch") {
     CHECK_FALSE(next.retried());
   }
 }
+
+TEST_CASE("fresh rows are framed for a binary COPY; a value without a binary form is not") {
+  CHECK(copy_sql(appended()) == "COPY events (id, what) FROM STDIN (FORMAT binary)");
+  auto bytes = [](std::initializer_list<int> xs) {
+    std::string s;
+    for (int x : xs) s += static_cast<char>(x);
+    return s;
+  };
+  row e{&appended(), 0, {std::string{"00010203-0405-0607-0809-0a0b0c0d0e0f"}, std::nullopt}, true};
+  row f{&appended(), 0, {std::string{"00010203-0405-0607-0809-0a0b0c0d0e10"}, std::string{"hi"}}};
+  auto data = copy_binary(appended(), {&e, &f});
+  REQUIRE(data);
+  // Signature, flags, extension length; per row its field count, then each
+  // field's length (-1: NULL) and bytes; then -1.
+  CHECK(*data == std::string("PGCOPY\n\377\r\n\0", 11) + bytes({0, 0, 0, 0, 0, 0, 0, 0}) +
+                   bytes({0, 2, 0, 0, 0, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                          0xff, 0xff, 0xff, 0xff}) +
+                   bytes({0, 2, 0, 0, 0, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16,
+                          0, 0, 0, 2, 'h', 'i'}) +
+                   bytes({0xff, 0xff}));
+  CHECK(copy_binary(appended(), {})->size() == 21);
+  row bad{&appended(), 0, {std::string{"not-a-uuid"}, std::string{"x"}}};
+  CHECK_FALSE(copy_binary(appended(), {&e, &bad}));
+  static const table_spec money{"money", {{"id", "uuid"}, {"amount", "numeric"}}, {0}, 0,
+                                write_mode::insert_once};
+  row m{&money, 0, {std::string{"00010203-0405-0607-0809-0a0b0c0d0e0f"}, std::string{"1.5"}}};
+  CHECK_FALSE(copy_binary(money, {&m}));
+}
