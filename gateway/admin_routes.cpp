@@ -12,6 +12,7 @@
 #include "persistence/journal.hpp"
 #include "persistence/pg.hpp"
 #include "supervisors/supervisor.hpp"
+#include "common/ids.hpp"
 #include "common/registry.hpp"
 
 namespace gm::gateway {
@@ -105,7 +106,8 @@ void inspect_actor(caf::event_based_actor* self, api_context_ptr ctx, request& r
                    respond_fn respond) {
   caf::actor shard;
   if (!with_shard(self, rq, respond, shard)) return;
-  self->request(shard, ctx->request_timeout, actors::inspect_atom::value, rq.path_params.at("id"))
+  self->request(shard, ctx->request_timeout, actors::inspect_atom::value,
+                lower_uuid(rq.path_params.at("id")))
     .then([respond](actors::entity_info& i) { respond(json_response(200, info_json(i, true).dump())); },
           [respond](caf::error& e) {
             respond(e == caf::sec::invalid_argument ? no_entity() : unavailable("the actor did not answer"));
@@ -117,7 +119,7 @@ actor_handler control(api_context_ptr ctx) {
   return [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
     caf::actor shard;
     if (!with_shard(self, rq, respond, shard)) return;
-    self->request(shard, ctx->request_timeout, Atom::value, rq.path_params.at("id"))
+    self->request(shard, ctx->request_timeout, Atom::value, lower_uuid(rq.path_params.at("id")))
       .then(
         [respond](bool live) {
           if (!live) {

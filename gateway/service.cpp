@@ -10,6 +10,8 @@
 
 #include <strings.h>
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
@@ -71,6 +73,14 @@ void authenticate(const api_context& ctx, call& c, token_cache& cache) {
   auto header = c.rq.header("Authorization");
   if (header.empty()) {
     c.auth_error = "missing access token";
+    return;
+  }
+  // Two credentials: which one the client meant is anyone's guess.
+  auto given = std::count_if(c.rq.headers.begin(), c.rq.headers.end(), [](const auto& h) {
+    return strcasecmp(h.first.c_str(), "Authorization") == 0;
+  });
+  if (given > 1) {
+    c.auth_error = "send one Authorization header, not several";
     return;
   }
   if (header.size() < 7 || strncasecmp(header.c_str(), "Bearer ", 7) != 0) {

@@ -52,13 +52,19 @@ constexpr int64_t max_amount = INT64_MAX;
 /// returns nullopt if it is malformed.
 std::optional<std::string> idempotency_key(const request& rq, const respond_fn& respond) {
   auto key = rq.header("Idempotency-Key");
-  bool given = std::any_of(rq.headers.begin(), rq.headers.end(), [](const auto& h) {
+  auto given = std::count_if(rq.headers.begin(), rq.headers.end(), [](const auto& h) {
     return strcasecmp(h.first.c_str(), "Idempotency-Key") == 0;
   });
+  // Two keys: which one the client meant is anyone's guess.
+  if (given > 1) {
+    respond(problem(400, "invalid-idempotency-key", "Bad Request",
+                    "send one Idempotency-Key header, not several"));
+    return std::nullopt;
+  }
   bool printable = std::all_of(key.begin(), key.end(),
                                [](char c) { return c > 0x20 && c < 0x7f; });
   // A header sent empty is a malformed key, not "no key": the client meant one.
-  if ((given && key.empty()) || key.size() > 255 || !printable) {
+  if ((given == 1 && key.empty()) || key.size() > 255 || !printable) {
     respond(problem(400, "invalid-idempotency-key", "Bad Request",
                     "Idempotency-Key must be 1 to 255 printable ASCII characters"));
     return std::nullopt;

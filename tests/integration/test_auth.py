@@ -11,8 +11,8 @@ import time
 import unittest
 import uuid
 
-from harness import (PG_URL, Node, NodeTestCase, RedisServer, json_body, main, psql, request,
-                     wait_for)
+from harness import (PG_URL, Node, NodeTestCase, RedisServer, json_body, main, psql,
+                     raw_exchange, request, wait_for)
 
 SECRET = "integration-test-secret-0123456789abcdef"
 ADMIN_PHONE = "+254799000001"
@@ -182,6 +182,12 @@ class AuthTest(NodeTestCase):
             self.assertEqual(doc["status"], 401, name)
         # A token forged with the real secret is accepted: the check is the signature.
         self.assertEqual(self.api.call("GET", "/api/v1/users/me", token=forge(claims))[0], 200)
+        # Two Authorization headers are refused, even if the first is good:
+        # which one the client meant is anyone's guess.
+        out = raw_exchange(self.node.port, (
+            "GET /api/v1/users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Authorization: Bearer not.a.token\r\nConnection: close\r\n\r\n" % token).encode())
+        self.assertRegex(out.decode(), r"^HTTP/1\.1 401 ")
 
     def test_a_token_that_worked_is_refused_once_it_expires(self):
         _, _, doc = self.api.register()
