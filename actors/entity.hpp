@@ -27,16 +27,17 @@ typename Inspector::result_type inspect(Inspector& f, entity_ref& x) {
   return f(caf::meta::type_name("gm_entity_ref"), x.type, x.id);
 }
 
-/// What went wrong, in domain terms; the gateway maps these to HTTP.
+/// What went wrong, in domain terms; the gateway maps these to HTTP. The
+/// values are stored (idempotency_keys.error_code): never renumber them.
 enum class errc : int32_t {
   ok = 0,
-  not_found,           // no such entity
-  invalid,             // breaks a rule (e.g. transfer to oneself, overflow)
-  insufficient_funds,  // the balance does not cover it
-  conflict,            // state conflict
-  in_progress,         // the same idempotency key is still being handled
-  key_reused,          // the same idempotency key with a different body
-  unavailable,         // try again shortly (journal full, database down)
+  not_found = 1,           // no such entity
+  invalid = 2,             // breaks a rule (e.g. transfer to oneself, overflow)
+  insufficient_funds = 3,  // the balance does not cover it
+  conflict = 4,            // state conflict
+  in_progress = 5,         // the same idempotency key is still being handled
+  key_reused = 6,          // the same idempotency key with a different body
+  unavailable = 7,         // try again shortly (journal full, database down)
 };
 
 const char* to_string(errc x);

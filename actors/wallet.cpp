@@ -59,7 +59,7 @@ const journal::table_spec& idempotency_table() {
   static const journal::table_spec t{
     "idempotency_keys",
     {{"user_id", "uuid"}, {"key", "text"}, {"request_hash", "text"}, {"status", "integer"},
-     {"response", "text"}, {"created_at", "timestamptz"}},
+     {"response", "text"}, {"created_at", "timestamptz"}, {"error_code", "integer"}},
     {0, 1}, 0, journal::write_mode::insert_once};
   return t;
 }
@@ -109,6 +109,7 @@ struct key_entry {
   std::string hash;
   bool done = false;
   int32_t status = 0;
+  int32_t code = 0;  // errc of a refusal; then `body` holds its detail
   std::string body;
   int64_t version = 0;
 };
@@ -286,6 +287,8 @@ void answer_repeat(const key_entry& k, const std::string& hash, caf::response_pr
   } else if (k.hash != hash) {
     rp.deliver(fail(errc::key_reused,
                     "this Idempotency-Key was used for a different request"));
+  } else if (k.code != 0) {
+    rp.deliver(fail(static_cast<errc>(k.code), k.body));
   } else {
     auto r = success(k.body, k.version);
     r.status_hint = k.status;
@@ -310,14 +313,52 @@ void key_done(wallet_actor* self, const std::string& key, const std::string& bod
   k.version = version;
 }
 
-/// A key's row, written once, with the key's first answer: fresh, since
-/// with_key found the key neither in this activation nor in PostgreSQL
-/// (which holds every earlier activation's rows: activation waits for the
-/// journal).
-journal::row key_row(const state& st, const std::string& key, const std::string& body) {
-  return {&idempotency_table(), 0,
-          {st.core.id, key, st.x->keys.at(key).hash, std::string{"201"}, body, now_rfc3339()},
+/// A key's row, written once, with the key's first answer (a 201 and its
+/// body, or a refusal's `code` and detail): fresh, since with_key found the
+/// key neither in this activation nor in PostgreSQL (which holds every
+/// earlier activation's rows: activation waits for the journal).
+journal::row key_row(const state& st, const std::string& key, const std::string& body,
+                     errc code = errc::ok) {
+  bool ok = code == errc::ok;
+  return {&idempotency_table(),
+          0,
+          {st.core.id, key, st.x->keys.at(key).hash, std::string{ok ? "201" : "0"}, body,
+           now_rfc3339(), std::to_string(static_cast<int32_t>(code))},
           true};
+}
+
+/// Answers a refusal that the wallet's state decided (the funds, the
+/// receiver's existence or balance). The same request may succeed later,
+/// so a keyed refusal is bound to its key first (durably, then answered):
+/// a repeat gets the first answer and changes nothing (API.md), even after
+/// a deposit. Refusals that say nothing of the request (journal full,
+/// database down) release the key instead: a repeat is tried again.
+void refuse(wallet_actor* self, const std::string& key, errc code, std::string detail,
+            caf::response_promise rp) {
+  auto& st = self->state;
+  if (key.empty()) {
+    rp.deliver(fail(code, std::move(detail)));
+    return;
+  }
+  if (!actors::journal_accepting(*st.env->gate)) {
+    release_key(self, key);
+    rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
+    return;
+  }
+  std::vector<journal::row> rows{key_row(st, key, detail, code)};
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, key, code, detail, rp](bool ok) mutable {
+                    if (!ok) {
+                      release_key(self, key);
+                      rp.deliver(fail(errc::unavailable, "the change could not be stored"));
+                      return;
+                    }
+                    auto& k = self->state.more().keys[key];
+                    k.done = true;
+                    k.code = static_cast<int32_t>(code);
+                    k.body = detail;
+                    rp.deliver(fail(code, detail));
+                  });
 }
 
 /// Runs `proceed` unless the key answers the request itself: a repeat gets
@@ -346,7 +387,7 @@ void with_key(wallet_actor* self, const std::string& key, const std::string& has
   actors::on_pool(
     self,
     [self, uid, key, hash, rp, proceed, finish](pg::connection& c) mutable -> std::function<void()> {
-      auto r = c.exec("SELECT request_hash, status, response FROM idempotency_keys "
+      auto r = c.exec("SELECT request_hash, status, response, error_code FROM idempotency_keys "
                       "WHERE user_id = $1 AND key = $2",
                       {uid, key});
       return [self, r, key, hash, rp, proceed, finish]() mutable {
@@ -360,6 +401,7 @@ void with_key(wallet_actor* self, const std::string& key, const std::string& has
           k.done = true;
           k.status = std::stoi(r.value(0, 1, "201"));
           k.body = r.value(0, 2);
+          k.code = std::stoi(r.value(0, 3, "0"));
           answer_repeat(k, hash, rp);
         } else {
           proceed();
@@ -391,10 +433,9 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
   auto c = credit ? ledger::can_credit({st.balance, st.escrow}, amount)
                   : ledger::can_debit({st.balance, st.escrow}, amount);
   if (c != ledger::check::ok) {
-    release_key(self, key);
-    rp.deliver(fail(c == ledger::check::insufficient_funds ? errc::insufficient_funds
-                                                           : errc::invalid,
-                    ledger::describe(c)));
+    refuse(self, key,
+           c == ledger::check::insufficient_funds ? errc::insufficient_funds : errc::invalid,
+           ledger::describe(c), rp);
     return;
   }
   st.balance += credit ? amount : -amount;
@@ -547,10 +588,9 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   }
   auto c = ledger::can_debit({st.balance, st.escrow}, amount);
   if (c != ledger::check::ok) {
-    release_key(self, key);
-    rp.deliver(fail(c == ledger::check::insufficient_funds ? errc::insufficient_funds
-                                                           : errc::invalid,
-                    ledger::describe(c)));
+    refuse(self, key,
+           c == ledger::check::insufficient_funds ? errc::insufficient_funds : errc::invalid,
+           ledger::describe(c), rp);
     return;
   }
   st.balance -= amount;
@@ -791,11 +831,11 @@ void on_transfer(wallet_actor* self, std::string to, int64_t amount, std::string
                 [self, to, amount, note, key, rp](entity_reply& r) mutable {
                   if (r.ok()) {
                     reserve(self, to, amount, note, key, rp);
+                  } else if (r.error() == errc::not_found) {
+                    refuse(self, key, errc::not_found, "to_user_id: no such user", rp);
                   } else {
                     release_key(self, key);
-                    rp.deliver(r.error() == errc::not_found
-                                 ? fail(errc::not_found, "to_user_id: no such user")
-                                 : r);
+                    rp.deliver(r);
                   }
                   --self->state.core.busy;
                   actors::finish_if_idle(self, self->state.core);

@@ -285,6 +285,49 @@ class WalletApiTest(NodeTestCase):
         self.assertEqual(empty[0], 400, empty)
         self.assertEqual(json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])["balance"], 70)
 
+    def test_a_refusal_is_bound_to_its_key_and_a_repeat_changes_nothing(self):
+        # API.md: a repeat with the same key and body returns the first
+        # response and changes nothing, even when the balance changed since.
+        user, token = register(self.port)
+        _, other = register(self.port)
+        wallet = lambda: json_body(call(self.port, "GET", "/api/v1/wallet", token)[2])["balance"]
+        key = {"Idempotency-Key": "wd-" + uuid.uuid4().hex}
+        first = call(self.port, "POST", "/api/v1/wallet/withdraw", token, {"amount": 50}, key)
+        self.assertEqual(first[0], 409, first)
+        call(self.port, "POST", "/api/v1/wallet/deposit", token, {"amount": 500})
+        again = call(self.port, "POST", "/api/v1/wallet/withdraw", token, {"amount": 50}, key)
+        self.assertEqual(again[0], 409, again)
+        self.assertEqual(json_body(again[2])["type"], json_body(first[2])["type"])
+        self.assertEqual(wallet(), 500)
+        # A transfer to nobody binds its key too: the same key with a real
+        # receiver is another request (422), not a transfer.
+        tkey = {"Idempotency-Key": "tr-" + uuid.uuid4().hex}
+        nobody = call(self.port, "POST", "/api/v1/wallet/transfer", token,
+                      {"to_user_id": str(uuid.uuid4()), "amount": 5}, tkey)
+        self.assertEqual(nobody[0], 404, nobody)
+        real = call(self.port, "POST", "/api/v1/wallet/transfer", token,
+                    {"to_user_id": register(self.port)[0], "amount": 5}, tkey)
+        self.assertEqual(real[0], 422, real)
+        # After passivation the refusals are found in PostgreSQL.
+        self.assertTrue(wait_for(lambda: psql(
+            self.node.pg_url, "SELECT count(*) FROM idempotency_keys WHERE user_id = '%s' "
+            "AND status = 0 AND error_code <> 0" % user)[0][0] == "2", 5, 0.1))
+        time.sleep(1.2)
+        later = call(self.port, "POST", "/api/v1/wallet/withdraw", token, {"amount": 50}, key)
+        self.assertEqual((later[0], json_body(later[2])["detail"]),
+                         (409, json_body(first[2])["detail"]))
+        self.assertEqual(wallet(), 500)
+        # A refusal that says nothing of the request is not bound: a
+        # malformed or doubled key is refused before any wallet sees it.
+        raw = ("POST /api/v1/wallet/deposit HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+               "Idempotency-Key: a\r\nIdempotency-Key: b\r\n"
+               "Content-Length: 13\r\nConnection: close\r\n\r\n{\"amount\": 1}" % token)
+        out = raw_exchange(self.port, raw.encode()).decode()
+        self.assertRegex(out, r"^HTTP/1\.1 400 ", out)
+        self.assertIn("invalid-idempotency-key", out)
+        self.assertEqual(wallet(), 500)
+
     def test_concurrent_repeats_of_one_key_create_one_transaction(self):
         _, token = register(self.port)
         key = {"Idempotency-Key": "burst-" + uuid.uuid4().hex}
@@ -312,6 +355,9 @@ class WalletApiTest(NodeTestCase):
         self.assertEqual(status, 200, data)
         before = json_body(data)
         self.assertEqual(before["state"]["balance"], 4242)
+        # A UUID written in capitals names the same actor.
+        self.assertEqual(call(self.port, "GET", "/api/v1/admin/actors/wallet/" + user.upper(),
+                              admin)[0], 200)
         status, _, _ = call(self.port, "POST",
                             "/api/v1/admin/actors/wallet/%s/kill" % user, admin)
         self.assertEqual(status, 202)
