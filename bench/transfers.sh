@@ -95,10 +95,23 @@ journal_rows() {
     /^gigmesh_journal_batch_rows_count/ {c=$2} END {print s + 0, c + 0}'
 }
 
+# Before every measured run, either side's: vacuum the tables both write
+# and checkpoint, so that each run starts from the same state of the
+# database. Runs follow each other faster than autovacuum wakes up (once a
+# minute), so without it each run inherited the dead row versions of the
+# ones before (the wallets table takes about 100,000 updates per run), and
+# PostgreSQL's CPU per transfer rose from run to run on both sides (for the
+# baseline from 254 to 386 us over three rounds).
+settle_db() {
+  psql "$BENCH_PG_URL" -qX -c "VACUUM (ANALYZE) wallets, transfers, ledger_entries" \
+    -c "CHECKPOINT" >/dev/null
+}
+
 # One REST run of $2 seconds with $1 clients on the running node; sets
 # rps, p99, cpu (node + PostgreSQL per transfer) and rows (per batch).
 rest_run() {
   local js0 jc0 js1 jc1 n0 n1 p0 p1 n
+  settle_db
   read -r js0 jc0 < <(journal_rows)
   n0=$(bench_cpu_ticks "${bench_pids[0]}"); p0=$(bench_pg_ticks)
   read -r rps p99 < <(bench_wrk -t2 -c"$1" -d"$2s" -s "$lua" "$base/")
@@ -112,6 +125,7 @@ rest_run() {
 # One baseline run with a pool of $1; sets rps, p50, p99, failed, cpu.
 base_run() {
   local p2 p3 n
+  settle_db
   p2=$(bench_pg_ticks)
   read -r rps p50 p99 failed < <("$GM_ROOT/build/release/bench/pg_transfer_baseline" \
     "$BENCH_PG_URL" "$secs" "$1" "$ids")
