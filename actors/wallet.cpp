@@ -59,8 +59,9 @@ const journal::table_spec& idempotency_table() {
   static const journal::table_spec t{
     "idempotency_keys",
     {{"user_id", "uuid"}, {"key", "text"}, {"request_hash", "text"}, {"status", "integer"},
-     {"response", "text"}, {"created_at", "timestamptz"}, {"error_code", "integer"}},
-    {0, 1}, 0, journal::write_mode::insert_once};
+     {"response", "text"}, {"created_at", "timestamptz"}, {"error_code", "integer"},
+     {"version", "bigint"}},
+    {0, 1}, 7, journal::write_mode::upsert_versioned};
   return t;
 }
 
@@ -313,19 +314,20 @@ void key_done(wallet_actor* self, const std::string& key, const std::string& bod
   k.version = version;
 }
 
-/// A key's row, written once, with the key's first answer (a 201 and its
-/// body, or a refusal's `code` and detail): fresh, since with_key found the
-/// key neither in this activation nor in PostgreSQL (which holds every
-/// earlier activation's rows: activation waits for the journal).
+/// A key's row with the key's answer (a 201 and its body, or a refusal's
+/// `code` and detail). Version 1 is the first answer: fresh, since with_key
+/// found the key neither in this activation nor in PostgreSQL (which holds
+/// every earlier activation's rows: activation waits for the journal).
+/// Version 2 replaces it when a transfer answered 201 at its reserve is
+/// reversed instead (see reverse).
 journal::row key_row(const state& st, const std::string& key, const std::string& body,
-                     errc code = errc::ok) {
+                     errc code = errc::ok, int64_t version = 1) {
   bool ok = code == errc::ok;
-  return {&idempotency_table(),
-          0,
+  return {&idempotency_table(), version,
           journal::make_values(st.core.id, key, st.x->keys.at(key).hash,
                                std::string{ok ? "201" : "0"}, body, now_rfc3339(),
-                               std::to_string(static_cast<int32_t>(code))),
-          true};
+                               std::to_string(static_cast<int32_t>(code)), num(version)),
+          version == 1};
 }
 
 /// Answers a refusal that the wallet's state decided (the funds, the
@@ -530,10 +532,15 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
   auto rows = journal::make_rows(
     wallet_row(st), entry_row(st, e),
     transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "reversed", v_final, s.created_at));
+  // The client gets the receiver's refusal, so that is the key's answer
+  // now, replacing the reserve's 201. (A saga resumed after a restart does
+  // not know its key; its client got no answer.)
+  bool keyed = !s.key.empty() && st.x->keys.count(s.key) > 0;
+  if (keyed) rows.push_back(key_row(st, s.key, why.detail, why.error(), 2));
   auto version = st.core.version;
   auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
-                  [self, tid, why, version, event](bool ok) mutable {
+                  [self, tid, why, version, event, keyed](bool ok) mutable {
                     auto& s = self->state.more().sagas.at(tid);
                     if (s.client) {
                       s.client->deliver(ok ? why
@@ -546,6 +553,12 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
                       return;
                     }
                     on_reserved(self, s);
+                    if (keyed) {
+                      auto& k = self->state.more().keys[s.key];
+                      k.status = 0;
+                      k.code = why.code;
+                      k.body = why.detail;
+                    }
                     publish_updated(self, event, version);
                     end_saga(self, tid);
                   });

@@ -308,14 +308,34 @@ class WalletApiTest(NodeTestCase):
         real = call(self.port, "POST", "/api/v1/wallet/transfer", token,
                     {"to_user_id": register(self.port)[0], "amount": 5}, tkey)
         self.assertEqual(real[0], 422, real)
+        # A transfer the receiver refuses after the reserve (its balance would
+        # overflow) is reversed and answered 422; its key keeps that answer,
+        # not the reserve's 201.
+        full, full_token = register(self.port)
+        self.assertEqual(call(self.port, "POST", "/api/v1/wallet/deposit", full_token,
+                              {"amount": 9223372036854775807})[0], 201)
+        okey = {"Idempotency-Key": "of-" + uuid.uuid4().hex}
+        body = {"to_user_id": full, "amount": 7}
+        refused = call(self.port, "POST", "/api/v1/wallet/transfer", token, body, okey)
+        self.assertEqual(refused[0], 422, refused)
+        again = call(self.port, "POST", "/api/v1/wallet/transfer", token, body, okey)
+        self.assertEqual((again[0], json_body(again[2])["detail"]),
+                         (422, json_body(refused[2])["detail"]))
+        self.assertEqual(wallet(), 500)
         # After passivation the refusals are found in PostgreSQL.
         self.assertTrue(wait_for(lambda: psql(
             self.node.pg_url, "SELECT count(*) FROM idempotency_keys WHERE user_id = '%s' "
-            "AND status = 0 AND error_code <> 0" % user)[0][0] == "2", 5, 0.1))
+            "AND status = 0 AND error_code <> 0" % user)[0][0] == "3", 5, 0.1))
+        self.assertEqual(psql(self.node.pg_url, "SELECT version FROM idempotency_keys WHERE "
+                              "user_id = '%s' AND key = '%s'" % (user, okey["Idempotency-Key"])),
+                         [["2"]])
         time.sleep(1.2)
         later = call(self.port, "POST", "/api/v1/wallet/withdraw", token, {"amount": 50}, key)
         self.assertEqual((later[0], json_body(later[2])["detail"]),
                          (409, json_body(first[2])["detail"]))
+        self.assertEqual(wallet(), 500)
+        later = call(self.port, "POST", "/api/v1/wallet/transfer", token, body, okey)
+        self.assertEqual(later[0], 422, later)
         self.assertEqual(wallet(), 500)
         # A refusal that says nothing of the request is not bound: a
         # malformed or doubled key is refused before any wallet sees it.
