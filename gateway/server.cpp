@@ -33,6 +33,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -481,6 +482,7 @@ private:
     clock::time_point start;
     std::string request_id;
     http::response<http::string_body> res;
+    std::string wire;  // res, serialized (wire_bytes)
   };
 
   /// RFC 9112 9.3.2: only safe requests may be handled in parallel. A
@@ -766,7 +768,35 @@ private:
       // still tells the size the body would have.
       res.body().clear();
     }
+    s->wire = wire_bytes(res);
+    std::string{}.swap(res.body());  // the wire holds it now
     do_write();
+  }
+
+  /// The response as it goes on the wire: Beast decided the fields
+  /// (Content-Length, Connection); one contiguous buffer is cheaper to
+  /// send than Beast's serializer walking a chain of field buffers (about
+  /// a seventh of an io thread's time in the transfer bench).
+  static std::string wire_bytes(const http::response<http::string_body>& res) {
+    auto reason = res.reason();
+    size_t n = 32 + reason.size() + res.body().size();
+    for (auto& f : res) n += f.name_string().size() + f.value().size() + 4;
+    std::string w;
+    w.reserve(n);
+    w += "HTTP/1.1 ";
+    w += std::to_string(res.result_int());
+    w += ' ';
+    w.append(reason.data(), reason.size());
+    w += "\r\n";
+    for (auto& f : res) {
+      w.append(f.name_string().data(), f.name_string().size());
+      w += ": ";
+      w.append(f.value().data(), f.value().size());
+      w += "\r\n";
+    }
+    w += "\r\n";
+    w += res.body();
+    return w;
   }
 
   void do_write() {
@@ -776,7 +806,7 @@ private:
     writing_ = true;
     write_started_ = clock::now();
     auto s = queue_.front();
-    http::async_write(stream_, s->res,
+    asio::async_write(stream_, asio::buffer(s->wire),
                       [self = shared_from_this(), s](beast::error_code ec, size_t) {
                         self->on_write(ec, s);
                       });
