@@ -13,7 +13,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -67,27 +66,6 @@ struct row {
   /// Ignored for update_versioned tables.
   bool fresh = false;
 };
-
-/// Returns `vs` as a row's values, moved in where they are temporaries (a
-/// braced list would copy each: an initializer_list's elements are const).
-template <class... Values>
-std::vector<std::optional<std::string>> make_values(Values&&... vs) {
-  std::vector<std::optional<std::string>> v;
-  v.reserve(sizeof...(vs));
-  (v.emplace_back(std::forward<Values>(vs)), ...);
-  return v;
-}
-
-/// Returns `rs` as a vector, moved in, with room for one more: a braced
-/// list would copy every row (an initializer_list's elements are const),
-/// and entities build a few rows per change on the hot path.
-template <class... Rows>
-std::vector<row> make_rows(Rows&&... rs) {
-  std::vector<row> v;
-  v.reserve(sizeof...(rs) + 1);
-  (v.push_back(std::forward<Rows>(rs)), ...);
-  return v;
-}
 
 enum class durability : uint8_t {
   durable,   // the reply waits until the batch holding the rows has committed
