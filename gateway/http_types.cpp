@@ -3,17 +3,30 @@
 
 #include <strings.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace gm::gateway {
 
+namespace {
+
+bool same_name(const std::string& k, std::string_view name) {
+  return k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0;
+}
+
+} // namespace
+
 std::string request::header(std::string_view name) const {
   for (auto& [k, v] : headers) {
-    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) {
-      return v;
-    }
+    if (same_name(k, name)) return v;
   }
   return {};
+}
+
+size_t request::header_count(std::string_view name) const {
+  return static_cast<size_t>(std::count_if(headers.begin(), headers.end(),
+                                           [name](const auto& h) { return same_name(h.first, name); }));
 }
 
 response problem(int status, std::string_view type, std::string_view title,

@@ -34,6 +34,9 @@ struct request {
   /// Returns the first header named `name` (case-insensitive), or "".
   std::string header(std::string_view name) const;
 
+  /// Returns how many headers are named `name` (case-insensitive).
+  size_t header_count(std::string_view name) const;
+
   /// Returns the query parameter `name`, percent-decoded, or nullopt.
   std::optional<std::string> query_param(std::string_view name) const;
 };

@@ -76,10 +76,7 @@ void authenticate(const api_context& ctx, call& c, token_cache& cache) {
     return;
   }
   // Two credentials: which one the client meant is anyone's guess.
-  auto given = std::count_if(c.rq.headers.begin(), c.rq.headers.end(), [](const auto& h) {
-    return strcasecmp(h.first.c_str(), "Authorization") == 0;
-  });
-  if (given > 1) {
+  if (c.rq.header_count("Authorization") > 1) {
     c.auth_error = "send one Authorization header, not several";
     return;
   }

@@ -3,8 +3,6 @@
 // wallet entity through the router, and maps the entity's reply to HTTP.
 // The transaction list is a read of the ledger (append-only, committed
 // before any 201 went out), so it goes to PostgreSQL directly.
-#include <strings.h>
-
 #include <algorithm>
 
 #include <caf/all.hpp>
@@ -52,9 +50,7 @@ constexpr int64_t max_amount = INT64_MAX;
 /// returns nullopt if it is malformed.
 std::optional<std::string> idempotency_key(const request& rq, const respond_fn& respond) {
   auto key = rq.header("Idempotency-Key");
-  auto given = std::count_if(rq.headers.begin(), rq.headers.end(), [](const auto& h) {
-    return strcasecmp(h.first.c_str(), "Idempotency-Key") == 0;
-  });
+  auto given = rq.header_count("Idempotency-Key");
   // Two keys: which one the client meant is anyone's guess.
   if (given > 1) {
     respond(problem(400, "invalid-idempotency-key", "Bad Request",
