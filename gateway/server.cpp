@@ -481,8 +481,7 @@ private:
     int status = 0;
     clock::time_point start;
     std::string request_id;
-    http::response<http::string_body> res;
-    std::string wire;  // res, serialized (wire_bytes)
+    std::string wire;  // the answer as it goes out (wire_bytes)
   };
 
   /// RFC 9112 9.3.2: only safe requests may be handled in parallel. A
@@ -745,7 +744,7 @@ private:
     }
     s->ready = true;
     s->status = r.status;
-    auto& res = s->res;
+    http::response<http::string_body> res;
     res.version(11);
     res.result(static_cast<unsigned>(r.status));
     res.set(http::field::server, "gigmesh");
@@ -769,7 +768,6 @@ private:
       res.body().clear();
     }
     s->wire = wire_bytes(res);
-    std::string{}.swap(res.body());  // the wire holds it now
     do_write();
   }
 
