@@ -89,6 +89,22 @@ bench_wrk() {
        END {print rps, p99}' <<<"$out"
 }
 
+# Like bench_wrk, counting only 2xx answers: prints "answered_2xx_per_second
+# p99_ms other_answers" (other: wrk's non-2xx/3xx count plus its errors).
+bench_wrk_ok() {
+  local out
+  out=$(wrk --latency "$@")
+  awk '/^Requests\/sec:/ {rps = $2}
+       / requests in / {n = $1}
+       /^  Non-2xx or 3xx responses:/ {bad += $5}
+       /^  Socket errors:/ {for (i = 3; i <= NF; i += 2) {v = $(i + 1); sub(/,/, "", v); bad += v}}
+       $1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000}
+                    else if (v ~ /ms$/) {sub(/ms/, "", v)}
+                    else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; p99 = v}
+       END {ok = (n > 0 ? rps * (n - bad) / n : 0); if (ok < 0) ok = 0
+            printf "%.2f %s %d\n", ok, p99, bad}' <<<"$out"
+}
+
 # CPU time (user + system) in clock ticks of process $1.
 bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

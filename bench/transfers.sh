@@ -2,9 +2,15 @@
 # Durable transfers per second: POST /api/v1/wallet/transfer through REST
 # (JWT, rate limit, wallet entities, the saga, group commit: answered after
 # both legs committed) versus what a service-per-request stack does, one
-# PostgreSQL transaction per transfer (a PL/pgSQL function over libpq, no
-# HTTP at all, at the pool size where it is fastest), against the same
-# PostgreSQL in the same run.
+# PostgreSQL transaction per transfer, against the same PostgreSQL in the
+# same run. Two baselines, each at the pool size where it is fastest:
+# - "PL/pgSQL": the transaction alone, a PL/pgSQL function called over
+#   libpq by a client program, no HTTP at all (the strictest comparison:
+#   no stack that serves phones can be faster than its database alone);
+# - "service": the whole stack, bench/pg_transfer_service.cpp, answering
+#   the same HTTP requests from the same wrk script as the node: Beast on
+#   as many io threads, the node's JWT check, the JSON body read, then the
+#   same PL/pgSQL function on a pool of blocking libpq connections.
 #
 # First a sweep: REST with <connections> clients and with the counts in
 # BENCH_REST_CONNS (default 256: phones are many, and group commit needs
@@ -114,7 +120,7 @@ rest_run() {
   settle_db
   read -r js0 jc0 < <(journal_rows)
   n0=$(bench_cpu_ticks "${bench_pids[0]}"); p0=$(bench_pg_ticks)
-  read -r rps p99 < <(bench_wrk -t2 -c"$1" -d"$2s" -s "$lua" "$base/")
+  read -r rps p99 _ < <(bench_wrk_ok -t2 -c"$1" -d"$2s" -s "$lua" "$base/")
   n1=$(bench_cpu_ticks "${bench_pids[0]}"); p1=$(bench_pg_ticks)
   read -r js1 jc1 < <(journal_rows)
   n=$(awk -v r="$rps" -v s="$2" 'BEGIN {printf "%.0f", r * s}')
@@ -133,6 +139,30 @@ base_run() {
   p3=$(bench_pg_ticks)
   n=$(awk -v r="$rps" -v s="$secs" 'BEGIN {printf "%.0f", r * s}')
   cpu="PostgreSQL $(bench_us_per $((p3 - p2)) "$n") us"
+}
+
+# One run of the whole service-per-request stack with a pool of $1 and $2
+# clients (the same wrk script as REST); sets rps (2xx answers only), p99,
+# bad (other answers), cpu (service + PostgreSQL per transfer).
+svc_run() {
+  local port pid i s0 s1 p0 p1 n
+  port=$(gm_free_port bench-service)
+  "$GM_ROOT/build/release/bench/pg_transfer_service" "$BENCH_PG_URL" "$port" 2 "$1" \
+    "$bench_secret" >"$bench_data/service.log" 2>&1 &
+  pid=$!
+  bench_pids+=("$pid")
+  for ((i = 0; i < 100; i++)); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")" = 200 ] && break
+    sleep 0.1
+  done
+  settle_db
+  s0=$(bench_cpu_ticks "$pid"); p0=$(bench_pg_ticks)
+  read -r rps p99 bad < <(bench_wrk_ok -t2 -c"$2" -d"${secs}s" -s "$lua" "http://127.0.0.1:$port/")
+  s1=$(bench_cpu_ticks "$pid"); p1=$(bench_pg_ticks)
+  kill "$pid" && wait "$pid" 2>/dev/null || true
+  bench_pids=()  # the node is stopped while the service runs
+  n=$(awk -v r="$rps" -v s="$secs" 'BEGIN {printf "%.0f", r * s}')
+  cpu="service $(bench_us_per $((s1 - s0)) "$n") us + PostgreSQL $(bench_us_per $((p1 - p0)) "$n") us"
 }
 
 # The node's CPU per request for one route ($1 label, $2 method, $3 path,
@@ -205,9 +235,20 @@ for pool in $pools; do
   fi
 done
 
+# The whole stack at each pool size, with REST's best client count.
+s_rps=0
+s_all=""
+for pool in ${BENCH_SERVICE_POOLS:-$pools}; do
+  svc_run "$pool" "$r_conns"
+  s_all+="$pool: $rps/s (p99 $p99 ms; $cpu; $bad other answers); "
+  if awk -v a="$rps" -v b="$s_rps" 'BEGIN {exit !(a > b)}'; then
+    s_rps=$rps s_p99=$p99 s_pool=$pool s_cpu=$cpu s_bad=$bad
+  fi
+done
+
 # Alternating rounds at each side's best size.
 rounds=${BENCH_ROUNDS:-3}
-rr=() br=() rounds_all=""
+rr=() br=() sr=() rounds_all=""
 for ((k = 1; k <= rounds; k++)); do
   start_node
   wrk -t2 -c"$r_conns" -d2s -s "$lua" "$base/" >/dev/null  # activates the wallets again
@@ -218,7 +259,11 @@ for ((k = 1; k <= rounds; k++)); do
   sleep 1
   base_run "$b_pool"
   br+=("$rps")
-  rounds_all+="baseline $rps/s (p99 $p99 ms; $cpu), ratio $(awk -v a="${rr[-1]}" -v b="$rps" 'BEGIN {printf "%.2f", a / b}'); "
+  rounds_all+="PL/pgSQL $rps/s (p99 $p99 ms; $cpu), ratio $(awk -v a="${rr[-1]}" -v b="$rps" 'BEGIN {printf "%.2f", a / b}'), "
+  sleep 1
+  svc_run "$s_pool" "$r_conns"
+  sr+=("$rps")
+  rounds_all+="service $rps/s (p99 $p99 ms; $cpu), ratio $(awk -v a="${rr[-1]}" -v b="$rps" 'BEGIN {printf "%.2f", a / b}'); "
 done
 
 echo
@@ -230,17 +275,22 @@ printf '%-58s %12.0f %10.2f\n' "REST POST /wallet/transfer (durable, saga), $con
 printf '%-58s %12.0f %10.2f\n' "REST, best client count ($r_conns)" "$r_rps" "$r_p99"
 printf '%-58s %12.0f %10.2f\n' "PL/pgSQL transfer per transaction, best pool ($b_pool)" \
   "$b_rps" "$b_p99"
-awk -v r="$r_rps" -v b="$b_rps" -v rc="$rc_rps" -v c="$conns" 'BEGIN {
-  printf "ratio REST / per-transaction, each at its best: %.2f (REST with %s clients: %.2f)\n",
-         r / b, c, rc / b}'
-echo "REST answers by status: $statuses; baseline p50 $b_p50 ms, failures $b_failed"
+printf '%-58s %12.0f %10.2f\n' "service: HTTP + JWT + PL/pgSQL, best pool ($s_pool)" \
+  "$s_rps" "$s_p99"
+awk -v r="$r_rps" -v b="$b_rps" -v s="$s_rps" -v rc="$rc_rps" -v c="$conns" 'BEGIN {
+  printf "ratio REST / PL/pgSQL alone, each at its best: %.2f (REST with %s clients: %.2f)\n",
+         r / b, c, rc / b
+  printf "ratio REST / service, each at its best: %.2f\n", r / s}'
+echo "REST answers by status: $statuses; PL/pgSQL p50 $b_p50 ms, failures $b_failed; service other answers $s_bad"
 echo "REST by client count: $r_all"
-echo "baseline by pool size: $b_all"
-echo "CPU per transfer: REST at its best: $r_cpu; per-transaction: $b_cpu"
+echo "PL/pgSQL by pool size: $b_all"
+echo "service by pool size ($r_conns clients): $s_all"
+echo "CPU per transfer: REST at its best: $r_cpu; PL/pgSQL: $b_cpu; service: $s_cpu"
 if ((rounds > 0)); then
-  rm_=$(bench_median "${rr[@]}") bm_=$(bench_median "${br[@]}")
-  echo "alternating rounds ($rounds; REST at $r_conns clients, baseline at a pool of $b_pool): $rounds_all"
-  awk -v r="$rm_" -v b="$bm_" 'BEGIN {
-    printf "medians: REST %.0f, baseline %.0f transfers/s: ratio %.2f\n", r, b, r / b}'
+  rm_=$(bench_median "${rr[@]}") bm_=$(bench_median "${br[@]}") sm_=$(bench_median "${sr[@]}")
+  echo "alternating rounds ($rounds; REST at $r_conns clients, PL/pgSQL at a pool of $b_pool, service at a pool of $s_pool): $rounds_all"
+  awk -v r="$rm_" -v b="$bm_" -v s="$sm_" 'BEGIN {
+    printf "medians: REST %.0f, PL/pgSQL %.0f, service %.0f transfers/s: ratio %.2f to PL/pgSQL alone, %.2f to the service\n",
+           r, b, s, r / b, r / s}'
 fi
 if [ -n "$layers" ]; then echo "node CPU by route (at $r_conns clients): $layers"; fi
