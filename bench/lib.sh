@@ -39,13 +39,8 @@ bench_start_node() {
     GIGMESH_HTTP_HOST=127.0.0.1 GIGMESH_HTTP_PORT="$BENCH_NODE_PORT" GIGMESH_HTTP_THREADS=2 \
     GIGMESH_LOG_LEVEL=warn "$@" "${BENCH_NODE_BIN:-$GM_ROOT/build/release/gigmesh}" >"$bench_data/node.log" 2>&1 &
   bench_pids+=($!)
-  local i
-  for ((i = 0; i < 300; i++)); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BENCH_NODE_PORT/readyz")" = 200 ] &&
-      return 0
-    sleep 0.1
-  done
-  gm_die "the bench node did not become ready: see $bench_data/node.log"
+  bench_wait_ok "http://127.0.0.1:$BENCH_NODE_PORT/readyz" ||
+    gm_die "the bench node did not become ready: see $bench_data/node.log"
 }
 
 # The JWT secret bench nodes are started with, so scripts can mint tokens.
@@ -78,20 +73,10 @@ for uid in open(path).read().split():
 PY
 }
 
-# Prints "requests_per_second p99_ms" for wrk with the given arguments.
-bench_wrk() {
-  local out
-  out=$(wrk --latency "$@")
-  awk '/^Requests\/sec:/ {rps = $2}
-       $1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000}
-                    else if (v ~ /ms$/) {sub(/ms/, "", v)}
-                    else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; p99 = v}
-       END {print rps, p99}' <<<"$out"
-}
-
-# Like bench_wrk, counting only 2xx answers: prints "answered_2xx_per_second
-# p99_ms other_answers" (other: wrk's non-2xx/3xx count plus its errors).
-bench_wrk_ok() {
+# Runs wrk with the given arguments and prints "requests_per_second p99_ms
+# answered_2xx_per_second other_answers" (other: wrk's non-2xx/3xx count
+# plus its socket errors).
+bench_wrk_all() {
   local out
   out=$(wrk --latency "$@")
   awk '/^Requests\/sec:/ {rps = $2}
@@ -102,7 +87,24 @@ bench_wrk_ok() {
                     else if (v ~ /ms$/) {sub(/ms/, "", v)}
                     else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; p99 = v}
        END {ok = (n > 0 ? rps * (n - bad) / n : 0); if (ok < 0) ok = 0
-            printf "%.2f %s %d\n", ok, p99, bad}' <<<"$out"
+            printf "%s %s %.2f %d\n", rps, p99, ok, bad}' <<<"$out"
+}
+
+# Prints "requests_per_second p99_ms" for wrk with the given arguments.
+bench_wrk() { bench_wrk_all "$@" | awk '{print $1, $2}'; }
+
+# Like bench_wrk, counting only 2xx answers: prints "answered_2xx_per_second
+# p99_ms other_answers".
+bench_wrk_ok() { bench_wrk_all "$@" | awk '{print $3, $2, $4}'; }
+
+# Waits up to 30 s until GET $1 answers 200; returns 1 if it never does.
+bench_wait_ok() {
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 # CPU time (user + system) in clock ticks of process $1.

@@ -29,6 +29,7 @@
 
 #include "bench/transfer_function.hpp"
 #include "common/ids.hpp"
+#include "gateway/http_types.hpp"
 #include "gateway/jwt.hpp"
 #include "persistence/pg.hpp"
 
@@ -39,30 +40,20 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+using gm::gateway::json_response;
+using gm::gateway::problem;
+using gm::gateway::response;
+
 struct service {
   gm::gateway::jwt::codec jwt;
   gm::pg::pool db;
 };
 
-struct answer {
-  http::status status;
-  std::string body;
-};
-
-answer problem(http::status status, const std::string& detail) {
-  nlohmann::json j{{"type", "about:blank"},
-                   {"title", std::string{http::obsolete_reason(status)}},
-                   {"status", static_cast<int>(status)},
-                   {"detail", detail}};
-  return {status, j.dump()};
-}
-
 std::string transaction_body(int64_t amount, const std::string& balance, const std::string& to,
                              const std::string& id) {
-  std::string out = "{\"amount\":" + std::to_string(amount) + ",\"balance_after\":" + balance +
+  return "{\"amount\":" + std::to_string(amount) + ",\"balance_after\":" + balance +
                     ",\"counterparty\":\"" + to + "\",\"created_at\":\"" + gm::now_rfc3339() +
                     "\",\"id\":\"" + id + "\",\"reference\":null,\"type\":\"transfer_out\"}";
-  return out;
 }
 
 class session : public std::enable_shared_from_this<session> {
@@ -81,57 +72,57 @@ public:
 private:
   void handle(http::request<http::string_body> req) {
     keep_alive_ = req.keep_alive();
-    if (req.target() == "/healthz") return respond({http::status::ok, "{\"status\":\"ok\"}"});
+    if (req.target() == "/healthz") return respond(json_response(200, "{\"status\":\"ok\"}"));
     if (req.target() != "/api/v1/wallet/transfer")
-      return respond(problem(http::status::not_found, "no such route"));
+      return respond(problem(404, "not-found", "Not Found", "no such route"));
     if (req.method() != http::verb::post)
-      return respond(problem(http::status::method_not_allowed, "POST only"));
+      return respond(problem(405, "method-not-allowed", "Method Not Allowed", "POST only"));
     auto auth = req[http::field::authorization];
     constexpr beast::string_view bearer = "Bearer ";
     if (auth.size() <= bearer.size() || auth.substr(0, bearer.size()) != bearer)
-      return respond(problem(http::status::unauthorized, "a bearer token is required"));
+      return respond(problem(401, "unauthorized", "Unauthorized", "a bearer token is required"));
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
     auto claims = svc_.jwt.verify(std::string{auth.substr(bearer.size())}, now);
-    if (!claims) return respond(problem(http::status::unauthorized, "invalid token"));
+    if (!claims) return respond(problem(401, "unauthorized", "Unauthorized", "invalid token"));
     auto j = nlohmann::json::parse(req.body(), nullptr, false);
     if (!j.is_object() || !j.contains("to_user_id") || !j["to_user_id"].is_string() ||
         !j.contains("amount") || !j["amount"].is_number_integer() || j["amount"].get<int64_t>() <= 0)
-      return respond(problem(http::status::bad_request, "to_user_id and a positive amount"));
+      return respond(
+        problem(400, "invalid-body", "Bad Request", "to_user_id and a positive amount"));
     auto to = j["to_user_id"].get<std::string>();
     auto amount = j["amount"].get<int64_t>();
     if (to == claims->sub)
-      return respond(problem(http::status::unprocessable_entity, "cannot transfer to yourself"));
+      return respond(
+        problem(422, "invalid-body", "Unprocessable Entity", "cannot transfer to yourself"));
     auto id = gm::new_time_uuid();
     auto self = shared_from_this();
     bool queued = svc_.db.query(
       "SELECT bench_transfer($1, $2, $3, $4, $5, $6)",
       {claims->sub, to, std::to_string(amount), id, gm::new_time_uuid(), gm::new_time_uuid()},
       [self, to, amount, id](gm::pg::result r) {
-        answer a;
+        response a;
         if (r.ok()) {
-          a = {http::status::created, transaction_body(amount, r.value(0, 0), to, id)};
+          a = json_response(201, transaction_body(amount, r.value(0, 0), to, id));
         } else if (r.sqlstate == "P0001") {
-          a = problem(http::status::conflict, "insufficient funds");
+          a = problem(409, "insufficient-funds", "Conflict", "insufficient funds");
         } else if (r.sqlstate == "P0002") {
-          a = problem(http::status::not_found, "no such wallet");
+          a = problem(404, "not-found", "Not Found", "no such wallet");
         } else {
-          a = problem(http::status::service_unavailable, r.error);
+          a = problem(503, "unavailable", "Service Unavailable", r.error);
         }
         asio::post(self->stream_.get_executor(),
                    [self, a = std::move(a)]() mutable { self->respond(std::move(a)); });
       });
-    if (!queued) respond(problem(http::status::service_unavailable, "busy"));
+    if (!queued) respond(problem(503, "unavailable", "Service Unavailable", "busy"));
   }
 
-  void respond(answer a) {
+  void respond(response a) {
     res_ = {};
     res_.version(11);
-    res_.result(a.status);
-    res_.set(http::field::content_type, a.status == http::status::created || a.status == http::status::ok
-                                          ? "application/json"
-                                          : "application/problem+json");
+    res_.result(static_cast<unsigned>(a.status));
+    res_.set(http::field::content_type, a.content_type);
     res_.body() = std::move(a.body);
     res_.keep_alive(keep_alive_);
     res_.prepare_payload();

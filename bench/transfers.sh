@@ -145,16 +145,14 @@ base_run() {
 # clients (the same wrk script as REST); sets rps (2xx answers only), p99,
 # bad (other answers), cpu (service + PostgreSQL per transfer).
 svc_run() {
-  local port pid i s0 s1 p0 p1 n
+  local port pid s0 s1 p0 p1 n
   port=$(gm_free_port bench-service)
   "$GM_ROOT/build/release/bench/pg_transfer_service" "$BENCH_PG_URL" "$port" 2 "$1" \
     "$bench_secret" >"$bench_data/service.log" 2>&1 &
   pid=$!
   bench_pids+=("$pid")
-  for ((i = 0; i < 100; i++)); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")" = 200 ] && break
-    sleep 0.1
-  done
+  bench_wait_ok "http://127.0.0.1:$port/healthz" ||
+    gm_die "the service baseline did not start: see $bench_data/service.log"
   settle_db
   s0=$(bench_cpu_ticks "$pid"); p0=$(bench_pg_ticks)
   read -r rps p99 bad < <(bench_wrk_ok -t2 -c"$2" -d"${secs}s" -s "$lua" "http://127.0.0.1:$port/")
