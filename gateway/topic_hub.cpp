@@ -78,14 +78,15 @@ caf::behavior hub_impl(hub_actor* self, hub_options opts) {
       auto& t = st.topics[name];
       if (seq <= t.seq && !t.history.empty()) return;  // a repeat or out of order: drop
       t.seq = seq;
-      t.history.push_back({ev, seq, data});
-      if (t.history.size() > st.opts.history_per_topic) t.history.pop_front();
       if (!t.subscribers.empty()) {
         auto frame = std::make_shared<const std::string>(topics::event_frame(name, ev, seq, data));
         auto msg = caf::make_message(topics::event_atom::value, name, seq, std::move(frame));
         for (auto& s : t.subscribers) self->send(s, msg);
         st.delivered->inc(t.subscribers.size());
       }
+      // Moved, not copied: every change of every entity passes here.
+      t.history.push_back({std::move(ev), seq, std::move(data)});
+      if (t.history.size() > st.opts.history_per_topic) t.history.pop_front();
       trim(self);
     },
     [self](topics::subscribe_atom, const std::string& name, const caf::actor& who,
