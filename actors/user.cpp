@@ -109,10 +109,10 @@ caf::behavior active(user_actor* self) {
       if (has_bio) st.p.bio = bio;
       if (has_location) st.p.location = location;
       ++st.core.version;
-      auto rows = journal::rows_of(
-          journal::row{&profile_table(), st.core.version,
-                       journal::values_of(st.core.id, st.p.full_name, st.p.bio, st.p.location,
-                                          std::to_string(st.core.version), now_rfc3339())});
+      std::vector<journal::row> rows{
+        {&profile_table(), st.core.version,
+         {st.core.id, st.p.full_name, st.p.bio, st.p.location, std::to_string(st.core.version),
+          now_rfc3339()}}};
       auto body = dump(private_json(st));
       auto version = st.core.version;
       actors::persist(self, st.core, std::move(rows), true,

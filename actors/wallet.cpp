@@ -160,8 +160,8 @@ std::string dump(const json& j) {
 
 journal::row wallet_row(const state& st) {
   return {&wallets_table(), st.core.version,
-          journal::values_of(st.wallet_id(), num(st.balance), num(st.escrow), st.env->currency,
-                             num(st.core.version))};
+          {st.wallet_id(), num(st.balance), num(st.escrow), st.env->currency,
+           num(st.core.version)}};
 }
 
 struct entry {
@@ -179,18 +179,18 @@ struct entry {
 journal::row entry_row(const state& st, const entry& e) {
   int64_t delta = ledger::adds(e.type) ? e.amount : -e.amount;
   return {&ledger_table(), 0,
-          journal::values_of(e.id, e.transfer_id, st.wallet_id(), st.wallet_id(), e.type,
-                             num(e.amount), num(delta), num(st.balance), num(st.core.version),
-                             text(e.reference), text(e.counterparty), e.created_at),
+          {e.id, e.transfer_id, st.wallet_id(), st.wallet_id(), e.type, num(e.amount), num(delta),
+           num(st.balance), num(st.core.version), text(e.reference), text(e.counterparty),
+           e.created_at},
           true};
 }
 
 /// The sandbox provider's leg of a deposit (delta < 0) or withdrawal.
 journal::row external_row(const entry& e, int64_t delta) {
   return {&ledger_table(), 0,
-          journal::values_of(new_time_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
-                             std::string{"external"}, num(e.amount), num(delta), opt{}, opt{},
-                             text(e.reference), opt{}, e.created_at),
+          {new_time_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
+           std::string{"external"}, num(e.amount), num(delta), opt{}, opt{}, text(e.reference),
+           opt{}, e.created_at},
           true};
 }
 
@@ -200,8 +200,8 @@ journal::row transfer_row(const std::string& id, const std::string& from, const 
                           int64_t amount, const std::string& note, const char* state_name,
                           int64_t version, const std::string& created_at) {
   return {&transfers_table(), version,
-          journal::values_of(id, from, to, num(amount), text(note), std::string{state_name},
-                             num(version), created_at, now_rfc3339()),
+          {id, from, to, num(amount), text(note), std::string{state_name}, num(version),
+           created_at, now_rfc3339()},
           version == v_reserved};
 }
 
@@ -324,9 +324,8 @@ journal::row key_row(const state& st, const std::string& key, const std::string&
                      errc code = errc::ok, int64_t version = 1) {
   bool ok = code == errc::ok;
   return {&idempotency_table(), version,
-          journal::values_of(st.core.id, key, st.x->keys.at(key).hash,
-                             std::string{ok ? "201" : "0"}, body, now_rfc3339(),
-                             std::to_string(static_cast<int32_t>(code)), num(version)),
+          {st.core.id, key, st.x->keys.at(key).hash, std::string{ok ? "201" : "0"}, body,
+           now_rfc3339(), std::to_string(static_cast<int32_t>(code)), num(version)},
           version == 1};
 }
 
@@ -348,7 +347,7 @@ void refuse(wallet_actor* self, const std::string& key, errc code, std::string d
     rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
     return;
   }
-  auto rows = journal::rows_of(key_row(st, key, detail, code));
+  std::vector<journal::row> rows{key_row(st, key, detail, code)};
   actors::persist(self, st.core, std::move(rows), true,
                   [self, key, code, detail, rp](bool ok) mutable {
                     if (!ok) {
@@ -450,8 +449,8 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
   e.reference = reference;
   e.created_at = now_rfc3339();
   auto body = tx_body(st, e);
-  auto rows = journal::rows_of(wallet_row(st), entry_row(st, e),
-                               external_row(e, credit ? -amount : amount));
+  std::vector<journal::row> rows{wallet_row(st), entry_row(st, e),
+                                 external_row(e, credit ? -amount : amount)};
   if (!key.empty()) rows.push_back(key_row(st, key, body));
   auto version = st.core.version;
   auto event = wallet_body(st);
@@ -508,8 +507,8 @@ void settle(wallet_actor* self, const std::string& tid) {
     end_saga(self, tid);
     return;
   }
-  auto rows = journal::rows_of(
-      transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "settled", v_final, s.created_at));
+  std::vector<journal::row> rows{transfer_row(tid, st.core.id, s.to_user, s.amount, s.note,
+                                              "settled", v_final, s.created_at)};
   actors::persist(self, st.core, std::move(rows), false,
                   [self, tid](bool) { end_saga(self, tid); });
 }
@@ -529,9 +528,9 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
   e.reference = "reversal of transfer " + tid;
   e.counterparty = s.to_user;
   e.created_at = now_rfc3339();
-  auto rows = journal::rows_of(wallet_row(st), entry_row(st, e),
-                               transfer_row(tid, st.core.id, s.to_user, s.amount, s.note,
-                                            "reversed", v_final, s.created_at));
+  std::vector<journal::row> rows{
+    wallet_row(st), entry_row(st, e),
+    transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "reversed", v_final, s.created_at)};
   // The client gets the receiver's refusal, so that is the key's answer
   // now, replacing the reserve's 201. (A saga resumed after a restart does
   // not know its key; its client got no answer.)
@@ -618,9 +617,9 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   e.created_at = now_rfc3339();
   auto tid = e.transfer_id;
   auto body = tx_body(st, e);
-  auto rows = journal::rows_of(
-      wallet_row(st), entry_row(st, e),
-      transfer_row(tid, st.core.id, to, amount, note, "reserved", v_reserved, e.created_at));
+  std::vector<journal::row> rows{
+    wallet_row(st), entry_row(st, e),
+    transfer_row(tid, st.core.id, to, amount, note, "reserved", v_reserved, e.created_at)};
   if (!key.empty()) rows.push_back(key_row(st, key, body));
   saga s;
   s.to_user = to;
@@ -676,14 +675,14 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
   e.reference = note;
   e.counterparty = from;
   e.created_at = now_rfc3339();
-  auto rows = journal::rows_of(
-      wallet_row(st), entry_row(st, e),
-      // The credit completes the transfer, so it writes it `settled`: the
-      // source handed its reserve to this same journal before it asked, and
-      // the journal commits in order, so when these rows commit both legs
-      // have. (Across nodes, with a journal each, a credit will write
-      // `credited` and the source settle; see architecture.md.)
-      transfer_row(tid, from, st.core.id, amount, note, "settled", v_final, created_at));
+  std::vector<journal::row> rows{
+    wallet_row(st), entry_row(st, e),
+    // The credit completes the transfer, so it writes it `settled`: the
+    // source handed its reserve to this same journal before it asked, and
+    // the journal commits in order, so when these rows commit both legs
+    // have. (Across nodes, with a journal each, a credit will write
+    // `credited` and the source settle; see architecture.md.)
+    transfer_row(tid, from, st.core.id, amount, note, "settled", v_final, created_at)};
   st.more().credits_in_flight[tid] = false;
   auto version = st.core.version;
   auto event = wallet_body(st);

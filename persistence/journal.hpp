@@ -13,7 +13,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -67,28 +66,6 @@ struct row {
   /// Ignored for update_versioned tables.
   bool fresh = false;
 };
-
-/// Returns `vs` as a row's values, moved in where they are temporaries. A
-/// braced list copies every element (an initializer_list's elements are
-/// const): each change builds several rows of a dozen values, and those
-/// copies showed in transfer profiles.
-template <class... Vs>
-std::vector<std::optional<std::string>> values_of(Vs&&... vs) {
-  std::vector<std::optional<std::string>> v;
-  v.reserve(sizeof...(vs));
-  (v.emplace_back(std::forward<Vs>(vs)), ...);
-  return v;
-}
-
-/// Returns `rs` as a vector, moved in (for the same reason), with room for
-/// one more (a change that may add an idempotency key's row).
-template <class... Rows>
-std::vector<row> rows_of(Rows&&... rs) {
-  std::vector<row> v;
-  v.reserve(sizeof...(rs) + 1);
-  (v.push_back(std::forward<Rows>(rs)), ...);
-  return v;
-}
 
 enum class durability : uint8_t {
   durable,   // the reply waits until the batch holding the rows has committed

@@ -209,23 +209,3 @@ TEST_CASE("fresh rows are framed for a binary COPY; a value without a binary for
   row m{&money, 0, {std::string{"00010203-0405-0607-0809-0a0b0c0d0e0f"}, std::string{"1.5"}}};
   CHECK_FALSE(copy_binary(money, {&m}));
 }
-
-TEST_CASE("values_of and rows_of keep order and NULLs and move temporaries in") {
-  std::string id = "00000000-0000-0000-0000-000000000001";
-  std::string big(100, 'x');  // past the small-string buffer: moving keeps its storage
-  const char* storage = big.data();
-  auto v = values_of(id, std::optional<std::string>{}, std::move(big), std::string{"3"});
-  REQUIRE(v.size() == 4);
-  CHECK(*v[0] == id);  // a named value is copied and stays
-  CHECK_FALSE(v[1]);
-  CHECK(v[2]->data() == storage);
-  CHECK(*v[3] == "3");
-  auto rows = rows_of(row{&versioned(), 2, values_of(id, std::string{"5"}, std::string{"2"})},
-                      row{&appended(), 0, values_of(id, std::string{"x"}), true});
-  REQUIRE(rows.size() == 2);
-  CHECK(rows.capacity() >= 3);  // room for one more (a key's row)
-  CHECK(rows[0].table == &versioned());
-  CHECK(rows[0].version == 2);
-  CHECK(rows[1].fresh);
-  CHECK(*rows[1].values[1] == "x");
-}
