@@ -13,11 +13,14 @@
 #   same PL/pgSQL function on a pool of blocking libpq connections.
 #
 # First a sweep: REST with <connections> clients and with the counts in
-# BENCH_REST_CONNS (default 256: phones are many, and group commit needs
-# requests in flight), the baseline with the pool sizes in
+# BENCH_REST_CONNS (default "256 512": phones are many, and group commit
+# needs requests in flight), the baseline with the pool sizes in
 # BENCH_BASELINE_POOLS (a service-per-request stack gives PostgreSQL as many
-# connections as make it fastest, whatever its client count). Every size's
-# figures and p99 are printed. Then BENCH_ROUNDS (default 3) alternating
+# connections as make it fastest, whatever its client count), the service
+# with those pool sizes at REST's best client count and then, at its best
+# pool, with the other counts of BENCH_REST_CONNS (so that each HTTP side
+# runs at its own best client count). Every size's figures and p99 are
+# printed. Then BENCH_ROUNDS (default 3) alternating
 # rounds, each side at the size that was fastest in the sweep (the node
 # restarted for each REST round and stopped during the baseline's), and the
 # ratio of the two medians: the machine drifts by tens of percent within
@@ -198,7 +201,8 @@ LUA
 wrk -t2 -c"$conns" -d2s -s "$lua" "$base/" >/dev/null  # warm-up: activates the wallets
 r_rps=0
 r_all=""
-for c in $conns ${BENCH_REST_CONNS:-256}; do
+rest_conns=${BENCH_REST_CONNS:-"256 512"}
+for c in $conns $rest_conns; do
   rest_run "$c" "$secs"
   r_all+="$c: $rps/s (p99 $p99 ms; $cpu; $rows rows/batch); "
   [ "$c" = "$conns" ] && rc_rps=$rps rc_p99=$p99
@@ -240,7 +244,18 @@ for pool in ${BENCH_SERVICE_POOLS:-$pools}; do
   svc_run "$pool" "$r_conns"
   s_all+="$pool: $rps/s (p99 $p99 ms; $cpu; $bad other answers); "
   if awk -v a="$rps" -v b="$s_rps" 'BEGIN {exit !(a > b)}'; then
-    s_rps=$rps s_p99=$p99 s_pool=$pool s_cpu=$cpu s_bad=$bad
+    s_rps=$rps s_p99=$p99 s_pool=$pool s_cpu=$cpu s_bad=$bad s_conns=$r_conns
+  fi
+done
+# The service at its best pool with the other client counts REST was
+# swept with, so that each side runs the rounds at its own best.
+sc_all=""
+for c in $rest_conns; do
+  [ "$c" = "$r_conns" ] && continue
+  svc_run "$s_pool" "$c"
+  sc_all+="$c: $rps/s (p99 $p99 ms; $cpu; $bad other answers); "
+  if awk -v a="$rps" -v b="$s_rps" 'BEGIN {exit !(a > b)}'; then
+    s_rps=$rps s_p99=$p99 s_cpu=$cpu s_bad=$bad s_conns=$c
   fi
 done
 
@@ -259,7 +274,7 @@ for ((k = 1; k <= rounds; k++)); do
   br+=("$rps")
   rounds_all+="PL/pgSQL $rps/s (p99 $p99 ms; $cpu), ratio $(awk -v a="${rr[-1]}" -v b="$rps" 'BEGIN {printf "%.2f", a / b}'), "
   sleep 1
-  svc_run "$s_pool" "$r_conns"
+  svc_run "$s_pool" "$s_conns"
   sr+=("$rps")
   rounds_all+="service $rps/s (p99 $p99 ms; $cpu), ratio $(awk -v a="${rr[-1]}" -v b="$rps" 'BEGIN {printf "%.2f", a / b}'); "
 done
@@ -273,7 +288,7 @@ printf '%-58s %12.0f %10.2f\n' "REST POST /wallet/transfer (durable, saga), $con
 printf '%-58s %12.0f %10.2f\n' "REST, best client count ($r_conns)" "$r_rps" "$r_p99"
 printf '%-58s %12.0f %10.2f\n' "PL/pgSQL transfer per transaction, best pool ($b_pool)" \
   "$b_rps" "$b_p99"
-printf '%-58s %12.0f %10.2f\n' "service: HTTP + JWT + PL/pgSQL, best pool ($s_pool)" \
+printf '%-58s %12.0f %10.2f\n' "service: HTTP + JWT + PL/pgSQL, best pool ($s_pool), $s_conns clients" \
   "$s_rps" "$s_p99"
 awk -v r="$r_rps" -v b="$b_rps" -v s="$s_rps" -v rc="$rc_rps" -v c="$conns" 'BEGIN {
   printf "ratio REST / PL/pgSQL alone, each at its best: %.2f (REST with %s clients: %.2f)\n",
@@ -283,10 +298,11 @@ echo "REST answers by status: $statuses; PL/pgSQL p50 $b_p50 ms, failures $b_fai
 echo "REST by client count: $r_all"
 echo "PL/pgSQL by pool size: $b_all"
 echo "service by pool size ($r_conns clients): $s_all"
+[ -n "$sc_all" ] && echo "service at a pool of $s_pool by client count: $sc_all"
 echo "CPU per transfer: REST at its best: $r_cpu; PL/pgSQL: $b_cpu; service: $s_cpu"
 if ((rounds > 0)); then
   rm_=$(bench_median "${rr[@]}") bm_=$(bench_median "${br[@]}") sm_=$(bench_median "${sr[@]}")
-  echo "alternating rounds ($rounds; REST at $r_conns clients, PL/pgSQL at a pool of $b_pool, service at a pool of $s_pool): $rounds_all"
+  echo "alternating rounds ($rounds; REST at $r_conns clients, PL/pgSQL at a pool of $b_pool, service at a pool of $s_pool and $s_conns clients): $rounds_all"
   awk -v r="$rm_" -v b="$bm_" -v s="$sm_" 'BEGIN {
     printf "medians: REST %.0f, PL/pgSQL %.0f, service %.0f transfers/s: ratio %.2f to PL/pgSQL alone, %.2f to the service\n",
            r, b, s, r / b, r / s}'
