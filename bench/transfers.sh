@@ -198,6 +198,11 @@ LUA
   layers+="$1: $rps/s, node $(bench_us_per $((n1 - n0)) "$n") us per request; "
 }
 
+# Succeeds if rate $1 beats rate $2.
+faster() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a > b)}'; }
+# Prints $1 / $2 to two places.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
 wrk -t2 -c"$conns" -d2s -s "$lua" "$base/" >/dev/null  # warm-up: activates the wallets
 r_rps=0
 r_all=""
@@ -206,7 +211,7 @@ for c in $conns $rest_conns; do
   rest_run "$c" "$secs"
   r_all+="$c: $rps/s (p99 $p99 ms; $cpu; $rows rows/batch); "
   [ "$c" = "$conns" ] && rc_rps=$rps rc_p99=$p99
-  if awk -v a="$rps" -v b="$r_rps" 'BEGIN {exit !(a > b)}'; then
+  if faster "$rps" "$r_rps"; then
     r_rps=$rps r_p99=$p99 r_conns=$c r_cpu=$cpu
   fi
 done
@@ -232,7 +237,7 @@ b_all=""
 for pool in $pools; do
   base_run "$pool"
   b_all+="$pool: $rps/s (p99 $p99 ms); "
-  if awk -v a="$rps" -v b="$b_rps" 'BEGIN {exit !(a > b)}'; then
+  if faster "$rps" "$b_rps"; then
     b_rps=$rps b_p50=$p50 b_p99=$p99 b_failed=$failed b_pool=$pool b_cpu=$cpu
   fi
 done
@@ -243,7 +248,7 @@ s_all=""
 for pool in ${BENCH_SERVICE_POOLS:-$pools}; do
   svc_run "$pool" "$r_conns"
   s_all+="$pool: $rps/s (p99 $p99 ms; $cpu; $bad other answers); "
-  if awk -v a="$rps" -v b="$s_rps" 'BEGIN {exit !(a > b)}'; then
+  if faster "$rps" "$s_rps"; then
     s_rps=$rps s_p99=$p99 s_pool=$pool s_cpu=$cpu s_bad=$bad s_conns=$r_conns
   fi
 done
@@ -254,7 +259,7 @@ for c in $rest_conns; do
   [ "$c" = "$r_conns" ] && continue
   svc_run "$s_pool" "$c"
   sc_all+="$c: $rps/s (p99 $p99 ms; $cpu; $bad other answers); "
-  if awk -v a="$rps" -v b="$s_rps" 'BEGIN {exit !(a > b)}'; then
+  if faster "$rps" "$s_rps"; then
     s_rps=$rps s_p99=$p99 s_cpu=$cpu s_bad=$bad s_conns=$c
   fi
 done
@@ -272,11 +277,11 @@ for ((k = 1; k <= rounds; k++)); do
   sleep 1
   base_run "$b_pool"
   br+=("$rps")
-  rounds_all+="PL/pgSQL $rps/s (p99 $p99 ms; $cpu), ratio $(awk -v a="${rr[-1]}" -v b="$rps" 'BEGIN {printf "%.2f", a / b}'), "
+  rounds_all+="PL/pgSQL $rps/s (p99 $p99 ms; $cpu), ratio $(ratio "${rr[-1]}" "$rps"), "
   sleep 1
   svc_run "$s_pool" "$s_conns"
   sr+=("$rps")
-  rounds_all+="service $rps/s (p99 $p99 ms; $cpu), ratio $(awk -v a="${rr[-1]}" -v b="$rps" 'BEGIN {printf "%.2f", a / b}'); "
+  rounds_all+="service $rps/s (p99 $p99 ms; $cpu), ratio $(ratio "${rr[-1]}" "$rps"); "
 done
 
 echo
