@@ -321,3 +321,44 @@ TEST_CASE("a row handed over after another (by any actor) never commits before i
   CHECK(*done == pairs);
   CHECK(*missing == 0);
 }
+
+TEST_CASE("under a stream of writes each durable write is answered after its own row commits") {
+  // The writer starts the next batch itself when one commits, and the
+  // journal hears of that afterwards: an answer must still wait for the
+  // batch that holds its row, not the one before it.
+  fixture f{[](journal::options& o) { o.durable_at_once = true; }};
+  constexpr int writes = 600;
+  std::mutex db_mtx;
+  pg::connection check{f.url, 2000ms};
+  auto done = std::make_shared<std::atomic<int>>(0);
+  auto early = std::make_shared<std::atomic<int>>(0);
+  for (int i = 0; i < writes; ++i) {
+    f.sys.spawn([j = f.j, i, done, early, &db_mtx, &check](caf::event_based_actor* self) {
+      // Spread over time, so that rows keep arriving while batches are in
+      // flight.
+      self->delayed_send(self, std::chrono::microseconds{(i % 50) * 400}, journal::ok_atom::value);
+      self->become([=, &db_mtx, &check](journal::ok_atom) {
+        auto id = "s" + std::to_string(i);
+        self->request(j, 10s, journal::write_atom::value,
+                      std::vector<journal::row>{thing(id, 1)}, true)
+          .then(
+            [=, &db_mtx, &check](journal::ok_atom) {
+              std::lock_guard<std::mutex> guard{db_mtx};
+              auto r = check.exec("SELECT count(*) FROM things WHERE id = $1", {id});
+              if (!r.ok() || r.value(0, 0) != "1") ++*early;
+              ++*done;
+              self->quit();
+            },
+            [](caf::error&) {});
+      });
+    });
+  }
+  for (int i = 0; i < 200 && *done < writes; ++i) std::this_thread::sleep_for(50ms);
+  CHECK(*done == writes);
+  CHECK(*early == 0);
+  auto s = f.stats();
+  CHECK(s.rows_written == writes);
+  CHECK(s.batches > 1);
+  CHECK(f.gate->rows() == 0);
+  MESSAGE(writes << " durable writes over 20 ms in " << s.batches << " batches");
+}
