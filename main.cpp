@@ -123,6 +123,15 @@ int run(const gm::config::settings& cfg) {
 
   caf::actor_system_config caf_cfg;
   caf_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.caf_threads));
+  // An idle worker polls its queue 100 times, then (CAF's default) sleeps
+  // 50 us at a time up to 500 times before it waits on its condition
+  // variable. Under load that is one nanosleep, with its two context
+  // switches, per transfer. Without the sleeping phase the worker waits on
+  // the condition variable at once, and work handed to it from outside CAF
+  // (the HTTP io threads, the journal's writer, timers) wakes it: 3-4 us
+  // less node CPU per transfer, about 2.5% more transfers a second
+  // (docs/bench.md, 2026-11-23).
+  caf_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{caf_cfg};
 
   gm::sup::options opts;
