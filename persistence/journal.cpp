@@ -481,7 +481,7 @@ metrics_set& journal_metrics() {
 using steady = std::chrono::steady_clock;
 
 /// What the journal actor and its writer thread share: the rows waiting for
-/// a batch, and whether a batch is in flight. The writer starts the next
+/// a batch, and when to start one. The writer starts the next
 /// batch itself the moment one commits, if it is due: handing the commit
 /// back to the actor first cost each batch a trip through the actor's
 /// mailbox and CAF's run queue, about 1.3 ms of an 8 ms cycle under load,
@@ -493,9 +493,6 @@ struct feed {
   batch pending;
   uint64_t pending_seq = 1;  // the number `pending` gets when it starts
   bool waited_for = false;   // a durable write waits in `pending`
-  // A batch is being written, or awaits its retry. Set by whoever starts
-  // one; cleared only by the actor, once it has heard of the last commit.
-  bool in_flight = false;
   bool stopping = false;  // write everything at once
   bool closed = false;    // the actor is gone: start nothing more
   steady::time_point last_start{};
@@ -511,7 +508,6 @@ struct feed {
   /// Under `m`: makes `pending` the batch in flight; returns it and its
   /// number.
   std::pair<std::shared_ptr<batch>, uint64_t> start(steady::time_point now) {
-    in_flight = true;
     last_start = now;
     waited_for = false;
     auto b = std::make_shared<batch>(std::move(pending));
@@ -528,6 +524,10 @@ struct state {
   bool tick_scheduled = false;
   // The batch being written (as this actor knows it: the writer may have
   // committed it and started the next, which a done message will say).
+  // Set while the writer works or a retry waits, and cleared only here,
+  // once the last commit is heard of: so the writer, which only starts a
+  // batch while it works, never starts one this actor would not learn of
+  // in order.
   std::shared_ptr<batch> in_flight;
   uint64_t in_flight_seq = 0;
   // Whom to answer when batch number `key` commits.
@@ -581,8 +581,6 @@ void write_from(caf::actor me, std::shared_ptr<feed> f, options opts, pg::connec
     b.reset();  // the journal holds it until it hears of the commit
     std::shared_ptr<batch> next;
     if (error.empty()) {
-      // Either way `in_flight` stays set: by the new batch, or until the
-      // journal hears of this commit.
       std::lock_guard<std::mutex> lock{f->m};
       if (f->due(opts, now)) next = f->start(now).first;
     }
@@ -609,9 +607,10 @@ void submit_in_flight(journal_actor* self) {
 void maybe_flush(journal_actor* self) {
   auto& st = self->state;
   auto& f = *st.f;
+  if (st.in_flight) return;
   auto now = steady::now();
   std::unique_lock<std::mutex> lock{f.m};
-  if (f.in_flight || f.pending.empty()) return;
+  if (f.pending.empty()) return;
   if (!f.due(st.opts, now)) {
     auto wait = std::chrono::duration_cast<std::chrono::microseconds>(
       st.opts.flush_interval - (now - f.last_start));
@@ -675,12 +674,7 @@ void on_done(journal_actor* self, uint64_t seq, const std::string& error, double
   }
   st.waiters.erase(st.waiters.begin(), end);
   st.in_flight = std::move(next);
-  if (st.in_flight) {
-    st.in_flight_seq = seq + 1;  // the writer started it
-  } else {
-    std::lock_guard<std::mutex> lock{st.f->m};
-    st.f->in_flight = false;
-  }
+  if (st.in_flight) st.in_flight_seq = seq + 1;  // the writer started it
   if (st.stopping && !st.in_flight && pending_rows(self) == 0) {
     log->info("flushed everything: stopped");
     self->quit(st.stop_reason);
@@ -771,7 +765,7 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
         if (!st.f->pending.empty()) {
           seq = st.f->pending_seq;
           st.f->waited_for = true;
-        } else if (st.f->in_flight) {
+        } else if (st.in_flight) {
           seq = st.f->pending_seq - 1;
         }
       }
