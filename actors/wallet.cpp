@@ -2,6 +2,7 @@
 // transfer saga, and recovery at start.
 #include "actors/wallet.hpp"
 
+#include <algorithm>
 #include <array>
 #include <unordered_map>
 
@@ -84,6 +85,25 @@ opt num(int64_t v) {
   return std::to_string(v);
 }
 
+/// A row's values, moved in (a braced list would copy each of them: an
+/// initializer_list's elements are const).
+template <class... V>
+std::vector<opt> values_of(V&&... v) {
+  std::vector<opt> out;
+  out.reserve(sizeof...(v));
+  (out.emplace_back(std::forward<V>(v)), ...);
+  return out;
+}
+
+/// Rows moved into a vector, for the same reason.
+template <class... R>
+std::vector<journal::row> rows_of(R&&... r) {
+  std::vector<journal::row> out;
+  out.reserve(sizeof...(r) + 1);  // room for an idempotency key's row
+  (out.push_back(std::forward<R>(r)), ...);
+  return out;
+}
+
 struct saga {
   std::string to_user;
   int64_t amount = 0;
@@ -158,10 +178,26 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+/// Appends `s` as a JSON string, as dump(json(s)) writes it: printable
+/// ASCII that needs no escape (currency codes, most notes) is copied as it
+/// is, anything else goes through nlohmann.
+void put_quoted(std::string& out, const std::string& s) {
+  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out += dump(json(s));
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
 journal::row wallet_row(const state& st) {
   return {&wallets_table(), st.core.version,
-          {st.wallet_id(), num(st.balance), num(st.escrow), st.env->currency,
-           num(st.core.version)}};
+          values_of(st.wallet_id(), num(st.balance), num(st.escrow), st.env->currency,
+                    num(st.core.version))};
 }
 
 struct entry {
@@ -178,19 +214,20 @@ struct entry {
 /// entries are fresh rows (journal::row::fresh): each has a new id.
 journal::row entry_row(const state& st, const entry& e) {
   int64_t delta = ledger::adds(e.type) ? e.amount : -e.amount;
+  auto wallet = st.wallet_id();
   return {&ledger_table(), 0,
-          {e.id, e.transfer_id, st.wallet_id(), st.wallet_id(), e.type, num(e.amount), num(delta),
-           num(st.balance), num(st.core.version), text(e.reference), text(e.counterparty),
-           e.created_at},
+          values_of(e.id, e.transfer_id, wallet, std::move(wallet), e.type, num(e.amount),
+                    num(delta), num(st.balance), num(st.core.version), text(e.reference),
+                    text(e.counterparty), e.created_at),
           true};
 }
 
 /// The sandbox provider's leg of a deposit (delta < 0) or withdrawal.
 journal::row external_row(const entry& e, int64_t delta) {
   return {&ledger_table(), 0,
-          {new_time_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
-           std::string{"external"}, num(e.amount), num(delta), opt{}, opt{}, text(e.reference),
-           opt{}, e.created_at},
+          values_of(new_time_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
+                    std::string{"external"}, num(e.amount), num(delta), opt{}, opt{},
+                    text(e.reference), opt{}, e.created_at),
           true};
 }
 
@@ -200,8 +237,8 @@ journal::row transfer_row(const std::string& id, const std::string& from, const 
                           int64_t amount, const std::string& note, const char* state_name,
                           int64_t version, const std::string& created_at) {
   return {&transfers_table(), version,
-          {id, from, to, num(amount), text(note), std::string{state_name}, num(version),
-           created_at, now_rfc3339()},
+          values_of(id, from, to, num(amount), text(note), std::string{state_name}, num(version),
+                    created_at, now_rfc3339()),
           version == v_reserved};
 }
 
@@ -234,7 +271,7 @@ std::string wallet_body(const state& st) {
   out += '{';
   put_number(out, "balance", st.balance);
   out += ",\"currency\":";
-  out += dump(json(st.env->currency));
+  put_quoted(out, st.env->currency);
   out += ',';
   put_number(out, "escrow_balance", st.escrow);
   out += ',';
@@ -262,16 +299,20 @@ std::string tx_body(const state& st, const entry& e) {
   out += ',';
   put_plain(out, "id", e.id);
   out += ",\"reference\":";
-  out += e.reference.empty() ? std::string{"null"} : dump(json(e.reference));
+  if (e.reference.empty()) {
+    out += "null";
+  } else {
+    put_quoted(out, e.reference);
+  }
   out += ',';
   put_plain(out, "type", e.type);
   out += '}';
   return out;
 }
 
-void publish_updated(wallet_actor* self, const std::string& data, int64_t version) {
+void publish_updated(wallet_actor* self, std::string data, int64_t version) {
   topics::publish(self->system(), "wallet:" + self->state.wallet_id(), "wallet.updated", version,
-                  data);
+                  std::move(data));
 }
 
 /// The journal lost rows it had accepted (it crashed): our state may be
@@ -347,7 +388,7 @@ void refuse(wallet_actor* self, const std::string& key, errc code, std::string d
     rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
     return;
   }
-  std::vector<journal::row> rows{key_row(st, key, detail, code)};
+  auto rows = rows_of(key_row(st, key, detail, code));
   actors::persist(self, st.core, std::move(rows), true,
                   [self, key, code, detail, rp](bool ok) mutable {
                     if (!ok) {
@@ -449,8 +490,7 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
   e.reference = reference;
   e.created_at = now_rfc3339();
   auto body = tx_body(st, e);
-  std::vector<journal::row> rows{wallet_row(st), entry_row(st, e),
-                                 external_row(e, credit ? -amount : amount)};
+  auto rows = rows_of(wallet_row(st), entry_row(st, e), external_row(e, credit ? -amount : amount));
   if (!key.empty()) rows.push_back(key_row(st, key, body));
   auto version = st.core.version;
   auto event = wallet_body(st);
@@ -463,7 +503,7 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
                     }
                     key_done(self, key, body, version);
                     rp.deliver(success(body, version));
-                    publish_updated(self, event, version);
+                    publish_updated(self, std::move(event), version);
                   });
 }
 
@@ -478,7 +518,7 @@ void on_reserved(wallet_actor* self, saga& s) {
   if (s.reserved) return;
   s.reserved = true;
   key_done(self, s.key, s.reply_body, s.reply_version);
-  publish_updated(self, s.event, s.reply_version);
+  publish_updated(self, std::move(s.event), s.reply_version);
   s.event.clear();
 }
 
@@ -507,8 +547,8 @@ void settle(wallet_actor* self, const std::string& tid) {
     end_saga(self, tid);
     return;
   }
-  std::vector<journal::row> rows{transfer_row(tid, st.core.id, s.to_user, s.amount, s.note,
-                                              "settled", v_final, s.created_at)};
+  auto rows = rows_of(
+    transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "settled", v_final, s.created_at));
   actors::persist(self, st.core, std::move(rows), false,
                   [self, tid](bool) { end_saga(self, tid); });
 }
@@ -528,9 +568,9 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
   e.reference = "reversal of transfer " + tid;
   e.counterparty = s.to_user;
   e.created_at = now_rfc3339();
-  std::vector<journal::row> rows{
+  auto rows = rows_of(
     wallet_row(st), entry_row(st, e),
-    transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "reversed", v_final, s.created_at)};
+    transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "reversed", v_final, s.created_at));
   // The client gets the receiver's refusal, so that is the key's answer
   // now, replacing the reserve's 201. (A saga resumed after a restart does
   // not know its key; its client got no answer.)
@@ -558,7 +598,7 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
                       k.code = why.code;
                       k.body = why.detail;
                     }
-                    publish_updated(self, event, version);
+                    publish_updated(self, std::move(event), version);
                     end_saga(self, tid);
                   });
 }
@@ -617,9 +657,9 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   e.created_at = now_rfc3339();
   auto tid = e.transfer_id;
   auto body = tx_body(st, e);
-  std::vector<journal::row> rows{
+  auto rows = rows_of(
     wallet_row(st), entry_row(st, e),
-    transfer_row(tid, st.core.id, to, amount, note, "reserved", v_reserved, e.created_at)};
+    transfer_row(tid, st.core.id, to, amount, note, "reserved", v_reserved, e.created_at));
   if (!key.empty()) rows.push_back(key_row(st, key, body));
   saga s;
   s.to_user = to;
@@ -675,14 +715,14 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
   e.reference = note;
   e.counterparty = from;
   e.created_at = now_rfc3339();
-  std::vector<journal::row> rows{
+  auto rows = rows_of(
     wallet_row(st), entry_row(st, e),
     // The credit completes the transfer, so it writes it `settled`: the
     // source handed its reserve to this same journal before it asked, and
     // the journal commits in order, so when these rows commit both legs
     // have. (Across nodes, with a journal each, a credit will write
     // `credited` and the source settle; see architecture.md.)
-    transfer_row(tid, from, st.core.id, amount, note, "settled", v_final, created_at)};
+    transfer_row(tid, from, st.core.id, amount, note, "settled", v_final, created_at));
   st.more().credits_in_flight[tid] = false;
   auto version = st.core.version;
   auto event = wallet_body(st);
@@ -696,7 +736,7 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
                       return;
                     }
                     rp.deliver(success("{}", version));
-                    publish_updated(self, event, version);
+                    publish_updated(self, std::move(event), version);
                   });
 }
 

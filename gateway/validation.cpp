@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -96,25 +98,83 @@ bool is_email(const std::string& s) {
                       [](char c) { return c == ' ' || static_cast<unsigned char>(c) < 0x21; });
 }
 
+namespace {
+
+/// Builds the document as json::parse does (nlohmann's own DOM builder does
+/// the work) and notes the first member name repeated within one object.
+/// A SAX handler rather than a parse callback: the callback parser copies
+/// every key and value into a json for the callback, which cost more than
+/// the rest of a transfer request's validation (docs/bench.md).
+class dom_with_names {
+public:
+  dom_with_names(json& out, std::string& repeated) : dom_(out, false), repeated_(repeated) {}
+
+  bool null() { return dom_.null(); }
+  bool boolean(bool v) { return dom_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return dom_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return dom_.number_unsigned(v); }
+  bool number_float(json::number_float_t v, const std::string& s) { return dom_.number_float(v, s); }
+  bool string(std::string& v) { return dom_.string(v); }
+  bool binary(json::binary_t& v) { return dom_.binary(v); }
+  bool start_object(std::size_t n) {
+    names_.emplace_back();
+    return dom_.start_object(n);
+  }
+  bool key(std::string& k) {
+    if (!names_.back().insert(k) && repeated_.empty()) repeated_ = k;
+    return dom_.key(k);
+  }
+  bool end_object() {
+    names_.pop_back();
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) { return dom_.start_array(n); }
+  bool end_array() { return dom_.end_array(); }
+  template <class Exception>
+  bool parse_error(std::size_t pos, const std::string& token, const Exception& e) {
+    failed_ = true;
+    return dom_.parse_error(pos, token, e);
+  }
+  bool failed() const { return failed_ || dom_.is_errored(); }
+
+private:
+  /// The member names of one open object: a short list, searched in turn,
+  /// until it grows long (a body may hold tens of thousands of names).
+  struct names {
+    std::vector<std::string> few;
+    std::unordered_set<std::string> many;
+    bool insert(const std::string& k) {
+      if (!many.empty()) return many.insert(k).second;
+      if (std::find(few.begin(), few.end(), k) != few.end()) return false;
+      if (few.size() < 16) {
+        few.push_back(k);
+      } else {
+        many.insert(few.begin(), few.end());
+        many.insert(k);
+        few.clear();
+      }
+      return true;
+    }
+  };
+
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  std::vector<names> names_;  // per open object
+  std::string& repeated_;
+  bool failed_ = false;
+};
+
+} // namespace
+
 json parse_json(const std::string& text, std::string& repeated) {
   // nlohmann rejects invalid UTF-8 in strings as a parse error. It keeps
   // the last of repeated member names; we name the first repeated one so
   // callers refuse it (RFC 8259 leaves their meaning open, so a client and
   // we could read different values).
-  std::vector<std::unordered_set<std::string>> names;  // per open object
-  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& v) {
-    if (ev == json::parse_event_t::object_start) {
-      names.emplace_back();
-    } else if (ev == json::parse_event_t::object_end) {
-      if (!names.empty()) names.pop_back();
-    } else if (ev == json::parse_event_t::key && !names.empty()) {
-      // A set, not a list: a body may hold tens of thousands of names.
-      const auto& k = v.get_ref<const std::string&>();
-      if (!names.back().insert(k).second && repeated.empty()) repeated = k;
-    }
-    return true;
-  };
-  return json::parse(text, cb, false);
+  json doc;
+  dom_with_names sax{doc, repeated};
+  bool ok = json::sax_parse(text, &sax, json::input_format_t::json, true);
+  if (!ok || sax.failed()) return json(json::value_t::discarded);
+  return doc;
 }
 
 std::optional<json> validate_body(const request& rq, const body_schema& schema,

@@ -131,3 +131,24 @@ TEST_CASE("parse_json names the first member given twice in one object") {
   CHECK(repeated.empty());
   CHECK(parse_json("{\"a\":", repeated).is_discarded());
 }
+
+TEST_CASE("parse_json finds a repeat among many members, and refuses what json::parse refuses") {
+  std::string body = "{";
+  for (int i = 0; i < 40; ++i) body += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  std::string repeated;
+  auto doc = parse_json(body + "\"k41\":[{\"x\":1,\"x\":2}]}", repeated);
+  CHECK(doc.is_object());
+  CHECK(repeated == "x");  // the first repeat met, in the inner object
+  repeated.clear();
+  parse_json(body + "\"k39\":0}", repeated);
+  CHECK(repeated == "k39");
+  repeated.clear();
+  CHECK(parse_json(body + "\"k40\":0}", repeated)["k40"] == 0);
+  CHECK(repeated.empty());
+  for (const char* bad : {"{\"a\":1} x", "{\"a\":\"\xff\"}", "", "{\"a\":01}", "[1,]"}) {
+    CAPTURE(bad);
+    CHECK(parse_json(bad, repeated).is_discarded());
+  }
+  CHECK(parse_json(R"({"a":[1,{"b":null}],"c":1.5e3,"d":true})", repeated) ==
+        nlohmann::json::parse(R"({"a":[1,{"b":null}],"c":1.5e3,"d":true})"));
+}
