@@ -15,6 +15,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
+#include "actors/topics.hpp"
 #include "actors/user.hpp"
 #include "actors/wallet.hpp"
 #include "gateway/service.hpp"
@@ -61,15 +62,19 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
     return gm::journal::spawn_journal(sup, o, gate);
   };
 
+  // The node's topics: entities record their events here, the hub
+  // (restarted on a crash) manages who watches them.
+  auto events = std::make_shared<gm::topics::store>();
   gm::sup::child_spec hub;
   hub.name = "topic_hub";
-  hub.start = [](caf::local_actor* sup) {
-    return gm::gateway::spawn_topic_hub(sup, gm::gateway::hub_options{});
+  hub.start = [events](caf::local_actor* sup) {
+    return gm::gateway::spawn_topic_hub(sup, events);
   };
 
   // One shard per entity kind, under their own supervisor.
   auto wallet_env = std::make_shared<gm::wallet::environment>();
   wallet_env->gate = gate;
+  wallet_env->events = events;
   wallet_env->currency = cfg.currency;
   gm::shard::options shard_opts;
   shard_opts.node_id = node.id;

@@ -1,12 +1,16 @@
-// Live events: entities publish what changed to the topic hub (gateway/),
-// which fans them out to subscribers. Topics name entities ("wallet:{id}");
-// `seq` is assigned where the event is raised (for an entity: its version),
-// so subscribers can order events and resume after a gap.
+// Live events: entities publish what changed to the topic store, which keeps
+// each topic's latest seq, a short history and its subscribers; the topic hub
+// (gateway/) manages the subscriptions and fans events out to subscribers.
+// Topics name entities ("wallet:{id}"); `seq` is assigned where the event is
+// raised (for an entity: its version), so subscribers can order events and
+// resume after a gap.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/meta/type_name.hpp>
@@ -17,8 +21,10 @@
 
 namespace gm::topics {
 
-/// Entity → hub: `(publish_atom, topic, event, seq, data_json)`.
-using publish_atom = caf::atom_constant<caf::atom("t_pub")>;
+/// Publisher → hub, only for a topic that has subscribers:
+/// `(deliver_atom, topic, event, seq, data_json, std::vector<caf::actor>)`,
+/// the subscribers the store held when the event was recorded.
+using deliver_atom = caf::atom_constant<caf::atom("t_deliver")>;
 /// One event as the hub keeps it.
 struct event {
   std::string name;
@@ -52,10 +58,62 @@ std::string event_frame(const std::string& topic, const std::string& name, int64
 /// Returns the registry name of the hub.
 caf::atom_value registry_name();
 
-/// Publishes an event to this node's hub; a no-op if the hub is not running
-/// (events are live notifications; the state itself is in PostgreSQL).
-void publish(caf::actor_system& sys, std::string topic, std::string event, int64_t seq,
-             std::string data);
+/// Each topic's latest seq, its last events and its subscribers, shared by
+/// the entities that publish and the hub that manages subscriptions. One per
+/// node; it outlives hub restarts. Publishing is a call, not a message to
+/// the hub: every change of every entity publishes, almost always to a topic
+/// nobody watches, and a message per event cost more than the rest of the
+/// event (docs/bench.md). The topics are split over stripes, each behind its
+/// own mutex, held only for the map and history work, never while sending.
+class store {
+public:
+  struct options {
+    size_t history_per_topic = 64;  // events kept per topic for since_seq
+    size_t max_topics = 100000;     // topics with history; the idle ones go first
+  };
+
+  explicit store(options opts);
+  store() : store(options{}) {}
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  /// Records an event unless it repeats or comes out of order (`seq` not
+  /// above the topic's); returns whether it was recorded, and fills `to`
+  /// with the topic's subscribers then (empty almost always). Moves `data`
+  /// into the history if `to` is empty, copies it (leaving it to the caller,
+  /// for the subscribers) if not.
+  bool record(const std::string& topic, const std::string& event, int64_t seq,
+              std::string& data, std::vector<caf::actor>& to);
+
+  /// Adds `who` to `topic`'s subscribers; returns the topic's current seq
+  /// and fills `missed` with the events after `since` still held (none if
+  /// `since` < 0).
+  int64_t subscribe(const std::string& topic, const caf::actor& who, int64_t since,
+                    std::vector<event>& missed);
+
+  /// Removes the subscriber at `who` from `topic`.
+  void unsubscribe(const std::string& topic, const caf::actor_addr& who);
+
+  /// Returns every subscriber with its topics (for a restarted hub, which
+  /// must watch them again).
+  std::vector<std::pair<caf::actor, std::vector<std::string>>> subscribers() const;
+
+  /// Returns the number of topics held.
+  size_t topic_count() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Publishes an event: records it in `s` and, if the topic has subscribers,
+/// hands it to the node's hub to send them (through the hub, so that a
+/// subscriber gets its subscription's answer before the events after it).
+/// A no-op if `s` is null (events are live notifications; the state itself
+/// is in PostgreSQL).
+void publish(caf::actor_system& sys, store* s, const std::string& topic, const char* event,
+             int64_t seq, std::string data);
 
 } // namespace gm::topics
 

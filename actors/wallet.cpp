@@ -311,7 +311,8 @@ std::string tx_body(const state& st, const entry& e) {
 }
 
 void publish_updated(wallet_actor* self, std::string data, int64_t version) {
-  topics::publish(self->system(), "wallet:" + self->state.wallet_id(), "wallet.updated", version,
+  topics::publish(self->system(), self->state.env->events.get(),
+                  "wallet:" + self->state.wallet_id(), "wallet.updated", version,
                   std::move(data));
 }
 

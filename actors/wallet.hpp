@@ -25,6 +25,10 @@ class gate;
 struct table_spec;
 }
 
+namespace gm::topics {
+class store;
+}
+
 namespace gm::wallet {
 
 inline constexpr const char* type = "wallet";
@@ -54,6 +58,8 @@ using exists_atom = actors::exists_atom;
 
 struct environment {
   std::shared_ptr<journal::gate> gate;
+  /// Where wallets publish `wallet.updated` (none: they publish nothing).
+  std::shared_ptr<topics::store> events;
   std::string currency = "KES";
   /// How long the source waits for the destination's credit before it
   /// retries (with check).

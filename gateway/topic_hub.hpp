@@ -1,20 +1,22 @@
-// The topic hub: fans events that entities publish out to the actors that
-// subscribed to their topics (WebSocket sessions, the console), and keeps a
-// short history per topic so a subscriber can resume after a gap.
+// The topic hub: manages the subscriptions of the actors that watch topics
+// (WebSocket sessions, the console) in the node's topic store, and sends them
+// the events published to their topics. Entities record events in the store
+// themselves (actors/topics.hpp); only an event whose topic has subscribers
+// comes through the hub.
 #pragma once
 
-#include <cstddef>
+#include <memory>
 
 #include <caf/fwd.hpp>
 
+namespace gm::topics {
+class store;
+}
+
 namespace gm::gateway {
 
-struct hub_options {
-  size_t history_per_topic = 64;  // events kept per topic for since_seq
-  size_t max_topics = 100000;     // topics with history; the idle ones go first
-};
-
-/// Spawns the hub (registered as topics::registry_name()).
-caf::actor spawn_topic_hub(caf::local_actor* parent, hub_options opts);
+/// Spawns the hub (registered as topics::registry_name()) over `events`,
+/// which outlives it: a restarted hub watches the subscribers it finds there.
+caf::actor spawn_topic_hub(caf::local_actor* parent, std::shared_ptr<topics::store> events);
 
 } // namespace gm::gateway
