@@ -15,6 +15,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
+#include "actors/scheduler.hpp"
 #include "actors/topics.hpp"
 #include "actors/user.hpp"
 #include "actors/wallet.hpp"
@@ -137,6 +138,7 @@ int run(const gm::config::settings& cfg) {
   // less node CPU per transfer, about 2.5% more transfers a second
   // (docs/bench.md, 2026-11-23).
   caf_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+  gm::actors::use_lean_scheduler(caf_cfg);  // CAF's policy, our worker loop: see the header
   caf::actor_system sys{caf_cfg};
 
   gm::sup::options opts;
