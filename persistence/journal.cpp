@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -75,22 +76,33 @@ std::string array_literal(const std::vector<const std::optional<std::string>*>& 
 
 namespace {
 
-void put_be32(std::string& out, uint32_t v) {
-  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-               static_cast<char>(v)};
-  out.append(b, 4);
-}
+/// Writes into a buffer sized beforehand (binary_size gives each value's
+/// size exactly), without a length check per append.
+struct cursor {
+  char* p;
 
-void put_be64(std::string& out, uint64_t v) {
-  put_be32(out, static_cast<uint32_t>(v >> 32));
-  put_be32(out, static_cast<uint32_t>(v));
-}
+  void be32(uint32_t v) {
+    p[0] = static_cast<char>(v >> 24);
+    p[1] = static_cast<char>(v >> 16);
+    p[2] = static_cast<char>(v >> 8);
+    p[3] = static_cast<char>(v);
+    p += 4;
+  }
+  void be64(uint64_t v) {
+    be32(static_cast<uint32_t>(v >> 32));
+    be32(static_cast<uint32_t>(v));
+  }
+  void bytes(const char* data, size_t n) {
+    std::memcpy(p, data, n);
+    p += n;
+  }
+};
 
-/// Appends the 16 bytes of a canonical uuid (8-4-4-4-12 hex digits).
-bool put_uuid(std::string& out, const std::string& s) {
+/// Writes the 16 bytes of a canonical uuid (8-4-4-4-12 hex digits).
+bool put_uuid(cursor& out, const std::string& s) {
   packed_uuid u;
   if (!packed_uuid::try_parse(s, u)) return false;
-  out.append(reinterpret_cast<const char*>(u.bytes), sizeof u.bytes);
+  out.bytes(reinterpret_cast<const char*>(u.bytes), sizeof u.bytes);
   return true;
 }
 
@@ -169,41 +181,42 @@ binary_type binary_type_of(const std::string& type) {
   return {};
 }
 
-/// Appends one value as PostgreSQL's binary format frames it in arrays and
-/// in binary COPY alike: its length (-1 for NULL), then its bytes. Returns
-/// false for a value that is not of the type (the caller falls back to text).
-bool put_binary(std::string& out, binary_type t, const std::optional<std::string>& v) {
+/// Writes one value as PostgreSQL's binary format frames it in arrays and
+/// in binary COPY alike: its length (-1 for NULL), then its bytes;
+/// binary_size(t, v) bytes. Returns false for a value that is not of the
+/// type (the caller falls back to text).
+bool put_binary(cursor& out, binary_type t, const std::optional<std::string>& v) {
   if (!v) {
-    put_be32(out, 0xffffffffu);  // -1: NULL
+    out.be32(0xffffffffu);  // -1: NULL
     return true;
   }
   const std::string& s = *v;
   int64_t n = 0;
   switch (t.width) {
     case 16:
-      put_be32(out, 16);
+      out.be32(16);
       return put_uuid(out, s);
     case 8:
       if (!parse_int(s, INT64_MIN, INT64_MAX, n)) return false;
-      put_be32(out, 8);
-      put_be64(out, static_cast<uint64_t>(n));
+      out.be32(8);
+      out.be64(static_cast<uint64_t>(n));
       return true;
     case -8:
       if (!parse_utc_micros(s, n)) return false;
-      put_be32(out, 8);
-      put_be64(out, static_cast<uint64_t>(n));
+      out.be32(8);
+      out.be64(static_cast<uint64_t>(n));
       return true;
     case 4:
       if (!parse_int(s, INT32_MIN, INT32_MAX, n)) return false;
-      put_be32(out, 4);
-      put_be32(out, static_cast<uint32_t>(static_cast<int32_t>(n)));
+      out.be32(4);
+      out.be32(static_cast<uint32_t>(static_cast<int32_t>(n)));
       return true;
     default:
       // Text goes as its bytes; PostgreSQL checks the encoding. A NUL
       // cannot be stored in text: the literal path reports it.
       if (s.find('\0') != std::string::npos || s.size() > 0x7fffffff) return false;
-      put_be32(out, static_cast<uint32_t>(s.size()));
-      out += s;
+      out.be32(static_cast<uint32_t>(s.size()));
+      out.bytes(s.data(), s.size());
       return true;
   }
 }
@@ -224,21 +237,21 @@ std::optional<std::string> binary_array(const std::string& type,
     nulls = nulls || !*v;
     size += binary_size(t, *v);
   }
-  std::string out;
-  out.reserve(size);
+  std::string out(values.empty() ? 12 : size, '\0');
+  cursor w{out.data()};
   if (values.empty()) {
-    put_be32(out, 0);  // no dimensions
-    put_be32(out, 0);
-    put_be32(out, t.oid);
+    w.be32(0);  // no dimensions
+    w.be32(0);
+    w.be32(t.oid);
     return out;
   }
-  put_be32(out, 1);  // dimensions
-  put_be32(out, nulls ? 1 : 0);
-  put_be32(out, t.oid);
-  put_be32(out, static_cast<uint32_t>(values.size()));
-  put_be32(out, 1);  // lower bound
+  w.be32(1);  // dimensions
+  w.be32(nulls ? 1 : 0);
+  w.be32(t.oid);
+  w.be32(static_cast<uint32_t>(values.size()));
+  w.be32(1);  // lower bound
   for (auto* v : values) {
-    if (!put_binary(out, t, *v)) return std::nullopt;
+    if (!put_binary(w, t, *v)) return std::nullopt;
   }
   return out;
 }
@@ -252,26 +265,26 @@ std::optional<std::string> copy_binary(const table_spec& t, const std::vector<co
   }
   size_t size = 21;
   for (auto* r : rows) {
+    if (r->values.size() != types.size()) return std::nullopt;
     size += 2;
     for (size_t c = 0; c < types.size(); ++c) size += binary_size(types[c], r->values[c]);
   }
-  std::string out;
-  out.reserve(size);
+  std::string out(size, '\0');
+  cursor w{out.data()};
   // The signature, then flags and header extension length (both 0).
-  out.append("PGCOPY\n\377\r\n\0", 11);
-  put_be32(out, 0);
-  put_be32(out, 0);
+  w.bytes("PGCOPY\n\377\r\n\0", 11);
+  w.be32(0);
+  w.be32(0);
   auto fields = static_cast<uint16_t>(types.size());
   for (auto* r : rows) {
-    if (r->values.size() != types.size()) return std::nullopt;
-    out += static_cast<char>(fields >> 8);
-    out += static_cast<char>(fields & 0xff);
+    *w.p++ = static_cast<char>(fields >> 8);
+    *w.p++ = static_cast<char>(fields & 0xff);
     for (size_t c = 0; c < types.size(); ++c) {
-      if (!put_binary(out, types[c], r->values[c])) return std::nullopt;
+      if (!put_binary(w, types[c], r->values[c])) return std::nullopt;
     }
   }
-  out += '\xff';  // the trailer: a field count of -1
-  out += '\xff';
+  *w.p++ = '\xff';  // the trailer: a field count of -1
+  *w.p++ = '\xff';
   return out;
 }
 
