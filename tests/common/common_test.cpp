@@ -123,6 +123,38 @@ TEST_CASE("now_rfc3339 is UTC with milliseconds and agrees with the clock") {
   CHECK(t <= before + 2);
 }
 
+TEST_CASE("now_rfc3339 follows the clock across seconds (its per-second part is cached)") {
+  auto parse = [](const std::string& s) {
+    std::tm tm{};
+    int ms = 0;
+    std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+  };
+  auto now_ms = [] {
+    return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+  };
+  auto start = now_ms();
+  int64_t last = 0;
+  int seconds_seen = 0;
+  while (now_ms() < start + 2000) {  // bounded: two seconds
+    auto before = now_ms();
+    auto stamp = parse(gm::now_rfc3339());
+    auto after = now_ms();
+    CHECK(stamp >= before);
+    CHECK(stamp <= after);
+    CHECK(stamp >= last);
+    if (stamp / 1000 != last / 1000) ++seconds_seen;
+    last = stamp;
+    std::this_thread::sleep_for(std::chrono::milliseconds(7));
+  }
+  CHECK(seconds_seen >= 2);
+}
+
 TEST_CASE("lower_uuid lower-cases UUIDs and leaves anything else") {
   CHECK(gm::lower_uuid("4DF0BA60-6D02-4AE3-8B53-AF5966874F36") ==
         "4df0ba60-6d02-4ae3-8b53-af5966874f36");
