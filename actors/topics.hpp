@@ -62,9 +62,10 @@ caf::atom_value registry_name();
 /// the entities that publish and the hub that manages subscriptions. One per
 /// node; it outlives hub restarts. Publishing is a call, not a message to
 /// the hub: every change of every entity publishes, almost always to a topic
-/// nobody watches, and a message per event cost more than the rest of the
-/// event (docs/bench.md). The topics are split over stripes, each behind its
-/// own mutex, held only for the map and history work, never while sending.
+/// nobody watches, and a message per event meant a mailbox and a resume of
+/// the hub for nothing (docs/departures.md). The topics are split over
+/// stripes, each behind its own mutex, held only for the map and history
+/// work, never while sending.
 class store {
 public:
   struct options {

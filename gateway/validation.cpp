@@ -103,8 +103,8 @@ namespace {
 /// Builds the document as json::parse does (nlohmann's own DOM builder does
 /// the work) and notes the first member name repeated within one object.
 /// A SAX handler rather than a parse callback: the callback parser copies
-/// every key and value into a json for the callback, which cost more than
-/// the rest of a transfer request's validation (docs/bench.md).
+/// every key and value into a json for the callback (a transfer body's
+/// validation took 11.4k instructions with it, 9.7k without; docs/bench.md).
 class dom_with_names {
 public:
   dom_with_names(json& out, std::string& repeated) : dom_(out, false), repeated_(repeated) {}
