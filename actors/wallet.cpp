@@ -75,21 +75,31 @@ constexpr int64_t v_reserved = 1;
 // (2: `credited`, written by earlier versions; recovery still reads it.)
 constexpr int64_t v_final = 3;
 
-using opt = std::optional<std::string>;
+using journal::value;
 
-opt text(const std::string& s) {
-  return s.empty() ? opt{} : opt{s};
+/// Text, NULL when empty.
+value text(const std::string& s) {
+  return s.empty() ? value{} : value{s};
 }
 
-opt num(int64_t v) {
-  return std::to_string(v);
+value num(int64_t v) {
+  return value::integer(v);
+}
+
+/// An id for a uuid column, in 16 bytes: packed here, it is neither copied
+/// as text into the row nor parsed again by the journal. NULL when empty;
+/// text if it is not a uuid (PostgreSQL then says so).
+value id(const std::string& s) {
+  packed_uuid u;
+  if (packed_uuid::try_parse(s, u)) return value::uuid(u);
+  return text(s);
 }
 
 /// A row's values, moved in (a braced list would copy each of them: an
 /// initializer_list's elements are const).
 template <class... V>
-std::vector<opt> values_of(V&&... v) {
-  std::vector<opt> out;
+std::vector<value> values_of(V&&... v) {
+  std::vector<value> out;
   out.reserve(sizeof...(v));
   (out.emplace_back(std::forward<V>(v)), ...);
   return out;
@@ -196,7 +206,7 @@ void put_quoted(std::string& out, const std::string& s) {
 
 journal::row wallet_row(const state& st) {
   return {&wallets_table(), st.core.version,
-          values_of(st.wallet_id(), num(st.balance), num(st.escrow), st.env->currency,
+          values_of(value::uuid(st.wallet_uuid), num(st.balance), num(st.escrow), st.env->currency,
                     num(st.core.version))};
 }
 
@@ -214,20 +224,21 @@ struct entry {
 /// entries are fresh rows (journal::row::fresh): each has a new id.
 journal::row entry_row(const state& st, const entry& e) {
   int64_t delta = ledger::adds(e.type) ? e.amount : -e.amount;
-  auto wallet = st.wallet_id();
+  auto wallet = value::uuid(st.wallet_uuid);  // the account (text) is the wallet id too
   return {&ledger_table(), 0,
-          values_of(e.id, e.transfer_id, wallet, std::move(wallet), e.type, num(e.amount),
+          values_of(id(e.id), id(e.transfer_id), wallet, wallet, e.type, num(e.amount),
                     num(delta), num(st.balance), num(st.core.version), text(e.reference),
-                    text(e.counterparty), e.created_at),
+                    id(e.counterparty), e.created_at),
           true};
 }
 
 /// The sandbox provider's leg of a deposit (delta < 0) or withdrawal.
 journal::row external_row(const entry& e, int64_t delta) {
   return {&ledger_table(), 0,
-          values_of(new_time_uuid(), e.transfer_id, std::string{"external:sandbox"}, opt{},
-                    std::string{"external"}, num(e.amount), num(delta), opt{}, opt{},
-                    text(e.reference), opt{}, e.created_at),
+          values_of(value::uuid(new_packed_time_uuid()), id(e.transfer_id),
+                    std::string{"external:sandbox"}, value{},
+                    std::string{"external"}, num(e.amount), num(delta), value{}, value{},
+                    text(e.reference), value{}, e.created_at),
           true};
 }
 
@@ -237,7 +248,8 @@ journal::row transfer_row(const std::string& id, const std::string& from, const 
                           int64_t amount, const std::string& note, const char* state_name,
                           int64_t version, const std::string& created_at) {
   return {&transfers_table(), version,
-          values_of(id, from, to, num(amount), text(note), std::string{state_name}, num(version),
+          values_of(gm::wallet::id(id), gm::wallet::id(from), gm::wallet::id(to), num(amount),
+                    text(note), std::string{state_name}, num(version),
                     created_at, now_rfc3339()),
           version == v_reserved};
 }
@@ -366,8 +378,8 @@ journal::row key_row(const state& st, const std::string& key, const std::string&
                      errc code = errc::ok, int64_t version = 1) {
   bool ok = code == errc::ok;
   return {&idempotency_table(), version,
-          {st.core.id, key, st.x->keys.at(key).hash, std::string{ok ? "201" : "0"}, body,
-           now_rfc3339(), std::to_string(static_cast<int32_t>(code)), num(version)},
+          values_of(id(st.core.id), key, st.x->keys.at(key).hash, num(ok ? 201 : 0), body,
+                    now_rfc3339(), num(static_cast<int32_t>(code)), num(version)),
           version == 1};
 }
 

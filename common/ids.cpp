@@ -20,13 +20,17 @@ std::mt19937_64& rng() {
   return gen;
 }
 
-std::string uuid_text(uint64_t hi, uint64_t lo) {
+packed_uuid uuid_of(uint64_t hi, uint64_t lo) {
   packed_uuid u;
   for (int i = 0; i < 8; ++i) {
     u.bytes[i] = static_cast<unsigned char>(hi >> (56 - 8 * i));
     u.bytes[8 + i] = static_cast<unsigned char>(lo >> (56 - 8 * i));
   }
-  return u.str();
+  return u;
+}
+
+std::string uuid_text(uint64_t hi, uint64_t lo) {
+  return uuid_of(hi, lo).str();
 }
 
 constexpr uint64_t variant_mask = 0x3fffffffffffffffULL;
@@ -42,13 +46,17 @@ std::string new_uuid() {
 }
 
 std::string new_time_uuid() {
+  return new_packed_time_uuid().str();
+}
+
+packed_uuid new_packed_time_uuid() {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
               std::chrono::system_clock::now().time_since_epoch())
               .count();
   auto ms = static_cast<uint64_t>(us / 1000);
   auto sub = static_cast<uint64_t>(us % 1000) * 4096 / 1000;  // 12 bits
   uint64_t hi = ((ms & 0xffffffffffffULL) << 16) | 0x7000ULL | sub;  // version 7
-  return uuid_text(hi, (rng()() & variant_mask) | variant_bits);
+  return uuid_of(hi, (rng()() & variant_mask) | variant_bits);
 }
 
 namespace {

@@ -40,6 +40,9 @@ struct packed_uuid {
   static bool try_parse(const std::string& s, packed_uuid& out);
 };
 
+/// new_time_uuid() in 16 bytes.
+packed_uuid new_packed_time_uuid();
+
 /// Returns the current time in whole seconds since the Unix epoch (token
 /// times).
 int64_t unix_seconds();

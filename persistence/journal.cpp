@@ -38,26 +38,47 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<gm::journal::batch>)
 
 namespace gm::journal {
 
-std::string array_literal(const std::vector<const std::optional<std::string>*>& values) {
+std::optional<std::string> value::text() const {
+  switch (kind_) {
+    case kind::null:
+      return std::nullopt;
+    case kind::integer:
+      return std::to_string(int_);
+    case kind::uuid:
+      return uuid_.str();
+    case kind::text:
+      break;
+  }
+  return text_;
+}
+
+std::string array_literal(const std::vector<const value*>& values) {
   std::string out;
   size_t reserve = 2;
-  for (auto* v : values) reserve += (*v ? (*v)->size() + 3 : 5);
+  for (auto* v : values) {
+    reserve += v->which() == value::kind::text ? v->text_value().size() + 3 : 39;
+  }
   out.reserve(reserve);
   out += '{';
   bool first = true;
   for (auto* v : values) {
     if (!first) out += ',';
     first = false;
-    if (!*v) {
+    if (v->is_null()) {
       out += "NULL";
       continue;
     }
     out += '"';
+    if (v->which() != value::kind::text) {
+      out += *v->text();  // digits, a minus, hex and dashes: nothing to escape
+      out += '"';
+      continue;
+    }
     // Whole runs between the characters that need a backslash: most values
     // have none and are appended in one go. (A plain loop: find_first_of
     // with a set calls a search of the set per character, and showed in
     // profiles.)
-    const std::string& text = **v;
+    const std::string& text = v->text_value();
     size_t from = 0;
     for (size_t at = 0; at < text.size(); ++at) {
       char c = text[at];
@@ -181,16 +202,19 @@ binary_type binary_type_of(const std::string& type) {
   return {};
 }
 
-/// Writes one value as PostgreSQL's binary format frames it in arrays and
-/// in binary COPY alike: its length (-1 for NULL), then its bytes;
-/// binary_size(t, v) bytes. Returns false for a value that is not of the
-/// type (the caller falls back to text).
-bool put_binary(cursor& out, binary_type t, const std::optional<std::string>& v) {
-  if (!v) {
-    out.be32(0xffffffffu);  // -1: NULL
-    return true;
+/// The number of characters of `v` in decimal.
+size_t decimal_size(int64_t v) {
+  uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  size_t n = v < 0 ? 2 : 1;
+  while (u >= 10) {
+    u /= 10;
+    ++n;
   }
-  const std::string& s = *v;
+  return n;
+}
+
+/// Writes one text value of a column of type `t`.
+bool put_text(cursor& out, binary_type t, const std::string& s) {
   int64_t n = 0;
   switch (t.width) {
     case 16:
@@ -221,20 +245,75 @@ bool put_binary(cursor& out, binary_type t, const std::optional<std::string>& v)
   }
 }
 
-size_t binary_size(binary_type t, const std::optional<std::string>& v) {
-  return 4 + (v ? (t.width != 0 ? std::abs(t.width) : v->size()) : 0);
+/// Writes one value as PostgreSQL's binary format frames it in arrays and
+/// in binary COPY alike: its length (-1 for NULL), then its bytes;
+/// binary_size(t, v) bytes. Returns false for a value that is not of the
+/// type (the caller falls back to text).
+bool put_binary(cursor& out, binary_type t, const value& v) {
+  switch (v.which()) {
+    case value::kind::null:
+      out.be32(0xffffffffu);  // -1: NULL
+      return true;
+    case value::kind::text:
+      return put_text(out, t, v.text_value());
+    case value::kind::integer: {
+      int64_t n = v.integer_value();
+      if (t.width == 8) {
+        out.be32(8);
+        out.be64(static_cast<uint64_t>(n));
+        return true;
+      }
+      if (t.width == 4) {
+        if (n < INT32_MIN || n > INT32_MAX) return false;
+        out.be32(4);
+        out.be32(static_cast<uint32_t>(static_cast<int32_t>(n)));
+        return true;
+      }
+      if (t.width != 0) return false;
+      auto size = decimal_size(n);
+      out.be32(static_cast<uint32_t>(size));
+      std::to_chars(out.p, out.p + size, n);
+      out.p += size;
+      return true;
+    }
+    case value::kind::uuid:
+      if (t.width == 16) {
+        out.be32(16);
+        out.bytes(reinterpret_cast<const char*>(v.uuid_value().bytes), 16);
+        return true;
+      }
+      if (t.width != 0) return false;
+      out.be32(36);
+      out.bytes(v.uuid_value().str().data(), 36);
+      return true;
+  }
+  return false;
+}
+
+size_t binary_size(binary_type t, const value& v) {
+  switch (v.which()) {
+    case value::kind::null:
+      return 4;
+    case value::kind::text:
+      return 4 + (t.width != 0 ? std::abs(t.width) : v.text_value().size());
+    case value::kind::integer:
+      return 4 + (t.width != 0 ? std::abs(t.width) : decimal_size(v.integer_value()));
+    case value::kind::uuid:
+      return 4 + (t.width != 0 ? std::abs(t.width) : 36);
+  }
+  return 4;
 }
 
 } // namespace
 
 std::optional<std::string> binary_array(const std::string& type,
-                                        const std::vector<const std::optional<std::string>*>& values) {
+                                        const std::vector<const value*>& values) {
   auto t = binary_type_of(type);
   if (t.oid == 0) return std::nullopt;
   bool nulls = false;
   size_t size = 20;
   for (auto* v : values) {
-    nulls = nulls || !*v;
+    nulls = nulls || v->is_null();
     size += binary_size(t, *v);
   }
   std::string out(values.empty() ? 12 : size, '\0');
@@ -349,11 +428,57 @@ std::string write_sql(const table_spec& t, bool fresh) {
   return sql;
 }
 
+namespace {
+
+/// Appends a key column's value to a coalescing key, so that two images of
+/// one row give the same key however their values came (a uuid as 16
+/// bytes or as text in either case, a number as 8 bytes or as digits), and
+/// two different rows never do (fixed widths, text with its length).
+void append_key(std::string& k, const std::string& type, const value& v) {
+  auto put_bytes = [&k](char tag, const void* p, size_t n) {
+    k += tag;
+    k.append(static_cast<const char*>(p), n);
+  };
+  switch (v.which()) {
+    case value::kind::null:
+      k += 'n';
+      return;
+    case value::kind::uuid:
+      put_bytes('u', v.uuid_value().bytes, 16);
+      return;
+    case value::kind::integer: {
+      int64_t n = v.integer_value();
+      put_bytes('i', &n, sizeof n);
+      return;
+    }
+    case value::kind::text:
+      break;
+  }
+  const std::string& s = v.text_value();
+  packed_uuid u;
+  int64_t n = 0;
+  if (type == "uuid" && packed_uuid::try_parse(s, u)) {
+    put_bytes('u', u.bytes, 16);
+  } else if ((type == "bigint" || type == "integer") && parse_int(s, INT64_MIN, INT64_MAX, n)) {
+    put_bytes('i', &n, sizeof n);
+  } else {
+    auto size = static_cast<uint32_t>(s.size());
+    put_bytes('t', &size, sizeof size);
+    k += s;
+  }
+}
+
+} // namespace
+
 std::string row_key(const row& r) {
   std::string k = r.table->name;
+  k += '\x1f';
   for (auto i : r.table->key) {
-    k += '\x1f';
-    if (i < r.values.size() && r.values[i]) k += *r.values[i];
+    if (i < r.values.size()) {
+      append_key(k, r.table->columns[i].type, r.values[i]);
+    } else {
+      k += 'n';
+    }
   }
   return k;
 }
@@ -432,7 +557,7 @@ std::string write_batch(pg::connection& conn, const batch& b) {
   std::vector<std::string> copies(parts.size());
   std::vector<pg::connection::statement> stmts;
   stmts.reserve(parts.size());
-  std::vector<const std::optional<std::string>*> col;
+  std::vector<const value*> col;
   for (size_t i = 0; i < parts.size(); ++i) {
     auto& t = *parts[i].table;
     if (parts[i].fresh) {

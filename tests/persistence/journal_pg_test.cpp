@@ -118,6 +118,11 @@ TEST_CASE("every column type arrives as written: binary arrays and literals, NUL
      {opt{"00000000-0000-0000-0000-000000000001"}, opt{"9223372036854775807"}, opt{"2147483647"},
       opt{""}, opt{}, opt{"1"}}},
     {&kinds, 1, {opt{"ffffffff-ffff-ffff-ffff-ffffffffffff"}, opt{}, opt{}, opt{}, opt{}, opt{"1"}}},
+    // Typed values, as entities hand them over.
+    {&kinds, 1,
+     {journal::value::uuid(gm::packed_uuid::parse("00000000-0000-0000-0000-0000000000ab")),
+      journal::value::integer(INT64_MIN), journal::value::integer(INT32_MIN),
+      journal::value::integer(-42), opt{}, journal::value::integer(1)}},
   };
   bool fresh = false;
   SUBCASE("in the checking statement's arrays") {}
@@ -127,7 +132,7 @@ TEST_CASE("every column type arrives as written: binary arrays and literals, NUL
   CHECK(f.stats().failures == 0);
   auto r = run(*f.db, "SELECT id, big, small, words, "
                       "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS'), version "
-                      "FROM kinds ORDER BY id");
+                      "FROM kinds WHERE id <> '00000000-0000-0000-0000-0000000000ab' ORDER BY id");
   REQUIRE(r.rows.size() == 3);
   CHECK(r.value(0, 0) == "00000000-0000-0000-0000-000000000001");
   CHECK(r.value(0, 1) == "9223372036854775807");
@@ -144,6 +149,13 @@ TEST_CASE("every column type arrives as written: binary arrays and literals, NUL
   CHECK_FALSE(r.rows[2][1].has_value());
   CHECK_FALSE(r.rows[2][2].has_value());
   CHECK_FALSE(r.rows[2][3].has_value());
+  r = run(*f.db, "SELECT big, small, words, version FROM kinds "
+                 "WHERE id = '00000000-0000-0000-0000-0000000000ab'");
+  REQUIRE(r.rows.size() == 1);
+  CHECK(r.value(0, 0) == "-9223372036854775808");
+  CHECK(r.value(0, 1) == "-2147483648");
+  CHECK(r.value(0, 2) == "-42");
+  CHECK(r.value(0, 3) == "1");
   // A timestamp in another format goes as a literal; PostgreSQL reads it.
   REQUIRE(f.write({{&kinds, 2,
                     {opt{"00000000-0000-0000-0000-000000000001"}, opt{}, opt{}, opt{},

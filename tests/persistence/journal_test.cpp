@@ -29,13 +29,16 @@ row thing(const std::string& id, int64_t version) {
 } // namespace
 
 TEST_CASE("array literals quote every element, escape quotes and backslashes, keep NULLs") {
-  std::optional<std::string> a{"plain"}, b{"say \"hi\" \\ bye"}, c{}, d{""};
+  value a{"plain"}, b{"say \"hi\" \\ bye"}, c{}, d{""};
+  auto n = value::integer(-42);
+  auto u = value::uuid(gm::packed_uuid::parse("00010203-0405-0607-0809-0A0B0C0D0E0F"));
   CHECK(array_literal({&a, &b, &c, &d}) == R"({"plain","say \"hi\" \\ bye",NULL,""})");
+  CHECK(array_literal({&n, &u}) == R"({"-42","00010203-0405-0607-0809-0a0b0c0d0e0f"})");
   CHECK(array_literal({}) == "{}");
 }
 
 TEST_CASE("binary arrays: PostgreSQL's layout for uuid, bigint, integer and text; other types not") {
-  using opt = std::optional<std::string>;
+  using opt = value;
   opt id{"00010203-0405-0607-0809-0A0B0C0D0E0F"}, none{}, minus_two{"-2"}, seven{"7"}, hi{"hi"};
   auto bytes = [](std::initializer_list<int> xs) {
     std::string s;
@@ -93,6 +96,69 @@ TEST_CASE("binary arrays: PostgreSQL's layout for uuid, bigint, integer and text
   CHECK_FALSE(binary_array("integer", {&wide}));
 }
 
+TEST_CASE("typed values go into the binary formats as their text would; into no other type") {
+  auto id = gm::packed_uuid::parse("00010203-0405-0607-0809-0a0b0c0d0e0f");
+  value typed_id = value::uuid(id), text_id{"00010203-0405-0607-0809-0A0B0C0D0E0F"};
+  value minus_two = value::integer(-2), minus_two_text{"-2"};
+  value min = value::integer(INT64_MIN), min_text{"-9223372036854775808"};
+  value none{};
+  CHECK(binary_array("uuid", {&typed_id, &none}) == binary_array("uuid", {&text_id, &none}));
+  CHECK(binary_array("bigint", {&minus_two, &min}) ==
+        binary_array("bigint", {&minus_two_text, &min_text}));
+  CHECK(binary_array("integer", {&minus_two}) == binary_array("integer", {&minus_two_text}));
+  // In a text column, their text form.
+  value lower_text_id{"00010203-0405-0607-0809-0a0b0c0d0e0f"}, zero = value::integer(0),
+                                                               zero_text{"0"};
+  CHECK(binary_array("text", {&typed_id, &min, &zero}) ==
+        binary_array("text", {&lower_text_id, &min_text, &zero_text}));
+  CHECK(typed_id.text() == std::optional<std::string>{"00010203-0405-0607-0809-0a0b0c0d0e0f"});
+  CHECK(min.text() == std::optional<std::string>{"-9223372036854775808"});
+  CHECK_FALSE(none.text());
+  // Not of the type: the literal goes, and PostgreSQL refuses it.
+  value wide = value::integer(int64_t{INT32_MAX} + 1);
+  CHECK_FALSE(binary_array("integer", {&wide}));
+  CHECK_FALSE(binary_array("uuid", {&zero}));
+  CHECK_FALSE(binary_array("timestamptz", {&zero}));
+  CHECK_FALSE(binary_array("bigint", {&typed_id}));
+  // And in a COPY, the same bytes as the row written as text.
+  static const table_spec t{"mixed", {{"id", "uuid"}, {"n", "bigint"}, {"label", "text"}}, {0}, 0,
+                            write_mode::insert_once};
+  row typed{&t, 0, {value::uuid(id), value::integer(-2), value::integer(123456789)}, true};
+  row texts{&t, 0, {std::string{"00010203-0405-0607-0809-0a0b0c0d0e0f"}, std::string{"-2"},
+                    std::string{"123456789"}}, true};
+  auto a = copy_binary(t, {&typed, &texts});
+  REQUIRE(a);
+  auto b = copy_binary(t, {&texts, &texts});
+  CHECK(*a == *b);
+}
+
+TEST_CASE("a row's images coalesce however their key values came; different keys never do") {
+  static const table_spec t{"pairs", {{"owner", "uuid"}, {"n", "bigint"}, {"name", "text"},
+                                      {"version", "bigint"}},
+                            {0, 1, 2}, 3, write_mode::upsert_versioned};
+  auto id = gm::packed_uuid::parse("00010203-0405-0607-0809-0a0b0c0d0e0f");
+  auto image = [&](value owner, value n, std::string name, int64_t version) {
+    return row{&t, version, {std::move(owner), std::move(n), std::move(name),
+                             value::integer(version)}};
+  };
+  CHECK(row_key(image(value::uuid(id), value::integer(7), "x", 1)) ==
+        row_key(image(std::string{"00010203-0405-0607-0809-0A0B0C0D0E0F"}, std::string{"7"}, "x",
+                      2)));
+  // Text keys carry their length: "a" + "bc" is not "ab" + "c".
+  static const table_spec two{"two", {{"a", "text"}, {"b", "text"}}, {0, 1}, 0,
+                              write_mode::upsert_versioned};
+  CHECK(row_key({&two, 1, {std::string{"a"}, std::string{"bc"}}}) !=
+        row_key({&two, 1, {std::string{"ab"}, std::string{"c"}}}));
+  CHECK(row_key({&two, 1, {std::nullopt, std::string{"n"}}}) !=
+        row_key({&two, 1, {std::string{"n"}, std::nullopt}}));
+  batch b;
+  b.add(image(value::uuid(id), value::integer(7), "x", 1));
+  b.add(image(std::string{"00010203-0405-0607-0809-0a0b0c0d0e0f"}, std::string{"7"}, "x", 2));
+  b.add(image(value::uuid(id), value::integer(8), "x", 1));
+  CHECK(b.size() == 2);
+  CHECK(b.groups()[0].rows[0].version == 2);
+}
+
 TEST_CASE("a versioned table is written with an upsert that never goes back in version") {
   auto sql = write_sql(versioned());
   CHECK(sql == "INSERT INTO things (id, n, version, created_at) SELECT * FROM "
@@ -123,7 +189,7 @@ TEST_CASE("a batch keeps the newest image of a row and ignores older ones") {
   REQUIRE(b.size() == 2);
   REQUIRE(b.groups().size() == 1);
   CHECK(b.groups()[0].rows[0].version == 3);
-  CHECK(b.groups()[0].rows[1].values[0] == std::optional<std::string>{"b"});
+  CHECK(b.groups()[0].rows[1].values[0].text() == std::optional<std::string>{"b"});
 }
 
 TEST_CASE("a batch keeps tables in the order they first appeared") {
@@ -134,7 +200,7 @@ TEST_CASE("a batch keeps tables in the order they first appeared") {
   REQUIRE(b.groups().size() == 2);
   CHECK(b.groups()[0].table == &appended());
   CHECK(b.groups()[0].rows.size() == 2);
-  CHECK(b.groups()[0].rows[0].values[1] == std::optional<std::string>{"first"});
+  CHECK(b.groups()[0].rows[0].values[1].text() == std::optional<std::string>{"first"});
   batch other;
   other.add(thing("a", 5));
   b.merge(std::move(other));
