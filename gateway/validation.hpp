@@ -53,6 +53,14 @@ field_rule integer_field(std::string name, bool required, int64_t min, int64_t m
 /// refuse that document), else stays empty.
 nlohmann::json parse_json(const std::string& text, std::string& repeated);
 
+/// parse_json's fast way, exposed for tests: reads a flat object (at most
+/// 16 members with distinct names; names and strings of printable ASCII
+/// without escapes; integers of at most 18 digits; true, false, null) into
+/// `out` as nlohmann would, and returns true; returns false, leaving `out`
+/// alone, for anything else (valid or not), which parse_json then reads
+/// the general way.
+bool parse_flat_json(const std::string& text, nlohmann::json& out);
+
 /// Parses and checks `rq.body` against `schema`. Returns the object, or sets
 /// `problem_out` and returns nullopt.
 std::optional<nlohmann::json> validate_body(const request& rq, const body_schema& schema,

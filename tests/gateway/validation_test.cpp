@@ -152,3 +152,83 @@ TEST_CASE("parse_json finds a repeat among many members, and refuses what json::
   CHECK(parse_json(R"({"a":[1,{"b":null}],"c":1.5e3,"d":true})", repeated) ==
         nlohmann::json::parse(R"({"a":[1,{"b":null}],"c":1.5e3,"d":true})"));
 }
+
+TEST_CASE("the flat fast way reads what nlohmann reads, and gives up on everything else") {
+  using nlohmann::json;
+  // Bodies built from pieces, many of them wrong or beyond the fast way,
+  // then mutated at random. Whatever the fast way accepts, nlohmann must
+  // read as the same document with the same types; the flat bodies phones
+  // send must take it.
+  const char* names[] = {"\"a\"", "\"amount\"", "\"to_user_id\"", "\"n\\u0041\"", "\"\"",
+                         "\"caf\xc3\xa9\"", "a", "\"x y\""};
+  const char* values[] = {"\"abc\"", "\"\"", "\"caf\\u00e9\"", "\"tab\there\"", "\"\x7f\"",
+                          "\"\xc3\xa9\"", "\"q\\\"q\"", "0", "-0", "01", "-", "7",
+                          "123456789012345678", "1234567890123456789", "-9223372036854775808",
+                          "-123456789012345678", "1.5", "1e3", "2E2", "true", "false", "null",
+                          "nul", "tru", "[1]", "{}", "{\"x\":1}", "\"00000000-0000-0000-0000-0000000000ab\""};
+  const char* spaces[] = {"", "", "", " ", "\t", "\n", "\r", "\f", "  "};
+  const char noise[] = "{}[]\":,-0.e\\ a";
+  uint64_t seed = 42;
+  auto next = [&seed](size_t n) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>((seed >> 33) % n);
+  };
+  int fast = 0, general = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string body = spaces[next(9)];
+    body += next(50) == 0 ? "[" : "{";
+    size_t members = next(6) == 0 ? 17 + next(3) : next(5);
+    for (size_t m = 0; m < members; ++m) {
+      if (m > 0) body += next(40) == 0 ? ";" : ",";
+      body += spaces[next(9)];
+      if (members > 16) {
+        body += "\"k" + std::to_string(m) + "\"";
+      } else {
+        body += names[next(next(3) == 0 ? 8 : 3)];
+      }
+      body += spaces[next(9)];
+      body += next(40) == 0 ? "=" : ":";
+      body += spaces[next(9)];
+      body += values[next(sizeof values / sizeof *values)];
+      body += spaces[next(9)];
+    }
+    body += next(50) == 0 ? "" : "}";
+    body += spaces[next(9)];
+    if (next(4) == 0) {
+      size_t at = next(body.size() + 1);
+      if (next(2) == 0 && at < body.size()) {
+        body.erase(at, 1);
+      } else {
+        body.insert(at, 1, noise[next(sizeof noise - 1)]);
+      }
+    }
+    CAPTURE(body);
+    json flat = "untouched";
+    if (!parse_flat_json(body, flat)) {
+      CHECK(flat == "untouched");
+      ++general;
+      continue;
+    }
+    ++fast;
+    auto reference = json::parse(body, nullptr, false);
+    REQUIRE_FALSE(reference.is_discarded());
+    CHECK(flat == reference);
+    REQUIRE(flat.is_object());
+    REQUIRE(flat.size() == reference.size());  // no name was repeated
+    for (auto it = flat.begin(); it != flat.end(); ++it) {
+      CHECK(it->type() == reference[it.key()].type());
+    }
+    std::string repeated;
+    CHECK(parse_json(body, repeated) == reference);
+    CHECK(repeated.empty());
+  }
+  CHECK(fast > 2000);
+  CHECK(general > 2000);
+  json doc;
+  CHECK(parse_flat_json(R"({"to_user_id":"00000000-0000-0000-0000-0000000000ab","amount":120})", doc));
+  CHECK(doc["amount"].is_number_unsigned());
+  CHECK(parse_flat_json(R"( { "amount" : -5 , "note" : "rent" } )", doc));
+  CHECK(doc["amount"].get<int64_t>() == -5);
+  CHECK(doc["amount"].is_number_integer());
+  CHECK_FALSE(doc["amount"].is_number_unsigned());
+}
