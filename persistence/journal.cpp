@@ -455,11 +455,12 @@ void append_key(std::string& k, const std::string& type, const value& v) {
       break;
   }
   const std::string& s = v.text_value();
+  auto width = binary_type_of(type).width;  // 16: uuid; 8 and 4: integers
   packed_uuid u;
   int64_t n = 0;
-  if (type == "uuid" && packed_uuid::try_parse(s, u)) {
+  if (width == 16 && packed_uuid::try_parse(s, u)) {
     put_bytes('u', u.bytes, 16);
-  } else if ((type == "bigint" || type == "integer") && parse_int(s, INT64_MIN, INT64_MAX, n)) {
+  } else if ((width == 8 || width == 4) && parse_int(s, INT64_MIN, INT64_MAX, n)) {
     put_bytes('i', &n, sizeof n);
   } else {
     auto size = static_cast<uint32_t>(s.size());
