@@ -59,44 +59,7 @@ ids=$bench_data/user_ids
 mapfile -t tokens <"$bench_data/tokens"
 
 lua=$bench_data/transfer.lua
-{
-  echo "local tokens = {"
-  printf '"%s",\n' "${tokens[@]}"
-  echo "}"
-  echo "local ids = {"
-  sed 's/.*/"&",/' "$ids"
-  echo "}"
-  # Random pairs and amounts, built before the run (20,000 per wrk thread,
-  # sent in turn): formatting each request in Lua as it was sent took a
-  # third of the load generator's CPU (18-22 -> 13-14 us per transfer),
-  # CPU the node and PostgreSQL share on these two cores.
-  cat <<'LUA'
-local n = #tokens
-local threads = 0
-setup = function(thread)
-  threads = threads + 1
-  thread:set("thread_no", threads)
-end
-local reqs = {}
-init = function(args)
-  math.randomseed(7919 * (thread_no or 1))
-  for k = 1, 20000 do
-    local i = math.random(n)
-    local j = math.random(n - 1)
-    if j >= i then j = j + 1 end
-    local body = '{"to_user_id":"' .. ids[j] .. '","amount":' .. math.random(100) .. '}'
-    reqs[k] = wrk.format("POST", "/api/v1/wallet/transfer",
-                         {["Authorization"] = "Bearer " .. tokens[i],
-                          ["Content-Type"] = "application/json"}, body)
-  end
-end
-local next_req = 0
-request = function()
-  next_req = next_req % #reqs + 1
-  return reqs[next_req]
-end
-LUA
-} >"$lua"
+bench_transfer_lua "$lua"
 
 # Rows per batch so far, from the node's metrics: "<sum> <count>".
 journal_rows() {
@@ -104,23 +67,12 @@ journal_rows() {
     /^gigmesh_journal_batch_rows_count/ {c=$2} END {print s + 0, c + 0}'
 }
 
-# Before every measured run, either side's: vacuum the tables both write
-# and checkpoint, so that each run starts from the same state of the
-# database. Runs follow each other faster than autovacuum wakes up (once a
-# minute), so without it each run inherited the dead row versions of the
-# ones before (the wallets table takes about 100,000 updates per run), and
-# PostgreSQL's CPU per transfer rose from run to run on both sides (for the
-# baseline from 254 to 386 us over three rounds).
-settle_db() {
-  psql "$BENCH_PG_URL" -qX -c "VACUUM (ANALYZE) wallets, transfers, ledger_entries" \
-    -c "CHECKPOINT" >/dev/null
-}
 
 # One REST run of $2 seconds with $1 clients on the running node; sets
 # rps, p99, cpu (node + PostgreSQL per transfer) and rows (per batch).
 rest_run() {
   local js0 jc0 js1 jc1 n0 n1 p0 p1 n
-  settle_db
+  bench_settle_db
   read -r js0 jc0 < <(journal_rows)
   n0=$(bench_cpu_ticks "${bench_pids[0]}"); p0=$(bench_pg_ticks)
   read -r rps p99 _ < <(bench_wrk_ok -t2 -c"$1" -d"$2s" -s "$lua" "$base/")
@@ -134,7 +86,7 @@ rest_run() {
 # One baseline run with a pool of $1; sets rps, p50, p99, failed, cpu.
 base_run() {
   local p2 p3 n
-  settle_db
+  bench_settle_db
   p2=$(bench_pg_ticks)
   read -r rps p50 p99 failed < <("$GM_ROOT/build/release/bench/pg_transfer_baseline" \
     "$BENCH_PG_URL" "$secs" "$1" "$ids")
@@ -156,7 +108,7 @@ svc_run() {
   bench_pids+=("$pid")
   bench_wait_ok "http://127.0.0.1:$port/healthz" ||
     gm_die "the service baseline did not start: see $bench_data/service.log"
-  settle_db
+  bench_settle_db
   s0=$(bench_cpu_ticks "$pid"); p0=$(bench_pg_ticks)
   read -r rps p99 bad < <(bench_wrk_ok -t2 -c"$2" -d"${secs}s" -s "$lua" "http://127.0.0.1:$port/")
   s1=$(bench_cpu_ticks "$pid"); p1=$(bench_pg_ticks)
