@@ -77,24 +77,25 @@ for v in "${variants[@]}"; do
   bench_settle_db
   read -r f0 r0 c0 < <(journal_figures "$base")
   n0=$(bench_cpu_ticks "$pid"); p0=$(bench_pg_ticks); i0=$(idle_ticks); w0=$(wal_bytes)
-  t0=$(date +%s.%N)
   /usr/bin/time -f "%U %S" -o "$bench_data/wrk.time" wrk --latency -t2 -c"$conns" -d"${secs}s" \
     -s "$lua" "$base/" >"$bench_data/wrk.out"
-  t1=$(date +%s.%N)
   n1=$(bench_cpu_ticks "$pid"); p1=$(bench_pg_ticks); i1=$(idle_ticks); w1=$(wal_bytes)
   read -r f1 r1 c1 < <(journal_figures "$base")
   kill -INT "$pid" && wait "$pid" 2>/dev/null || true
   bench_pids=()
-  n=$(awk '/ requests in / {print $1}' "$bench_data/wrk.out")
+  # "<n> requests in <d>s": wrk's own span, without its script's set-up.
+  read -r n wall < <(awk '/ requests in / {d = $4; sub(/,$/, "", d)
+    if (d ~ /ms$/) {sub(/ms$/, "", d); d /= 1000} else if (d ~ /m$/) {sub(/m$/, "", d); d *= 60}
+    else sub(/s$/, "", d); print $1, d}' "$bench_data/wrk.out")
   bad=$(awk '/Non-2xx or 3xx responses:/ {b += $5} /Socket errors:/ {for (i = 3; i <= NF; i += 2) {x = $(i + 1); sub(/,/, "", x); b += x}} END {print b + 0}' "$bench_data/wrk.out")
   ok=$((n - bad))
   wt=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($1 + $2) * hz}' "$bench_data/wrk.time")
-  awk -v k="$k" -v v="$v" -v ok="$ok" -v bad="$bad" -v t0="$t0" -v t1="$t1" \
+  awk -v k="$k" -v v="$v" -v ok="$ok" -v bad="$bad" -v wall="$wall" \
     -v node=$((n1 - n0)) -v pg=$((p1 - p0)) -v wrk="$wt" -v idle=$((i1 - i0)) \
     -v hz="$(getconf CLK_TCK)" -v f="$f0 $f1" -v r=$((r1 - r0)) -v c=$((c1 - c0)) -v wal=$((w1 - w0)) '
     function us(t) { return ok > 0 ? t / hz * 1e6 / ok : 0 }
     BEGIN {
-      split(f, ff, " "); wall = t1 - t0
+      split(f, ff, " ")
       printf "%d. %s: %.0f transfers/s (%d other answers); CPU per transfer: node %.0f us, PostgreSQL %.0f us, wrk %.0f us, idle %.0f us; journal in flight %.0f%%, %.0f rows/batch, WAL %.0f bytes/transfer\n",
         k, v, ok / wall, bad, us(node), us(pg), us(wrk), us(idle),
         100 * (ff[2] - ff[1]) / wall, (c > 0 ? r / c : 0), (ok > 0 ? wal / ok : 0)
