@@ -213,6 +213,21 @@ size_t decimal_size(int64_t v) {
   return n;
 }
 
+/// Writes `n` into an integer column of `width` bytes (8: bigint, 4:
+/// integer). Returns false for another width, or a value the column cannot
+/// hold.
+bool put_integer(cursor& out, int width, int64_t n) {
+  if (width == 8) {
+    out.be32(8);
+    out.be64(static_cast<uint64_t>(n));
+    return true;
+  }
+  if (width != 4 || n < INT32_MIN || n > INT32_MAX) return false;
+  out.be32(4);
+  out.be32(static_cast<uint32_t>(static_cast<int32_t>(n)));
+  return true;
+}
+
 /// Writes one text value of a column of type `t`.
 bool put_text(cursor& out, binary_type t, const std::string& s) {
   int64_t n = 0;
@@ -221,19 +236,12 @@ bool put_text(cursor& out, binary_type t, const std::string& s) {
       out.be32(16);
       return put_uuid(out, s);
     case 8:
-      if (!parse_int(s, INT64_MIN, INT64_MAX, n)) return false;
-      out.be32(8);
-      out.be64(static_cast<uint64_t>(n));
-      return true;
+    case 4:
+      return parse_int(s, INT64_MIN, INT64_MAX, n) && put_integer(out, t.width, n);
     case -8:
       if (!parse_utc_micros(s, n)) return false;
       out.be32(8);
       out.be64(static_cast<uint64_t>(n));
-      return true;
-    case 4:
-      if (!parse_int(s, INT32_MIN, INT32_MAX, n)) return false;
-      out.be32(4);
-      out.be32(static_cast<uint32_t>(static_cast<int32_t>(n)));
       return true;
     default:
       // Text goes as its bytes; PostgreSQL checks the encoding. A NUL
@@ -258,18 +266,7 @@ bool put_binary(cursor& out, binary_type t, const value& v) {
       return put_text(out, t, v.text_value());
     case value::kind::integer: {
       int64_t n = v.integer_value();
-      if (t.width == 8) {
-        out.be32(8);
-        out.be64(static_cast<uint64_t>(n));
-        return true;
-      }
-      if (t.width == 4) {
-        if (n < INT32_MIN || n > INT32_MAX) return false;
-        out.be32(4);
-        out.be32(static_cast<uint32_t>(static_cast<int32_t>(n)));
-        return true;
-      }
-      if (t.width != 0) return false;
+      if (t.width != 0) return put_integer(out, t.width, n);
       auto size = decimal_size(n);
       out.be32(static_cast<uint32_t>(size));
       std::to_chars(out.p, out.p + size, n);
