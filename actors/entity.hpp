@@ -112,6 +112,10 @@ using exists_atom = caf::atom_constant<caf::atom("e_exists")>;
 // The shard forgets it when the entity exits (crash or passivation), so a
 // kind whose entities can be deleted must passivate one when it is.
 using loaded_atom = caf::atom_constant<caf::atom("e_loaded")>;
+// Entity → shard: `(touch_atom, id)`: I am serving commands (that reach me
+// straight from routers, which the shard does not see); restart my idle
+// clock. Sent at most about once a second (see note_command).
+using touch_atom = caf::atom_constant<caf::atom("e_touch")>;
 
 /// An entity kind: its name and how to start one. The shard for the kind
 /// activates, passivates and restarts entities through this; nothing in the
@@ -131,6 +135,10 @@ struct entity_kind {
   /// the entity an `exists_atom` round trip to the shard.
   std::function<void(caf::message& cmd, const std::function<bool(const std::string&)>& loaded)>
     annotate;
+  /// Whether routers may send commands straight to a live entity of this
+  /// kind, skipping the shard (see router.hpp). Such a kind's entities call
+  /// note_command() (entity_core.hpp) first for every command.
+  bool direct = false;
 };
 
 } // namespace gm::actors

@@ -1,6 +1,9 @@
 // Implements the entity helpers shared by every kind.
 #include "actors/entity_core.hpp"
 
+#include <chrono>
+#include <cstring>
+
 #include <caf/all.hpp>
 
 #include "actors/router.hpp"
@@ -28,7 +31,31 @@ void announce_loaded(caf::event_based_actor* self, const std::string& type,
   if (shard) self->send(shard, loaded_atom::value, id);
 }
 
+bool note_command(caf::event_based_actor* self, const char* type, entity_core& core) {
+  if (core.refuse_commands) return true;
+  auto now = std::chrono::steady_clock::now().time_since_epoch();
+  auto step = static_cast<uint16_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(now).count() >> 8);
+  if (static_cast<uint16_t>(step - core.touched) >= 4) {
+    core.touched = step;
+    if (auto shard = shard_of(self->system(), type)) {
+      self->send(shard, touch_atom::value, core.id);
+    }
+  }
+  return false;
+}
+
+caf::error refused_command() {
+  return caf::make_error(caf::sec::request_receiver_down);
+}
+
 void on_passivate(caf::event_based_actor* self, entity_core& core) {
+  // Commands the shard delivered were queued before its request to
+  // passivate; a serving entity sees only routers' commands after it.
+  // (While loading, the shard's commands wait behind this request.)
+  if (!core.passivate_asked && std::strcmp(core.status, "active") == 0) {
+    core.refuse_commands = true;
+  }
   core.passivate_asked = true;
   finish_if_idle(self, core);
 }

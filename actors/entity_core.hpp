@@ -34,6 +34,13 @@ struct entity_core {
   /// until it is done.
   uint32_t busy = 0;
   bool passivate_asked = false;
+  /// Passivation was asked while the entity was serving: every command it
+  /// gets from then on came straight from a router (the shard holds what
+  /// it gets once it passivates), and is refused (note_command).
+  bool refuse_commands = false;
+  /// When this entity last told its shard it serves commands, in steps of
+  /// 256 ms of the steady clock (wraps; see note_command).
+  uint16_t touched = 0;
   const char* status = "activating";
 };
 
@@ -108,6 +115,20 @@ void ask_to_passivate(caf::event_based_actor* self, const std::string& type,
 /// on the shard answers `exists_atom` for it without a hop.
 void announce_loaded(caf::event_based_actor* self, const std::string& type,
                      const std::string& id);
+
+/// For kinds whose entities take commands straight from routers
+/// (entity_kind::direct): call first for every command. Returns true if
+/// the command must be refused with refused_command(): passivation began
+/// while this entity was serving, so the command came straight from a
+/// router, which sends it again through the shard (which holds it for the
+/// next activation). Otherwise tells the shard of `type`, at most about
+/// once a second, that this entity serves commands: the shard does not
+/// see those that skip it, and would take the entity for idle.
+bool note_command(caf::event_based_actor* self, const char* type, entity_core& core);
+
+/// The refusal note_command() asks for: what CAF answers for an actor that
+/// has quit, which routers take as "not delivered, try the shard".
+caf::error refused_command();
 
 /// Marks passivation as asked; quits now if nothing is outstanding.
 void on_passivate(caf::event_based_actor* self, entity_core& core);

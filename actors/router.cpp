@@ -2,6 +2,8 @@
 #include "actors/router.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -17,26 +19,161 @@ caf::actor shard_of(caf::actor_system& sys, const std::string& type) {
 
 namespace {
 
+// Kinds whose entities take commands straight from routers. Written when
+// their shards start; read when a thread learns (again) where a kind's
+// shard is, not per command.
+std::mutex direct_mx;
+std::vector<std::string> direct_types;
+
+bool is_direct(const std::string& type) {
+  std::lock_guard<std::mutex> lock{direct_mx};
+  return std::find(direct_types.begin(), direct_types.end(), type) != direct_types.end();
+}
+
+/// What one thread knows of the way to one kind's entities.
+struct kind_route {
+  caf::actor_system* sys = nullptr;
+  std::string type;
+  caf::actor_addr shard;  // weak: a restarted shard is a new actor
+  bool direct = false;
+  /// Entities of a direct kind that answered a command routed from this
+  /// thread with success: id → the entity, weakly (it may have quit).
+  std::unordered_map<std::string, caf::actor_addr> live;
+};
+
+/// Bounds each thread's `live` map (cleared when full): a weak address
+/// keeps a quit entity's memory until it is dropped.
+constexpr size_t max_live = 4096;
+
+// Per thread, so no locks: these are hints. An actor may run on another
+// thread next time and find nothing there; the shard is the way then.
+thread_local std::vector<kind_route> routes;
+
+kind_route* find_route(caf::actor_system& sys, const std::string& type) {
+  for (auto& r : routes) {
+    if (r.sys == &sys && r.type == type) return &r;
+  }
+  return nullptr;
+}
+
+/// Returns this thread's route to entities of `type` and their shard in
+/// `shard`, or null if there is no shard.
+kind_route* route_of(caf::actor_system& sys, const std::string& type, caf::actor& shard) {
+  auto r = find_route(sys, type);
+  if (r) {
+    shard = caf::actor_cast<caf::actor>(r->shard);
+    if (shard) return r;
+  }
+  shard = shard_of(sys, type);
+  if (!shard) return nullptr;
+  if (!r) {
+    routes.emplace_back();
+    r = &routes.back();
+    r->sys = &sys;
+    r->type = type;
+  }
+  r->shard = shard.address();
+  r->direct = is_direct(type);
+  r->live.clear();  // entities of the shard before: gone with it
+  return r;
+}
+
+/// Remembers that `who` answered for `ref` with success.
+void learn(caf::actor_system& sys, const entity_ref& ref, const caf::strong_actor_ptr& who) {
+  auto r = find_route(sys, ref.type);
+  if (!r || !r->direct || !who) return;
+  auto addr = caf::actor_cast<caf::actor_addr>(who);
+  if (addr == r->shard) return;  // the shard answered itself (exists_atom)
+  if (r->live.size() >= max_live) r->live.clear();
+  r->live[ref.id] = std::move(addr);
+}
+
+void forget(caf::actor_system& sys, const entity_ref& ref) {
+  if (auto r = find_route(sys, ref.type)) r->live.erase(ref.id);
+}
+
 entity_reply path_failed(const std::string& type, const caf::error& e) {
   return fail(errc::unavailable, e == caf::sec::request_timeout
                                    ? type + " did not answer in time"
                                    : type + " could not answer: " + caf::to_string(e));
 }
 
-/// Sends through the shard of `ref.type`, or answers `unavailable` at once
-/// if there is none.
+/// Sends through `shard`; for a direct kind, remembers who answered.
+template <class Timeout, class OnReply, class OnError>
+void via_shard(caf::event_based_actor* self, const caf::actor& shard, bool direct,
+               const entity_ref& ref, caf::message cmd, Timeout timeout, OnReply on_reply,
+               OnError on_error) {
+  auto rh = self->request(shard, timeout, fwd_atom::value, ref.id, std::move(cmd));
+  if (!direct) {
+    std::move(rh).then(std::move(on_reply), std::move(on_error));
+    return;
+  }
+  std::move(rh).then(
+    [self, ref, on_reply](entity_reply& r) mutable {
+      if (r.ok()) learn(self->system(), ref, self->current_sender());
+      on_reply(r);
+    },
+    std::move(on_error));
+}
+
+/// A command sent straight to its entity, kept until it is answered: if
+/// the entity refuses it undelivered, it goes through the shard.
+template <class Timeout, class OnReply, class OnError>
+struct direct_send {
+  entity_ref ref;
+  caf::message cmd;
+  Timeout timeout;
+  OnReply on_reply;
+  OnError on_error;
+};
+
+/// Sends `cmd` straight to the entity if this thread knows it live, else
+/// through the shard of `ref.type`; answers `unavailable` at once if there
+/// is no shard.
 template <class Timeout, class OnReply, class OnError>
 void send_via_shard(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
                     Timeout timeout, OnReply on_reply, OnError on_error,
                     const reply_fn& unavailable) {
-  auto shard = shard_of(self->system(), ref.type);
-  if (!shard) {
-    auto r = fail(errc::unavailable, ref.type + " entities are not available right now");
-    unavailable(r);
+  caf::actor shard;
+  auto r = route_of(self->system(), ref.type, shard);
+  if (!r) {
+    auto e = fail(errc::unavailable, ref.type + " entities are not available right now");
+    unavailable(e);
     return;
   }
-  self->request(shard, timeout, fwd_atom::value, ref.id, std::move(cmd))
-    .then(std::move(on_reply), std::move(on_error));
+  if (r->direct) {
+    auto it = r->live.find(ref.id);
+    if (it != r->live.end()) {
+      if (auto entity = caf::actor_cast<caf::actor>(it->second)) {
+        using pending = direct_send<Timeout, OnReply, OnError>;
+        auto p = std::make_shared<pending>(
+          pending{ref, cmd, timeout, std::move(on_reply), std::move(on_error)});
+        self->request(entity, timeout, std::move(cmd))
+          .then([p](entity_reply& rep) { p->on_reply(rep); },
+                [self, p](caf::error& e) {
+                  if (e != caf::sec::request_receiver_down) {
+                    p->on_error(e);
+                    return;
+                  }
+                  // Not delivered (the entity quit or passivates): the
+                  // shard holds it for the entity's next activation.
+                  forget(self->system(), p->ref);
+                  caf::actor sh;
+                  auto again = route_of(self->system(), p->ref.type, sh);
+                  if (!again) {
+                    p->on_error(e);
+                    return;
+                  }
+                  via_shard(self, sh, again->direct, p->ref, std::move(p->cmd), p->timeout,
+                            std::move(p->on_reply), std::move(p->on_error));
+                });
+        return;
+      }
+      r->live.erase(it);
+    }
+  }
+  via_shard(self, shard, r->direct, ref, std::move(cmd), timeout, std::move(on_reply),
+            std::move(on_error));
 }
 
 void schedule_tick(caf::event_based_actor* self, ask_book& book,
@@ -116,6 +253,20 @@ void on_ask_tick(caf::event_based_actor* self, ask_book& book) {
     auto r = fail(errc::unavailable, type + " did not answer in time");
     done(r);
   }
+}
+
+void allow_direct(const std::string& type) {
+  std::lock_guard<std::mutex> lock{direct_mx};
+  if (std::find(direct_types.begin(), direct_types.end(), type) == direct_types.end()) {
+    direct_types.push_back(type);
+  }
+}
+
+bool known_live(caf::actor_system& sys, const std::string& type, const std::string& id) {
+  auto r = find_route(sys, type);
+  if (!r) return false;
+  auto it = r->live.find(id);
+  return it != r->live.end() && caf::actor_cast<caf::actor>(it->second) != nullptr;
 }
 
 const char* to_string(errc x) {

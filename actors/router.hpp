@@ -3,6 +3,14 @@
 // timeout, the entity died mid-request) come back as `unavailable` replies,
 // so every caller has one path to handle. Today it routes to the local
 // shard; cluster placement plugs in here.
+//
+// Direct routes: for kinds that allow it (entity_kind::direct), a command
+// goes straight to the entity if the router has seen it answer (the
+// entity's address, remembered weakly per worker thread), skipping the
+// shard's two hops. An entity that has quit, or began to passivate, refuses
+// such a command undelivered (sec::request_receiver_down), and the router
+// sends it through the shard instead, which activates the entity or holds
+// the command meanwhile. Callers still hold no handle: the router does.
 #pragma once
 
 #include <chrono>
@@ -67,5 +75,14 @@ void on_ask_tick(caf::event_based_actor* self, ask_book& book);
 /// Returns the shard that owns entities of `type` on this node, or an
 /// invalid handle (admin requests go to it directly).
 caf::actor shard_of(caf::actor_system& sys, const std::string& type);
+
+/// Lets routers send commands for entities of `type` straight to them
+/// (the shard calls this for a kind with entity_kind::direct).
+void allow_direct(const std::string& type);
+
+/// Returns true if entity `id` of `type` is live and has answered a command routed from
+/// this thread with success, so it loaded (it exists). A hint: false says
+/// nothing.
+bool known_live(caf::actor_system& sys, const std::string& type, const std::string& id);
 
 } // namespace gm::actors

@@ -887,7 +887,7 @@ void on_transfer(wallet_actor* self, std::string to, int64_t amount, std::string
   with_key(self, key, hash, rp, [self, to, amount, note, key, rp, to_loaded]() mutable {
     // The destination must exist before any money moves. The shard said so
     // if it has loaded (wallets are never deleted); else ask.
-    if (to_loaded) {
+    if (to_loaded || actors::known_live(self->system(), type, to)) {
       reserve(self, to, amount, note, key, rp);
       return;
     }
@@ -960,15 +960,32 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
   auto& st = self->state;
   auto& c = xs.content();
   using str = std::string;
+  // The wallet's own messages and its shard's first; then commands, which
+  // may have come straight from a router (see note_command).
+  if (c.match_elements<actors::ask_tick_atom>()) {
+    if (st.asks) actors::on_ask_tick(self, *st.asks);
+    return caf::delegated<caf::message>{};
+  }
+  if (c.match_elements<retry_atom, str>()) {
+    if (st.x) {
+      auto it = st.x->sagas.find(c.get_as<str>(1));
+      if (it != st.x->sagas.end() && !it->second.credited) send_credit(self, it->first);
+    }
+    return caf::delegated<caf::message>{};
+  }
+  if (c.match_elements<actors::inspect_atom>()) {
+    return caf::make_message(actors::describe(self, st.core, state_json(self)));
+  }
+  if (c.match_elements<actors::passivate_atom>()) {
+    actors::on_passivate(self, st.core);
+    return caf::delegated<caf::message>{};
+  }
+  if (actors::note_command(self, type, st.core)) return actors::refused_command();
   if (c.match_elements<get_atom>()) {
     return caf::make_message(success(wallet_body(st), st.core.version));
   }
   if (c.match_elements<exists_atom>()) {
     return caf::make_message(success("", st.core.version));
-  }
-  if (c.match_elements<actors::ask_tick_atom>()) {
-    if (st.asks) actors::on_ask_tick(self, *st.asks);
-    return caf::delegated<caf::message>{};
   }
   if (c.match_elements<deposit_atom, int64_t, str, str, str>() ||
       c.match_elements<withdraw_atom, int64_t, str, str, str>()) {
@@ -987,23 +1004,9 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
               c.get_as<str>(5), c.get_as<bool>(6));
     return caf::delegated<caf::message>{};
   }
-  if (c.match_elements<retry_atom, str>()) {
-    if (st.x) {
-      auto it = st.x->sagas.find(c.get_as<str>(1));
-      if (it != st.x->sagas.end() && !it->second.credited) send_credit(self, it->first);
-    }
-    return caf::delegated<caf::message>{};
-  }
   if (c.match_elements<resume_atom>()) {
     return caf::make_message(
       success(std::to_string(st.x ? st.x->sagas.size() : 0), st.core.version));
-  }
-  if (c.match_elements<actors::inspect_atom>()) {
-    return caf::make_message(actors::describe(self, st.core, state_json(self)));
-  }
-  if (c.match_elements<actors::passivate_atom>()) {
-    actors::on_passivate(self, st.core);
-    return caf::delegated<caf::message>{};
   }
   return caf::make_message(fail(errc::invalid, "wallets do not understand this command"));
 }
@@ -1093,6 +1096,7 @@ actors::entity_kind kind(std::shared_ptr<const environment> env) {
     return shard->spawn(wallet_impl, id, env.get());
   };
   k.on_start = [](caf::local_actor* shard) { shard->spawn<caf::linked>(recovery_impl); };
+  k.direct = true;
   k.annotate = [](caf::message& cmd, const std::function<bool(const std::string&)>& loaded) {
     using str = std::string;
     if (cmd.match_elements<transfer_atom, str, int64_t, str, str, str, bool>() &&

@@ -16,6 +16,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/router.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -186,6 +187,7 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
   st.restarts = &reg.get_counter("gigmesh_entity_restarts_total", "entity restarts after a crash", l);
   st.activations = &reg.get_counter("gigmesh_entity_activations_total", "entity activations", l);
   register_as(self, registry_name(st.kind.type));
+  if (st.kind.direct) allow_direct(st.kind.type);
   auto sweep_every = std::max<int64_t>(50, opts.idle_timeout.count() / 4);
   self->delayed_send(self, std::chrono::milliseconds{sweep_every}, sweep_atom::value);
   if (st.kind.on_start) st.kind.on_start(self);
@@ -215,6 +217,14 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
       if (it != self->state.slots.end() && it->second.handle &&
           it->second.handle.address() == self->current_sender()) {
         it->second.loaded = true;
+      }
+    },
+    [self](touch_atom, const std::string& id) {
+      // Commands that went straight to the entity: it is not idle.
+      auto it = self->state.slots.find(id);
+      if (it != self->state.slots.end() && it->second.handle &&
+          it->second.handle.address() == self->current_sender()) {
+        it->second.last_used_ms = now_ms();
       }
     },
     [self](down_atom, uintptr_t key, const caf::actor_addr& who, const caf::error& reason) {

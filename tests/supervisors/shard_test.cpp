@@ -36,12 +36,20 @@ std::string no_state(caf::stateful_actor<counter_state>*) {
   return "{}";
 }
 
-caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string id) {
+// Kinds: "counter" goes through its shard only; "dcounter" takes commands
+// straight from routers (entity_kind::direct), so its get and inc check
+// note_command first.
+caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string id,
+                           const char* type) {
   self->state.core.id = std::move(id);
   self->state.core.status = "active";
   caf::message_handler own{
-    [self](get_atom) { return success(std::to_string(self->state.n), self->state.core.version); },
-    [self](inc_atom) {
+    [self, type](get_atom) -> caf::result<entity_reply> {
+      if (note_command(self, type, self->state.core)) return refused_command();
+      return success(std::to_string(self->state.n), self->state.core.version);
+    },
+    [self, type](inc_atom) -> caf::result<entity_reply> {
+      if (note_command(self, type, self->state.core)) return refused_command();
       ++self->state.n;
       ++self->state.core.version;
       return success(std::to_string(self->state.n), self->state.core.version);
@@ -73,11 +81,13 @@ caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string
   return own.or_else(entity_handlers(self, &no_state));
 }
 
-entity_kind counter_kind() {
+entity_kind counter_kind(bool direct = false) {
   entity_kind k;
-  k.type = "counter";
-  k.spawn = [](caf::local_actor* shard, const std::string& id) {
-    return shard->spawn(counter_impl, id);
+  const char* type = direct ? "dcounter" : "counter";
+  k.type = type;
+  k.direct = direct;
+  k.spawn = [type](caf::local_actor* shard, const std::string& id) {
+    return shard->spawn(counter_impl, id, type);
   };
   k.annotate = [](caf::message& cmd, const std::function<bool(const std::string&)>& loaded) {
     if (cmd.match_elements<peer_atom, std::string, bool>() &&
@@ -88,14 +98,23 @@ entity_kind counter_kind() {
   return k;
 }
 
+/// One worker thread for the direct kind: routers remember entities per
+/// thread, so with one the second command always finds what the first
+/// learned.
+caf::actor_system_config& threads_for(caf::actor_system_config& cfg, bool direct) {
+  if (direct) cfg.set("scheduler.max-threads", size_t{1});
+  return cfg;
+}
+
 struct fixture {
   caf::actor_system_config cfg;
-  caf::actor_system sys{cfg};
+  caf::actor_system sys;
   caf::scoped_actor self{sys};
   caf::actor shard;
 
-  explicit fixture(gm::shard::options opts) {
-    shard = gm::shard::spawn_shard(self.ptr(), counter_kind(), opts);
+  explicit fixture(gm::shard::options opts, bool direct = false)
+    : sys{threads_for(cfg, direct)} {
+    shard = gm::shard::spawn_shard(self.ptr(), counter_kind(direct), opts);
     // One round trip: the shard has started, so it is registered and
     // callers that go through the router find it.
     live();
@@ -311,4 +330,101 @@ TEST_CASE("an ask_book answers an ask the entity never answers at its deadline, 
   std::this_thread::sleep_for(400ms);  // past the tick
   CHECK(go(caf::make_message(get_atom::value), 300).body == "1");
   f.self->send_exit(caller, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+using ask_atom = caf::atom_constant<caf::atom("t_ask")>;
+
+/// Asks entities of "dcounter" through the router, as gateway workers and
+/// entities do: `(ask_atom, id, cmd)` → the entity_reply.
+caf::behavior router_caller_impl(caf::event_based_actor* self) {
+  return {
+    [self](ask_atom, const std::string& id, caf::message& cmd) {
+      auto rp = self->make_response_promise<entity_reply>();
+      ask(self, {"dcounter", id}, std::move(cmd), [rp](entity_reply& r) mutable {
+        rp.deliver(r);
+      });
+      return rp;
+    },
+  };
+}
+
+struct direct_fixture : fixture {
+  caf::actor caller;
+
+  explicit direct_fixture(gm::shard::options o) : fixture(o, true) {
+    caller = sys.spawn(router_caller_impl);
+  }
+  ~direct_fixture() { self->send_exit(caller, caf::exit_reason::user_shutdown); }
+
+  entity_reply routed(const std::string& id, caf::message cmd) {
+    entity_reply out = fail(errc::conflict, "no answer at all");
+    self->request(caller, 5s, ask_atom::value, id, std::move(cmd))
+      .receive([&](entity_reply& r) { out = std::move(r); },
+               [&](caf::error& e) { out = fail(errc::conflict, caf::to_string(e)); });
+    return out;
+  }
+};
+
+} // namespace
+
+TEST_CASE("a direct kind's live entity gets commands straight from the router") {
+  direct_fixture f{opts()};
+  CHECK(f.routed("a", caf::make_message(inc_atom::value)).body == "1");  // through the shard
+  std::this_thread::sleep_for(300ms);
+  // Straight to the entity: the shard saw nothing, so its idle clock ran
+  // on (the entity tells it at most about once a second).
+  CHECK(f.routed("a", caf::make_message(inc_atom::value)).body == "2");
+  CHECK(f.inspect("a").idle_ms >= 250);
+  CHECK(f.routed("a", caf::make_message(get_atom::value)).body == "2");
+  CHECK(f.live() == 1);
+}
+
+TEST_CASE("a command for a direct entity that quit goes through the shard to a new one") {
+  direct_fixture f{opts()};
+  CHECK(f.routed("a", caf::make_message(inc_atom::value)).body == "1");
+  CHECK(f.routed("a", caf::make_message(inc_atom::value)).body == "2");
+  // Passivated (nothing outstanding: it quits at once). The router still
+  // remembers it; the command bounces and goes through the shard, which
+  // activates a new one (this kind keeps nothing: it starts from zero).
+  f.self->send(f.shard, passivate_atom::value, std::string{"a"});
+  REQUIRE(f.eventually([&] { return f.live() == 0; }));
+  CHECK(f.routed("a", caf::make_message(inc_atom::value)).body == "1");
+  // Crashed on purpose: the same, through the shard's restart.
+  f.self->send(f.shard, kill_atom::value, std::string{"a"});
+  REQUIRE(f.eventually([&] { return f.inspect("a").restarts == 1; }));
+  CHECK(f.routed("a", caf::make_message(get_atom::value)).body == "0");
+}
+
+TEST_CASE("a direct entity that passivates refuses the router's commands; the shard holds them") {
+  direct_fixture f{opts()};
+  CHECK(f.routed("a", caf::make_message(inc_atom::value)).body == "1");
+  CHECK(f.routed("a", caf::make_message(hold_atom::value)).ok());  // busy for 300 ms
+  bool live = false;
+  f.self->request(f.shard, 5s, passivate_atom::value, std::string{"a"})
+    .receive([&](bool b) { live = b; }, [](caf::error&) {});
+  REQUIRE(live);
+  // The old entity still runs (outstanding work) but refuses; the shard
+  // holds the command until it has quit, then a new one answers.
+  auto start = std::chrono::steady_clock::now();
+  auto r = f.routed("a", caf::make_message(inc_atom::value));
+  CHECK(r.ok());
+  CHECK(r.body == "1");
+  CHECK(std::chrono::steady_clock::now() - start >= 200ms);
+}
+
+TEST_CASE("a direct entity in use is not passivated as idle: it tells its shard") {
+  direct_fixture f{opts(2s)};
+  int n = 0;
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < until) {
+    auto r = f.routed("a", caf::make_message(inc_atom::value));
+    REQUIRE(r.ok());
+    ++n;
+    std::this_thread::sleep_for(100ms);
+  }
+  // One activation all along: it kept its count (a new one starts at 0).
+  CHECK(f.routed("a", caf::make_message(get_atom::value)).body == std::to_string(n));
+  CHECK(f.inspect("a").idle_ms < 2000);
 }
