@@ -121,13 +121,19 @@ struct fixture {
   }
   ~fixture() { self->send_exit(shard, caf::exit_reason::user_shutdown); }
 
+  /// Returns what `dest` answers to `xs`, or an error reply with `code`.
+  template <class... Ts>
+  entity_reply reply_of(const caf::actor& dest, errc code, Ts&&... xs) {
+    entity_reply out = fail(code, "no answer");
+    self->request(dest, 5s, std::forward<Ts>(xs)...)
+      .receive([&](entity_reply& r) { out = std::move(r); },
+               [&](caf::error& e) { out = fail(code, caf::to_string(e)); });
+    return out;
+  }
+
   /// Returns the reply of entity `id` to `msg`, or an error reply.
   entity_reply ask(const std::string& id, caf::message msg) {
-    entity_reply out = fail(errc::unavailable, "no answer");
-    self->request(shard, 5s, fwd_atom::value, id, std::move(msg))
-      .receive([&](entity_reply& r) { out = std::move(r); },
-               [&](caf::error& e) { out = fail(errc::unavailable, caf::to_string(e)); });
-    return out;
+    return reply_of(shard, errc::unavailable, fwd_atom::value, id, std::move(msg));
   }
 
   int64_t live() {
@@ -135,6 +141,14 @@ struct fixture {
     self->request(shard, 5s, count_atom::value).receive([&](int64_t x) { n = x; },
                                                          [](caf::error&) {});
     return n;
+  }
+
+  /// Asks the shard to passivate `id`; returns whether it was live.
+  bool passivate(const std::string& id) {
+    bool live = false;
+    self->request(shard, 5s, passivate_atom::value, id)
+      .receive([&](bool b) { live = b; }, [](caf::error&) {});
+    return live;
   }
 
   entity_info inspect(const std::string& id) {
@@ -193,10 +207,7 @@ TEST_CASE("messages sent while an entity passivates are held, then answered by a
   fixture f{opts()};
   f.ask("a", caf::make_message(inc_atom::value));
   f.ask("a", caf::make_message(hold_atom::value));  // busy for 300 ms
-  bool live = false;
-  f.self->request(f.shard, 5s, passivate_atom::value, std::string{"a"})
-    .receive([&](bool b) { live = b; }, [](caf::error&) {});
-  REQUIRE(live);
+  REQUIRE(f.passivate("a"));
   auto start = std::chrono::steady_clock::now();
   auto r = f.ask("a", caf::make_message(get_atom::value));
   CHECK(r.ok());
@@ -358,12 +369,9 @@ struct direct_fixture : fixture {
   }
   ~direct_fixture() { self->send_exit(caller, caf::exit_reason::user_shutdown); }
 
+  /// Returns the reply of entity `id` to `cmd`, asked through the router.
   entity_reply routed(const std::string& id, caf::message cmd) {
-    entity_reply out = fail(errc::conflict, "no answer at all");
-    self->request(caller, 5s, ask_atom::value, id, std::move(cmd))
-      .receive([&](entity_reply& r) { out = std::move(r); },
-               [&](caf::error& e) { out = fail(errc::conflict, caf::to_string(e)); });
-    return out;
+    return reply_of(caller, errc::conflict, ask_atom::value, id, std::move(cmd));
   }
 };
 
@@ -401,10 +409,7 @@ TEST_CASE("a direct entity that passivates refuses the router's commands; the sh
   direct_fixture f{opts()};
   CHECK(f.routed("a", caf::make_message(inc_atom::value)).body == "1");
   CHECK(f.routed("a", caf::make_message(hold_atom::value)).ok());  // busy for 300 ms
-  bool live = false;
-  f.self->request(f.shard, 5s, passivate_atom::value, std::string{"a"})
-    .receive([&](bool b) { live = b; }, [](caf::error&) {});
-  REQUIRE(live);
+  REQUIRE(f.passivate("a"));
   // The old entity still runs (outstanding work) but refuses; the shard
   // holds the command until it has quit, then a new one answers.
   auto start = std::chrono::steady_clock::now();
