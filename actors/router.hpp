@@ -80,9 +80,9 @@ caf::actor shard_of(caf::actor_system& sys, const std::string& type);
 /// (the shard calls this for a kind with entity_kind::direct).
 void allow_direct(const std::string& type);
 
-/// Returns true if entity `id` of `type` is live and has answered a command routed from
-/// this thread with success, so it loaded (it exists). A hint: false says
-/// nothing.
+/// Returns true if entity `id` of `type` is live and has answered a
+/// command routed from this thread with success, so it loaded (it
+/// exists). A hint: false says nothing.
 bool known_live(caf::actor_system& sys, const std::string& type, const std::string& id);
 
 } // namespace gm::actors
