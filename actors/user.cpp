@@ -111,8 +111,8 @@ caf::behavior active(user_actor* self) {
       ++st.core.version;
       std::vector<journal::row> rows{
         {&profile_table(), st.core.version,
-         {st.core.id, st.p.full_name, st.p.bio, st.p.location, journal::value::integer(st.core.version),
-          now_rfc3339()}}};
+         {st.core.id, st.p.full_name, st.p.bio, st.p.location,
+          journal::value::integer(st.core.version), now_rfc3339()}}};
       auto body = dump(private_json(st));
       auto version = st.core.version;
       actors::persist(self, st.core, std::move(rows), true,

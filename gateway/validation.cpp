@@ -213,9 +213,8 @@ bool parse_flat_json(const std::string& text, json& out) {
       skip_ws();
       std::string_view name;
       if (!at('"') || !plain_string(name)) return false;
-      if (n == names.size() || std::find(names.begin(), names.begin() + n, name) != names.begin() + n) {
-        return false;  // a repeat: parse_json names it
-      }
+      bool repeat = std::find(names.begin(), names.begin() + n, name) != names.begin() + n;
+      if (n == names.size() || repeat) return false;  // a repeat: parse_json names it
       names[n++] = name;
       skip_ws();
       if (!at(':')) return false;
