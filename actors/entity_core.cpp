@@ -130,7 +130,11 @@ void with_pool(caf::event_based_actor* self, bool await,
     failed("persistence is restarting");
     return;
   }
-  auto rh = self->request(persist_svc, std::chrono::seconds{5}, persistence::pool_atom::value);
+  // No timeout: persistence answers at once, and a request it can no longer
+  // answer comes back as an error (CAF bounces what a stopped actor holds).
+  // A CAF 0.17 request timeout is never cancelled: it would hold this
+  // entity, and about 150 bytes in the actor clock, for its full length.
+  auto rh = self->request(persist_svc, caf::infinite, persistence::pool_atom::value);
   auto ok = [self, job, failed](const std::shared_ptr<pg::pool>& pool) {
     submit_job(self, pool, job, failed);
   };
@@ -159,8 +163,9 @@ void load_after_sync(caf::event_based_actor* self,
     return;
   }
   // await: there is nothing else to do until then; commands wait in the
-  // mailbox.
-  self->request(j, std::chrono::seconds{30}, journal::sync_atom::value)
+  // mailbox. The journal answers with an error if the sync takes longer
+  // than its sync_timeout (30 s) or if it stops, so no timeout of our own.
+  self->request(j, caf::infinite, journal::sync_atom::value)
     .await([self, job, failed](journal::ok_atom) { with_pool(self, true, job, failed); },
            [failed](caf::error&) { failed("the journal did not answer"); });
 }

@@ -528,6 +528,7 @@ namespace {
 using tick_atom = caf::atom_constant<caf::atom("j_tick")>;
 using done_atom = caf::atom_constant<caf::atom("j_done")>;
 using retry_atom = caf::atom_constant<caf::atom("j_retry")>;
+using sync_check_atom = caf::atom_constant<caf::atom("j_synchk")>;
 
 /// Writes `b` in one transaction. Returns an empty string on success.
 std::string write_batch(pg::connection& conn, const batch& b) {
@@ -668,6 +669,15 @@ struct state {
   uint64_t in_flight_seq = 0;
   // Whom to answer when batch number `key` commits.
   std::map<uint64_t, std::vector<caf::response_promise>> waiters;
+  // Syncs waiting for batch `seq`, in arrival order (so in order of both
+  // `seq` and `deadline`), and whether a check for overdue ones is due.
+  struct sync_waiter {
+    uint64_t seq;
+    steady::time_point deadline;
+    caf::response_promise rp;
+  };
+  std::deque<sync_waiter> syncs;
+  bool sync_check_scheduled = false;
   std::chrono::milliseconds backoff{0};
   // When the batch in flight first failed (unset while writes succeed).
   std::optional<steady::time_point> failing_since;
@@ -687,6 +697,9 @@ struct state {
     // may still be finishing a batch if the journal died abnormally. After a
     // graceful stop the writer is idle and this returns at once.
     if (writer) std::thread([w = std::move(writer)] { w->stop(); }).detach();
+    // A journal that stops has nothing more to tell a sync: say so, rather
+    // than leave an activation waiting for an answer that never comes.
+    for (auto& w : syncs) w.rp.deliver(caf::make_error(caf::sec::request_receiver_down));
   }
 };
 
@@ -809,6 +822,10 @@ void on_done(journal_actor* self, uint64_t seq, const std::string& error, double
     for (auto& rp : it->second) rp.deliver(ok_atom::value);
   }
   st.waiters.erase(st.waiters.begin(), end);
+  while (!st.syncs.empty() && st.syncs.front().seq <= seq) {
+    st.syncs.front().rp.deliver(ok_atom::value);
+    st.syncs.pop_front();
+  }
   st.in_flight = std::move(next);
   if (st.in_flight) st.in_flight_seq = seq + 1;  // the writer started it
   if (st.stopping && !st.in_flight && pending_rows(self) == 0) {
@@ -818,6 +835,18 @@ void on_done(journal_actor* self, uint64_t seq, const std::string& error, double
   }
   maybe_flush(self);
   publish_gauge(self);
+}
+
+/// Makes sure the oldest waiting sync is answered with an error once its
+/// deadline passes: one timer for the journal, whatever the number of syncs.
+void schedule_sync_check(journal_actor* self) {
+  auto& st = self->state;
+  if (st.sync_check_scheduled || st.syncs.empty()) return;
+  st.sync_check_scheduled = true;
+  auto wait = std::chrono::duration_cast<std::chrono::microseconds>(st.syncs.front().deadline -
+                                                                    steady::now());
+  self->delayed_send(self, std::max(wait, std::chrono::microseconds{0}),
+                     sync_check_atom::value);
 }
 
 /// Adds `rows` to the pending batch (and their count to the gate); returns
@@ -906,9 +935,21 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
         }
       }
       if (seq == 0) return ok_atom::value;
-      st.waiters[seq].push_back(self->make_response_promise());
+      st.syncs.push_back({seq, steady::now() + st.opts.sync_timeout,
+                          self->make_response_promise()});
+      schedule_sync_check(self);
       maybe_flush(self);
       return caf::delegated<ok_atom>{};
+    },
+    [self](sync_check_atom) {
+      auto& st = self->state;
+      st.sync_check_scheduled = false;
+      auto now = steady::now();
+      while (!st.syncs.empty() && st.syncs.front().deadline <= now) {
+        st.syncs.front().rp.deliver(caf::make_error(caf::sec::request_timeout));
+        st.syncs.pop_front();
+      }
+      schedule_sync_check(self);
     },
     [self](stats_atom) {
       auto& st = self->state;

@@ -156,6 +156,9 @@ struct options {
   bool durable_at_once = false;
   std::chrono::milliseconds retry_min{50};
   std::chrono::milliseconds retry_max{2000};
+  /// A sync not answered within this long (PostgreSQL down or slow) is
+  /// answered with an error (`caf::sec::request_timeout`).
+  std::chrono::milliseconds sync_timeout{30000};
 };
 
 struct stats {
@@ -187,8 +190,12 @@ using write_atom = caf::atom_constant<caf::atom("j_write")>;
 /// (batches commit in order, one at a time), so whoever waits for such a
 /// later durable write knows these committed too.
 using append_atom = caf::atom_constant<caf::atom("j_append")>;
-/// `request(journal, t, sync_atom::value)` → ok_atom once every row handed
-/// to the journal before it has committed.
+/// `request(journal, caf::infinite, sync_atom::value)` → ok_atom once every
+/// row handed to the journal before it has committed; an error if that
+/// takes longer than `options::sync_timeout`, or if the journal stops
+/// first. The deadline is the journal's, so that callers need no timeout
+/// of their own: CAF 0.17 never cancels a request's timeout, which holds
+/// the requester and about 150 bytes in the actor clock until it fires.
 using sync_atom = caf::atom_constant<caf::atom("j_sync")>;
 /// `request(journal, t, stats_atom::value)` → stats.
 using stats_atom = caf::atom_constant<caf::atom("j_stats")>;

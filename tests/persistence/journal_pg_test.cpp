@@ -284,6 +284,57 @@ TEST_CASE("sync is answered after everything handed over before it has committed
   CHECK(run(*f.db, "SELECT count(*) FROM things WHERE id = 'b'").value(0, 0) == "1");
 }
 
+namespace {
+
+/// A journal whose PostgreSQL never answers (nothing listens on port 1):
+/// what it holds never commits, and a graceful stop would wait for it, so
+/// these tests kill it.
+void unreachable(journal::options& o, std::chrono::milliseconds sync_timeout) {
+  o.conninfo = "postgresql://postgres@127.0.0.1:1/none";
+  o.connect_timeout = 200ms;
+  o.sync_timeout = sync_timeout;
+}
+
+} // namespace
+
+TEST_CASE("a sync that cannot be answered in time gets an error at the journal's deadline") {
+  // Callers ask with caf::infinite (entity activation does): the deadline
+  // is the journal's own.
+  fixture f{[](journal::options& o) { unreachable(o, 400ms); }};
+  REQUIRE(f.write({thing("c", 1)}, false));  // buffered: held, never committed
+  auto started = std::chrono::steady_clock::now();
+  bool synced = false;
+  caf::error err;
+  f.self->request(f.j, caf::infinite, journal::sync_atom::value)
+    .receive([&](journal::ok_atom) { synced = true; }, [&](caf::error& e) { err = e; });
+  auto took = std::chrono::steady_clock::now() - started;
+  CHECK_FALSE(synced);
+  CHECK(err == caf::sec::request_timeout);
+  CHECK(took >= 400ms);
+  CHECK(took < 5s);
+  CHECK(f.gate->rows() == 1);  // the row is still held
+  f.self->send_exit(f.j, caf::exit_reason::kill);
+}
+
+TEST_CASE("a journal that stops answers the syncs still waiting with an error") {
+  fixture f{[](journal::options& o) { unreachable(o, 60s); }};
+  REQUIRE(f.write({thing("d", 1)}, false));
+  auto answer = std::async(std::launch::async, [&f] {
+    caf::scoped_actor waiter{f.sys};
+    caf::error err;
+    bool synced = false;
+    waiter->request(f.j, caf::infinite, journal::sync_atom::value)
+      .receive([&](journal::ok_atom) { synced = true; }, [&](caf::error& e) { err = e; });
+    return std::make_pair(synced, err);
+  });
+  std::this_thread::sleep_for(300ms);  // the sync waits in the journal by now
+  f.self->send_exit(f.j, caf::exit_reason::kill);
+  REQUIRE(answer.wait_for(10s) == std::future_status::ready);
+  auto [synced, err] = answer.get();
+  CHECK_FALSE(synced);
+  CHECK(err == caf::sec::request_receiver_down);
+}
+
 TEST_CASE("a row handed over after another (by any actor) never commits before it") {
   // What transfers rely on: the source hands its reserve to the journal and
   // only then asks the destination, whose credit must not commit without
