@@ -13,8 +13,8 @@
 #   same PL/pgSQL function on a pool of blocking libpq connections.
 #
 # First a sweep: REST with <connections> clients and with the counts in
-# BENCH_REST_CONNS (default "256 512": phones are many, and group commit
-# needs requests in flight), the baseline with the pool sizes in
+# BENCH_REST_CONNS (default "256 512 1024": phones are many, and group
+# commit needs requests in flight), the baseline with the pool sizes in
 # BENCH_BASELINE_POOLS (a service-per-request stack gives PostgreSQL as many
 # connections as make it fastest, whatever its client count), the service
 # with those pool sizes at REST's best client count and then, at its best
@@ -158,7 +158,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 wrk -t2 -c"$conns" -d2s -s "$lua" "$base/" >/dev/null  # warm-up: activates the wallets
 r_rps=0
 r_all=""
-rest_conns=${BENCH_REST_CONNS:-"256 512"}
+rest_conns=${BENCH_REST_CONNS:-"256 512 1024"}
 for c in $conns $rest_conns; do
   rest_run "$c" "$secs"
   r_all+="$c: $rps/s (p99 $p99 ms; $cpu; $rows rows/batch); "
