@@ -147,6 +147,8 @@ match_result route_table::match(const std::string& method, const std::string& pa
 
 std::string route_table::openapi(const std::string& version) const {
   using nlohmann::json;
+  const json problem_content = {
+    {"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}};
   json paths = json::object();
   for (auto& r : routes_) {
     json op;
@@ -175,15 +177,23 @@ std::string route_table::openapi(const std::string& version) const {
     for (auto& [status, desc] : r->responses) {
       json resp = {{"description", desc}};
       if (status >= 400) {
-        resp["content"] = {{"application/problem+json",
-                            {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}};
+        resp["content"] = problem_content;
       }
       responses[std::to_string(status)] = resp;
     }
+    // The server answers these for any request before it is routed
+    // (server.cpp), so every operation can get them.
+    responses["4XX"] = {{"description",
+                         "Another client error, possible on every route: 400 malformed "
+                         "HTTP request, 413 body over the size limit, 431 header block over "
+                         "the size limit"},
+                        {"content", problem_content}};
     op["responses"] = responses;
     if (r->authenticated) {
       op["security"] = json::array({{{"bearerAuth", json::array()}}});
       if (!r->roles.empty()) op["x-roles"] = r->roles;
+    } else {
+      op["security"] = json::array();  // explicitly public: no token needed
     }
     if (r->body) {
       op["requestBody"] = {{"required", true},
@@ -197,6 +207,8 @@ std::string route_table::openapi(const std::string& version) const {
     {"openapi", "3.0.3"},
     {"info", {{"title", "gigmesh"}, {"version", version},
               {"description", "REST API of a gigmesh node (see API.md)."}}},
+    // Relative: the paths are served from the root of the node's own port.
+    {"servers", json::array({{{"url", "/"}, {"description", "this node"}}})},
     {"paths", paths},
     {"components",
      {{"securitySchemes",

@@ -38,6 +38,14 @@ gm_install_deps() {
   return 0
 }
 
+# Installs Node.js and npm from Debian when no npm is on the PATH (the
+# OpenAPI linter, tests/openapi/, runs on it). A machine that has its own
+# Node.js keeps it: Debian's npm package would conflict with it.
+gm_install_node() {
+  command -v npm >/dev/null && return 0
+  gm_install_deps nodejs npm
+}
+
 # Configures and builds into $1 with build type $2 and extra CMake args.
 gm_build() {
   local dir=$1 type=$2; shift 2
