@@ -33,8 +33,20 @@
 #include "common/registry.hpp"
 #include "persistence/pg.hpp"
 
+namespace gm::journal {
+/// What the writer tells the journal of a written batch beside its error.
+struct batch_report {
+  std::vector<std::pair<std::string, std::string>> refused;  // owner, PostgreSQL's error
+  int64_t parked = 0;  // refused rows parked in journal_refused
+  bool isolated = false;  // the batch failed once and was written in parts
+  int64_t stale = 0;   // versioned rows PostgreSQL already held newer
+  std::string stale_tables;
+};
+} // namespace gm::journal
+
 // Local only: the writer hands the journal the batch it started.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<gm::journal::batch>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gm::journal::batch_report)
 
 namespace gm::journal {
 
@@ -470,6 +482,10 @@ void append_key(std::string& k, const std::string& type, const value& v) {
 
 std::string row_key(const row& r) {
   std::string k = r.table->name;
+  // Two specs of one table (a full image and a partial one) are two
+  // statements: their rows must not replace each other.
+  auto spec = reinterpret_cast<uintptr_t>(r.table);
+  k.append(reinterpret_cast<const char*>(&spec), sizeof spec);
   k += '\x1f';
   for (auto i : r.table->key) {
     if (i < r.values.size()) {
@@ -513,15 +529,6 @@ void batch::add(row r) {
   ++size_;
 }
 
-void batch::merge(batch&& other) {
-  for (auto& g : other.groups_) {
-    for (auto& r : g.rows) {
-      if (other.retried_) r.fresh = false;
-      add(std::move(r));
-    }
-  }
-  other = batch{};
-}
 
 namespace {
 
@@ -530,8 +537,26 @@ using done_atom = caf::atom_constant<caf::atom("j_done")>;
 using retry_atom = caf::atom_constant<caf::atom("j_retry")>;
 using sync_check_atom = caf::atom_constant<caf::atom("j_synchk")>;
 
-/// Writes `b` in one transaction. Returns an empty string on success.
-std::string write_batch(pg::connection& conn, const batch& b) {
+/// How one attempt to write a batch ended.
+struct outcome {
+  std::string error;     // empty on success
+  std::string sqlstate;  // of a server-side error
+  /// Rows of versioned statements that PostgreSQL did not apply because it
+  /// held a newer (or the same) version: counted on a first attempt only,
+  /// where that never happens unless two writers disagree.
+  int64_t stale = 0;
+  std::string stale_tables;
+  bool ok() const noexcept { return error.empty(); }
+  /// PostgreSQL refused a row for what it holds (SQLSTATE class 22, a data
+  /// exception, or 23, a constraint): the same rows fail every time.
+  bool refusal() const noexcept {
+    return sqlstate.size() == 5 && (sqlstate.compare(0, 2, "22") == 0 ||
+                                    sqlstate.compare(0, 2, "23") == 0);
+  }
+};
+
+/// Writes `b` in one transaction.
+outcome write_batch(pg::connection& conn, const batch& b) {
   // One statement per table, or two: fresh rows (on a first attempt) go
   // in a binary COPY (or, if a value has no binary form, a plain INSERT),
   // the others in the table's checking statement.
@@ -556,6 +581,7 @@ std::string write_batch(pg::connection& conn, const batch& b) {
   std::vector<std::string> copies(parts.size());
   std::vector<pg::connection::statement> stmts;
   stmts.reserve(parts.size());
+  std::vector<int64_t> affected(parts.size(), -1);
   std::vector<const value*> col;
   for (size_t i = 0; i < parts.size(); ++i) {
     auto& t = *parts[i].table;
@@ -563,7 +589,7 @@ std::string write_batch(pg::connection& conn, const batch& b) {
       if (auto data = copy_binary(t, parts[i].rows)) {
         copies[i] = std::move(*data);
         sqls[i] = copy_sql(t);
-        stmts.push_back({&sqls[i], &params[i], nullptr, &copies[i]});
+        stmts.push_back({&sqls[i], &params[i], nullptr, &copies[i], &affected[i]});
         continue;
       }
     }
@@ -583,15 +609,137 @@ std::string write_batch(pg::connection& conn, const batch& b) {
       }
     }
     sqls[i] = write_sql(t, parts[i].fresh);
-    stmts.push_back({&sqls[i], &p, &binary[i]});
+    stmts.push_back({&sqls[i], &p, &binary[i], nullptr, &affected[i]});
   }
   // BEGIN, the statements and COMMIT in one round trip. A failed commit
   // leaves the outcome unknown: versioned writes, and the checking
   // statements a retry uses for every row, make a retry safe.
   size_t failed = 0;
   auto r = conn.transaction(stmts, &failed);
-  if (r.ok()) return {};
-  return failed < parts.size() ? parts[failed].table->name + ": " + r.error : r.error;
+  outcome out;
+  if (!r.ok()) {
+    out.error = failed < parts.size() ? parts[failed].table->name + ": " + r.error : r.error;
+    out.sqlstate = r.sqlstate;
+    return out;
+  }
+  // A versioned row that did not apply on a first attempt was older than
+  // PostgreSQL's: two writers of one row disagree (the shard prevents two
+  // live copies of an entity). Loud, never silent.
+  for (size_t i = 0; i < parts.size() && !b.retried(); ++i) {
+    if (parts[i].table->mode == write_mode::insert_once || affected[i] < 0) continue;
+    auto n = static_cast<int64_t>(parts[i].rows.size());
+    if (affected[i] < n) {
+      out.stale += n - affected[i];
+      if (!out.stale_tables.empty()) out.stale_tables += ", ";
+      out.stale_tables += parts[i].table->name;
+    }
+  }
+  return out;
+}
+
+/// Rows of `b` whose owner is in `owners` (in order; a retried batch, so
+/// every row is written with its checks).
+batch select_rows(const batch& b, const std::vector<const std::string*>& owners) {
+  batch out;
+  for (auto& g : b.groups()) {
+    for (auto& r : g.rows) {
+      const std::string* o = r.owner.get();
+      bool in = std::any_of(owners.begin(), owners.end(), [&](const std::string* x) {
+        return x == o || (x != nullptr && o != nullptr && *x == *o);
+      });
+      if (in) out.add(r);
+    }
+  }
+  out.mark_retried();
+  return out;
+}
+
+/// What isolating a refused batch found.
+struct isolation {
+  std::string error;  // a failure that was not a refusal: retry the batch
+  std::vector<std::pair<std::string, std::string>> refused;  // owner, error
+  int64_t parked = 0;
+  int64_t stale = 0;
+};
+
+/// Writes the owners' rows of `b` in halves until the owners whose rows
+/// PostgreSQL refuses are found; commits the others' rows. Each part is its
+/// own transaction: owners are entities, and no entity's change spans
+/// owners (a money saga's steps are separate, ordered writes).
+void bisect(pg::connection& conn, const batch& b, std::vector<const std::string*> owners,
+            isolation& iso) {
+  if (owners.empty() || !iso.error.empty()) return;
+  auto part = select_rows(b, owners);
+  auto out = write_batch(conn, part);
+  if (out.ok()) return;
+  if (!out.refusal()) {
+    iso.error = out.error;
+    return;
+  }
+  if (owners.size() == 1) {
+    iso.refused.emplace_back(owners[0] ? *owners[0] : std::string{"(no owner)"}, out.error);
+    return;
+  }
+  auto mid = owners.begin() + static_cast<std::ptrdiff_t>(owners.size() / 2);
+  bisect(conn, b, {owners.begin(), mid}, iso);
+  bisect(conn, b, {mid, owners.end()}, iso);
+}
+
+/// A batch PostgreSQL refused: commit what it takes, park the refused
+/// owners' rows in journal_refused (nothing is dropped), and say whose.
+isolation isolate(pg::connection& conn, const batch& b) {
+  isolation iso;
+  std::vector<const std::string*> owners;
+  for (auto& g : b.groups()) {
+    for (auto& r : g.rows) {
+      const std::string* o = r.owner.get();
+      bool seen = std::any_of(owners.begin(), owners.end(), [&](const std::string* x) {
+        return x == o || (x != nullptr && o != nullptr && *x == *o);
+      });
+      if (!seen) owners.push_back(o);
+    }
+  }
+  bisect(conn, b, owners, iso);
+  if (!iso.error.empty() || iso.refused.empty()) return iso;
+  static const std::string park =
+    "INSERT INTO journal_refused (owner, table_name, row_image, error) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])";
+  std::vector<const value*> ov, tv, iv, ev;
+  std::vector<value> store;
+  std::vector<const std::string*> refused;
+  for (auto& [o, e] : iso.refused) {
+    (void)e;
+    refused.push_back(&o);
+  }
+  for (auto& g : b.groups()) {
+    for (auto& r : g.rows) {
+      std::string who = r.owner ? *r.owner : std::string{"(no owner)"};
+      auto it = std::find_if(iso.refused.begin(), iso.refused.end(),
+                             [&](auto& x) { return x.first == who; });
+      if (it == iso.refused.end()) continue;
+      std::vector<const value*> vals;
+      for (auto& v : r.values) vals.push_back(&v);
+      store.emplace_back(who);
+      store.emplace_back(r.table->name);
+      store.emplace_back(array_literal(vals));
+      store.emplace_back(it->second);
+    }
+  }
+  for (size_t i = 0; i < store.size(); i += 4) {
+    ov.push_back(&store[i]);
+    tv.push_back(&store[i + 1]);
+    iv.push_back(&store[i + 2]);
+    ev.push_back(&store[i + 3]);
+  }
+  pg::params p{array_literal(ov), array_literal(tv), array_literal(iv), array_literal(ev)};
+  std::vector<pg::connection::statement> stmts{{&park, &p}};
+  auto r = conn.transaction(stmts);
+  if (!r.ok()) {
+    iso.error = "parking refused rows: " + r.error;
+    return iso;
+  }
+  iso.parked = static_cast<int64_t>(ov.size());
+  return iso;
 }
 
 struct metrics_set {
@@ -600,6 +748,8 @@ struct metrics_set {
   metrics::histogram& flush_seconds;
   metrics::counter& failures;
   metrics::counter& rows;
+  metrics::counter& refused;
+  metrics::counter& stale;
 };
 
 metrics_set& journal_metrics() {
@@ -611,6 +761,10 @@ metrics_set& journal_metrics() {
     reg.get_histogram("gigmesh_journal_flush_seconds", "time to write one journal batch"),
     reg.get_counter("gigmesh_journal_flush_failures_total", "journal batches that failed"),
     reg.get_counter("gigmesh_journal_rows_written_total", "rows the journal committed"),
+    reg.get_counter("gigmesh_journal_refused_rows_total",
+                    "rows PostgreSQL refused for good, parked in journal_refused"),
+    reg.get_counter("gigmesh_journal_stale_rows_total",
+                    "versioned rows not applied because PostgreSQL held a newer version"),
   };
   return m;
 }
@@ -627,29 +781,62 @@ using steady = std::chrono::steady_clock;
 /// database work.
 struct feed {
   std::mutex m;
+  // Batches that reached batch_max rows (a write's rows are never split:
+  // they are one entity's change), oldest first, then the one filling up.
+  // So after an outage what waits goes out in batches of about batch_max
+  // rows, not as one huge transaction.
+  std::deque<batch> sealed;
   batch pending;
-  uint64_t pending_seq = 1;  // the number `pending` gets when it starts
-  bool waited_for = false;   // a durable write waits in `pending`
+  uint64_t next_seq = 1;     // the number the oldest waiting batch gets when it starts
+  bool waited_for = false;   // a durable write waits in a waiting batch
   bool stopping = false;  // write everything at once
   bool closed = false;    // the actor is gone: start nothing more
   steady::time_point last_start{};
 
-  /// Under `m`: are the pending rows due to start once none is in flight?
+  /// Under `m`: rows waiting for a batch.
+  size_t waiting() const {
+    size_t n = pending.size();
+    for (auto& b : sealed) n += b.size();
+    return n;
+  }
+
+  /// Under `m`: the number of the batch the next rows join.
+  uint64_t pending_seq() const { return next_seq + sealed.size(); }
+
+  /// Under `m`: takes a write's rows; returns the number of their batch.
+  uint64_t add(std::vector<row>& rows, size_t batch_max) {
+    if (!pending.empty() && pending.size() + rows.size() > batch_max) {
+      sealed.push_back(std::move(pending));
+      pending = batch{};
+    }
+    for (auto& r : rows) pending.add(std::move(r));
+    return pending_seq();
+  }
+
+  /// Under `m`: are the waiting rows due to start once none is in flight?
   /// See the file's header.
   bool due(const options& o, steady::time_point now) const {
-    if (closed || pending.empty()) return false;
+    if (closed) return false;
+    if (!sealed.empty()) return true;
+    if (pending.empty()) return false;
     return o.eager || (o.durable_at_once && waited_for) || stopping ||
            pending.size() >= o.batch_max || now - last_start >= o.flush_interval;
   }
 
-  /// Under `m`: makes `pending` the batch in flight; returns it and its
-  /// number.
+  /// Under `m`: makes the oldest waiting batch the one in flight; returns
+  /// it and its number.
   std::pair<std::shared_ptr<batch>, uint64_t> start(steady::time_point now) {
     last_start = now;
-    waited_for = false;
-    auto b = std::make_shared<batch>(std::move(pending));
-    pending = batch{};
-    return {std::move(b), pending_seq++};
+    std::shared_ptr<batch> b;
+    if (!sealed.empty()) {
+      b = std::make_shared<batch>(std::move(sealed.front()));
+      sealed.pop_front();
+    } else {
+      waited_for = false;
+      b = std::make_shared<batch>(std::move(pending));
+      pending = batch{};
+    }
+    return {std::move(b), next_seq++};
   }
 };
 
@@ -667,8 +854,12 @@ struct state {
   // in order.
   std::shared_ptr<batch> in_flight;
   uint64_t in_flight_seq = 0;
-  // Whom to answer when batch number `key` commits.
-  std::map<uint64_t, std::vector<caf::response_promise>> waiters;
+  // Whom to answer when batch number `key` commits, and for whom they wrote.
+  struct waiter {
+    caf::response_promise rp;
+    std::shared_ptr<const std::string> owner;
+  };
+  std::map<uint64_t, std::vector<waiter>> waiters;
   // Syncs waiting for batch `seq`, in arrival order (so in order of both
   // `seq` and `deadline`), and whether a check for overdue ones is due.
   struct sync_waiter {
@@ -708,7 +899,7 @@ using journal_actor = caf::stateful_actor<state>;
 size_t pending_rows(journal_actor* self) {
   auto& f = *self->state.f;
   std::lock_guard<std::mutex> lock{f.m};
-  return f.pending.size();
+  return f.waiting();
 }
 
 void publish_gauge(journal_actor* self) {
@@ -719,21 +910,41 @@ void publish_gauge(journal_actor* self) {
 
 /// Writes `b` (number `seq`) and, while each commits and the next batch is
 /// due, the batches after it: on the writer thread. Tells the journal of
-/// each outcome in order: `(done, seq, error, write ms, next started)`.
+/// each outcome in order: `(done, seq, error, write ms, next started,
+/// report)`. A batch PostgreSQL refuses for what a row holds is isolated:
+/// the refused owners' rows are parked, the rest commits, and the batch
+/// counts as written (report.refused names the owners).
 void write_from(caf::actor me, std::shared_ptr<feed> f, options opts, pg::connection& conn,
                 std::shared_ptr<batch> b, uint64_t seq) {
+  auto log = gm::log::get("journal");
   while (b) {
     auto started = steady::now();
-    auto error = write_batch(conn, *b);
+    auto out = write_batch(conn, *b);
+    batch_report rep;
+    rep.stale = out.stale;
+    rep.stale_tables = out.stale_tables;
+    if (!out.ok() && out.refusal()) {
+      log->warn("PostgreSQL refused a batch of {} rows ({}): finding whose rows", b->size(),
+                 out.error);
+      auto iso = isolate(conn, *b);
+      if (iso.error.empty()) {
+        out.error.clear();
+        rep.isolated = true;
+        rep.refused = std::move(iso.refused);
+        rep.parked = iso.parked;
+      } else {
+        out.error = iso.error;
+      }
+    }
     auto now = steady::now();
     auto ms = std::chrono::duration<double, std::milli>(now - started).count();
     b.reset();  // the journal holds it until it hears of the commit
     std::shared_ptr<batch> next;
-    if (error.empty()) {
+    if (out.ok()) {
       std::lock_guard<std::mutex> lock{f->m};
       if (f->due(opts, now)) next = f->start(now).first;
     }
-    caf::anon_send(me, done_atom::value, seq, std::move(error), ms, next);
+    caf::anon_send(me, done_atom::value, seq, std::move(out.error), ms, next, std::move(rep));
     b = std::move(next);
     ++seq;
   }
@@ -759,7 +970,7 @@ void maybe_flush(journal_actor* self) {
   if (st.in_flight) return;
   auto now = steady::now();
   std::unique_lock<std::mutex> lock{f.m};
-  if (f.pending.empty()) return;
+  if (f.waiting() == 0) return;
   if (!f.due(st.opts, now)) {
     auto wait = std::chrono::duration_cast<std::chrono::microseconds>(
       st.opts.flush_interval - (now - f.last_start));
@@ -778,7 +989,7 @@ void maybe_flush(journal_actor* self) {
 }
 
 void on_done(journal_actor* self, uint64_t seq, const std::string& error, double ms,
-             std::shared_ptr<batch>& next) {
+             std::shared_ptr<batch>& next, const batch_report& rep) {
   auto& st = self->state;
   auto log = gm::log::get("journal");
   auto& m = journal_metrics();
@@ -817,9 +1028,42 @@ void on_done(journal_actor* self, uint64_t seq, const std::string& error, double
   m.rows.inc(static_cast<uint64_t>(n));
   st.latencies.push_back(ms);
   if (st.latencies.size() > 512) st.latencies.pop_front();
+  if (rep.isolated) {
+    // It failed once (a row wrongly marked fresh, or one PostgreSQL refuses).
+    ++st.s.failures;
+    m.failures.inc();
+  }
+  if (rep.stale > 0) {
+    st.s.stale_rows += rep.stale;
+    m.stale.inc(static_cast<uint64_t>(rep.stale));
+    log->error("{} versioned rows of {} were not applied: PostgreSQL held a newer version "
+               "(two writers of one row?)",
+               rep.stale, rep.stale_tables);
+  }
+  for (auto& [owner, why] : rep.refused) {
+    log->error("PostgreSQL refused rows of {} for good (parked in journal_refused): {}", owner,
+               why);
+    st.s.last_refused = owner + ": " + why;
+  }
+  if (rep.parked > 0) {
+    st.s.refused_rows += rep.parked;
+    m.refused.inc(static_cast<uint64_t>(rep.parked));
+  }
+  auto refused = [&rep](const std::shared_ptr<const std::string>& owner) {
+    if (rep.refused.empty()) return false;
+    std::string who = owner ? *owner : std::string{"(no owner)"};
+    return std::any_of(rep.refused.begin(), rep.refused.end(),
+                       [&](auto& x) { return x.first == who; });
+  };
   auto end = st.waiters.upper_bound(seq);
   for (auto it = st.waiters.begin(); it != end; ++it) {
-    for (auto& rp : it->second) rp.deliver(ok_atom::value);
+    for (auto& w : it->second) {
+      if (refused(w.owner)) {
+        w.rp.deliver(caf::make_error(caf::sec::runtime_error, "PostgreSQL refused the rows"));
+      } else {
+        w.rp.deliver(ok_atom::value);
+      }
+    }
   }
   st.waiters.erase(st.waiters.begin(), end);
   while (!st.syncs.empty() && st.syncs.front().seq <= seq) {
@@ -855,11 +1099,11 @@ uint64_t take(journal_actor* self, std::vector<row>& rows, bool durable) {
   auto& st = self->state;
   auto& f = *st.f;
   std::lock_guard<std::mutex> lock{f.m};
-  auto before = f.pending.size();
-  for (auto& r : rows) f.pending.add(std::move(r));
+  auto before = f.waiting();
+  auto seq = f.add(rows, st.opts.batch_max);
   if (durable) f.waited_for = true;
-  st.g->add(static_cast<int64_t>(f.pending.size() - before));
-  return f.pending_seq;
+  st.g->add(static_cast<int64_t>(f.waiting() - before));
+  return seq;
 }
 
 double percentile(std::vector<double> v, double q) {
@@ -891,7 +1135,7 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
     {
       std::lock_guard<std::mutex> lock{st.f->m};
       st.f->stopping = true;
-      pending = st.f->pending.size();
+      pending = st.f->waiting();
     }
     if (!st.in_flight && pending == 0) {
       self->quit(em.reason);
@@ -904,10 +1148,11 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
   return {
     [self](write_atom, std::vector<row>& rows, bool durable) -> caf::result<ok_atom> {
       auto& st = self->state;
+      auto owner = rows.empty() ? nullptr : rows.front().owner;
       auto seq = take(self, rows, durable);
       caf::result<ok_atom> answer = ok_atom::value;
       if (durable) {
-        st.waiters[seq].push_back(self->make_response_promise());
+        st.waiters[seq].push_back({self->make_response_promise(), std::move(owner)});
         answer = caf::delegated<ok_atom>{};
       }
       maybe_flush(self);
@@ -928,10 +1173,12 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
       {
         std::lock_guard<std::mutex> lock{st.f->m};
         if (!st.f->pending.empty()) {
-          seq = st.f->pending_seq;
+          seq = st.f->pending_seq();
           st.f->waited_for = true;
+        } else if (!st.f->sealed.empty()) {
+          seq = st.f->pending_seq() - 1;
         } else if (st.in_flight) {
-          seq = st.f->pending_seq - 1;
+          seq = st.f->next_seq - 1;
         }
       }
       if (seq == 0) return ok_atom::value;
@@ -974,7 +1221,9 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
       if (self->state.in_flight) submit_in_flight(self);
     },
     [self](done_atom, uint64_t seq, const std::string& error, double ms,
-           std::shared_ptr<batch>& next) { on_done(self, seq, error, ms, next); },
+           std::shared_ptr<batch>& next, const batch_report& rep) {
+      on_done(self, seq, error, ms, next, rep);
+    },
   };
 }
 

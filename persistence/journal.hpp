@@ -103,6 +103,10 @@ private:
 
 /// One row image: values in the order of `table->columns`.
 struct row {
+  row() = default;
+  row(const table_spec* t, int64_t v, std::vector<value> vals, bool is_fresh = false)
+      : table(t), version(v), values(std::move(vals)), fresh(is_fresh) {}
+
   const table_spec* table = nullptr;
   int64_t version = 0;
   std::vector<value> values;
@@ -116,6 +120,10 @@ struct row {
   /// one failed attempt, never a wrong write.
   /// Ignored for update_versioned tables.
   bool fresh = false;
+  /// Who wrote the row ("kind:id"; null for rows of no entity). If
+  /// PostgreSQL refuses a row for good, the journal fails only the writes
+  /// of its owner and parks its rows in `journal_refused`.
+  std::shared_ptr<const std::string> owner;
 };
 
 enum class durability : uint8_t {
@@ -173,17 +181,24 @@ struct stats {
   int64_t limit = 0;
   std::string last_error;
   int64_t failing_ms = 0;  // how long the batch in flight has been failing; 0 if it is not
+  int64_t refused_rows = 0;      // rows PostgreSQL refused for good, parked
+  std::string last_refused;      // "owner: error" of the latest refusal
+  int64_t stale_rows = 0;        // versioned rows PostgreSQL already held newer
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stats& x) {
   return f(caf::meta::type_name("gm_journal_stats"), x.pending, x.in_flight,
            x.last_batch_rows, x.flush_latency_ms_p50, x.flush_latency_ms_p99, x.batches,
-           x.rows_written, x.failures, x.limit, x.last_error, x.failing_ms);
+           x.rows_written, x.failures, x.limit, x.last_error, x.failing_ms, x.refused_rows,
+           x.last_refused, x.stale_rows);
 }
 
 /// `request(journal, t, write_atom::value, std::vector<row>, bool durable)`
-/// → ok_atom (durable: after commit; buffered: at once).
+/// → ok_atom (durable: after commit; buffered: at once). A durable write
+/// whose rows PostgreSQL refused for good (a constraint, a value it cannot
+/// store) gets an error instead: only its owner's rows are refused (and
+/// parked in `journal_refused`); the rest of the batch commits.
 using write_atom = caf::atom_constant<caf::atom("j_write")>;
 /// `send(journal, append_atom::value, std::vector<row>)`: no answer. The
 /// rows commit no later than any write handed to the journal after them
@@ -251,8 +266,6 @@ public:
   void add(row r);
   size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
-  /// Moves everything in `other` into this batch (coalescing).
-  void merge(batch&& other);
   /// An attempt to write this batch failed and may have committed: from
   /// now on no row of it is fresh.
   void mark_retried() noexcept { retried_ = true; }

@@ -265,6 +265,12 @@ connection::step connection::pipeline(const std::vector<statement>& stmts,
       synced = true;
     } else {
       ++seen;
+      // Results come in order: BEGIN, the statements, COMMIT.
+      size_t at = seen > first && seen - first - 1 < to - from ? from + seen - first - 1
+                                                                : stmts.size();
+      if (status == PGRES_COMMAND_OK && at < stmts.size() && stmts[at].affected != nullptr) {
+        *stmts[at].affected = std::atoll(PQcmdTuples(res));
+      }
       if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && r.error.empty()) {
         take_error(res, r);  // the first error; what follows it was skipped
         // Results come in order: BEGIN, the statements, COMMIT.
@@ -307,6 +313,8 @@ connection::step connection::copy_in(const statement& st, result& r) {
     if (PQresultStatus(res) != PGRES_COMMAND_OK && r.ok()) {
       take_error(res, r);
       outcome = step::failed;
+    } else if (st.affected != nullptr) {
+      *st.affected = std::atoll(PQcmdTuples(res));
     }
     PQclear(res);
   }

@@ -57,6 +57,8 @@ public:
     const params* p;
     const std::vector<int>* binary = nullptr;
     const std::string* copy_data = nullptr;
+    /// If given, set to the rows the statement affected (PQcmdTuples).
+    int64_t* affected = nullptr;
   };
 
   /// Runs `stmts` in one transaction, sent in as few round trips as

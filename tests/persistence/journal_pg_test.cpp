@@ -427,3 +427,98 @@ TEST_CASE("under a stream of writes each durable write is answered after its own
   CHECK(f.gate->rows() == 0);
   MESSAGE(writes << " durable writes over 20 ms in " << s.batches << " batches");
 }
+
+namespace {
+
+/// `r` tagged as written by `owner` (as entity_core's persist tags rows).
+journal::row owned(journal::row r, const std::string& owner) {
+  r.owner = std::make_shared<const std::string>(owner);
+  return r;
+}
+
+} // namespace
+
+TEST_CASE("a row PostgreSQL refuses fails only its owner's write; the rest of the batch commits") {
+  // Every write waits in one batch (a long interval), so the refusal meets
+  // the others in one transaction.
+  fixture f{[](journal::options& o) { o.flush_interval = 300ms; }};
+  run(*f.db, "CREATE TABLE journal_refused (id bigserial PRIMARY KEY, owner text NOT NULL, "
+             "table_name text NOT NULL, row_image text NOT NULL, error text NOT NULL, "
+             "created_at timestamptz NOT NULL DEFAULT now())");
+  run(*f.db, "ALTER TABLE things ADD CONSTRAINT no_13 CHECK (n <> 130)");
+  constexpr int writers = 9;
+  std::vector<caf::response_promise> unused;
+  auto ok = std::make_shared<std::atomic<int>>(0);
+  auto failed = std::make_shared<std::atomic<int>>(0);
+  std::vector<caf::actor> clients;
+  for (int i = 0; i < writers; ++i) {
+    // Writer 4 writes the row the CHECK refuses (version 13: n = 130).
+    auto row = owned(thing("t" + std::to_string(i), i == 4 ? 13 : 1), "kind:" + std::to_string(i));
+    clients.push_back(f.sys.spawn([j = f.j, row, ok, failed](caf::event_based_actor* self) {
+      self->request(j, 10s, journal::write_atom::value, std::vector<journal::row>{row}, true)
+        .then([ok](journal::ok_atom) { ++*ok; }, [failed](caf::error&) { ++*failed; });
+    }));
+  }
+  for (int i = 0; i < 200 && *ok + *failed < writers; ++i) std::this_thread::sleep_for(50ms);
+  CHECK(*ok == writers - 1);
+  CHECK(*failed == 1);
+  CHECK(run(*f.db, "SELECT count(*) FROM things").value(0, 0) == std::to_string(writers - 1));
+  CHECK(run(*f.db, "SELECT count(*) FROM things WHERE id = 't4'").value(0, 0) == "0");
+  // Nothing is dropped: the refused row is parked with its owner and error.
+  auto parked = run(*f.db, "SELECT owner, table_name, row_image, error FROM journal_refused");
+  REQUIRE(parked.rows.size() == 1);
+  CHECK(parked.value(0, 0) == "kind:4");
+  CHECK(parked.value(0, 1) == "things");
+  CHECK(parked.value(0, 2) == "{\"t4\",\"130\",\"13\"}");
+  CHECK(parked.value(0, 3).find("no_13") != std::string::npos);
+  // The journal goes on: the next write commits at once.
+  CHECK(f.write({owned(thing("after", 1), "kind:x")}, true));
+  auto s = f.stats();
+  CHECK(s.refused_rows == 1);
+  CHECK(s.last_refused.find("kind:4") == 0);
+  CHECK(s.failing_ms == 0);
+  CHECK(f.gate->rows() == 0);
+}
+
+TEST_CASE("a versioned row PostgreSQL already holds newer is counted as stale, not dropped silently") {
+  fixture f;
+  REQUIRE(f.write({thing("s", 5)}, true));
+  REQUIRE(f.write({thing("s", 3)}, true));  // an older image: PostgreSQL keeps 5
+  CHECK(run(*f.db, "SELECT version FROM things WHERE id = 's'").value(0, 0) == "5");
+  CHECK(f.stats().stale_rows == 1);
+}
+
+TEST_CASE("rows that piled up go out in batches of about batch_max, never splitting a write") {
+  // The table is locked at first, so the first batch waits and everything
+  // after it piles up (as during an outage); then the lock goes.
+  fixture f{[](journal::options& o) {
+    o.batch_max = 10;
+    o.flush_interval = 1ms;
+  }};
+  run(*f.db, "BEGIN");
+  run(*f.db, "LOCK TABLE things IN ACCESS EXCLUSIVE MODE");
+  auto answered = std::make_shared<std::atomic<int>>(0);
+  constexpr int writes = 40;
+  for (int i = 0; i < writes; ++i) {
+    std::vector<journal::row> rows{thing("p" + std::to_string(i) + "a", 1),
+                                   thing("p" + std::to_string(i) + "b", 1),
+                                   thing("p" + std::to_string(i) + "c", 1)};
+    f.sys.spawn([j = f.j, rows, answered](caf::event_based_actor* self) {
+      self->request(j, 10s, journal::write_atom::value, rows, true)
+        .then([answered](journal::ok_atom) { ++*answered; }, [](caf::error&) {});
+    });
+  }
+  for (int i = 0; i < 20 && f.stats().pending < 3 * writes - 9; ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  CHECK(*answered == 0);
+  run(*f.db, "COMMIT");
+  for (int i = 0; i < 200 && *answered < writes; ++i) std::this_thread::sleep_for(50ms);
+  REQUIRE(*answered == writes);
+  CHECK(run(*f.db, "SELECT count(*) FROM things").value(0, 0) == std::to_string(3 * writes));
+  auto s = f.stats();
+  // Writes of 3 rows, at most 10 a batch: 9 rows each, and no write split.
+  CHECK(s.batches >= (3 * writes) / 9);
+  CHECK(s.last_batch_rows <= 10);
+  CHECK(s.last_batch_rows % 3 == 0);
+}
