@@ -12,6 +12,8 @@
 #include "supervisors/shard.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -39,6 +41,55 @@ struct held {
   caf::message msg;
   caf::response_promise rp;
 };
+
+/// Entities of shards that stopped, until each has exited: a shard that
+/// starts again (a restart) must not activate a second live copy of one
+/// of them, which would write the same rows beside it. Empty in steady
+/// state; a shard's stop fills it, the entities' exits empty it.
+class stopping_entities {
+public:
+  void add(const std::string& key, const caf::actor_addr& who) {
+    std::lock_guard<std::mutex> lock{m_};
+    by_key_[key] = who;
+    count_.store(by_key_.size(), std::memory_order_release);
+  }
+  /// Returns the copy of `key` still alive, if any.
+  caf::actor find(const std::string& key) {
+    if (count_.load(std::memory_order_acquire) == 0) return {};
+    std::lock_guard<std::mutex> lock{m_};
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) return {};
+    auto alive = caf::actor_cast<caf::actor>(it->second);
+    if (!alive) by_key_.erase(it);
+    count_.store(by_key_.size(), std::memory_order_release);
+    return alive;
+  }
+  void exited(const caf::actor_addr& who) {
+    if (count_.load(std::memory_order_acquire) == 0) return;
+    std::lock_guard<std::mutex> lock{m_};
+    for (auto it = by_key_.begin(); it != by_key_.end(); ++it) {
+      if (it->second == who) {
+        by_key_.erase(it);
+        break;
+      }
+    }
+    count_.store(by_key_.size(), std::memory_order_release);
+  }
+
+private:
+  std::mutex m_;
+  std::unordered_map<std::string, caf::actor_addr> by_key_;
+  std::atomic<size_t> count_{0};
+};
+
+stopping_entities& stopping() {
+  static stopping_entities s;
+  return s;
+}
+
+std::string stopping_key(const std::string& type, const std::string& id) {
+  return type + '\x1f' + id;
+}
 
 // What only a slot in trouble needs: messages held while its entity
 // passivates, and the times of its recent crashes.
@@ -79,11 +130,17 @@ struct state {
   };
   static inline const char* name = "gm.shard";
 
+  // Slots waiting for an old copy of their entity to exit (see
+  // stopping_entities), by that copy's address.
+  std::unordered_map<caf::actor_addr, std::string> waiting_for;
+
   ~state() {
-    // Entities never outlive their shard: a restarted shard must not meet
-    // an old copy of an entity it activates again.
+    // Entities never outlive their shard, and a restarted shard activates
+    // none of them again until it has exited (activate()).
     for (auto& kv : slots) {
-      if (kv.second.handle) caf::anon_send_exit(kv.second.handle, caf::exit_reason::user_shutdown);
+      if (!kv.second.handle) continue;
+      stopping().add(stopping_key(kind.type, kv.first), kv.second.handle.address());
+      caf::anon_send_exit(kv.second.handle, caf::exit_reason::user_shutdown);
     }
   }
 };
@@ -92,10 +149,20 @@ using shard_actor = caf::stateful_actor<state>;
 
 void activate(shard_actor* self, const std::string& key, slot& s) {
   auto& st = self->state;
+  if (auto old = stopping().find(stopping_key(st.kind.type, key))) {
+    // A copy from this kind's previous shard is still stopping: hold what
+    // comes for the entity until it has exited, then activate.
+    s.handle = nullptr;
+    s.passivating = true;
+    st.waiting_for.emplace(old.address(), key);
+    self->monitor(old);
+    return;
+  }
   s.handle = st.kind.spawn(self, key);
   const std::string* slot_key = &key;
   s.handle->attach_functor([shard = self->address(), slot_key,
                             who = s.handle.address()](const caf::error& reason) {
+    stopping().exited(who);
     if (auto sh = caf::actor_cast<caf::actor>(shard)) {
       caf::anon_send(sh, down_atom::value, reinterpret_cast<uintptr_t>(slot_key), who, reason);
     }
@@ -133,6 +200,8 @@ void passivate(shard_actor* self, slot& s) {
   self->send(s.handle, passivate_atom::value);
 }
 
+void activate_and_deliver(shard_actor* self, const std::string& key, slot& s);
+
 /// Entity `who`, which held the slot at `key`, exited with `reason`.
 void on_down(shard_actor* self, const std::string& key, const caf::actor_addr& who,
              const caf::error& reason) {
@@ -169,7 +238,13 @@ void on_down(shard_actor* self, const std::string& key, const caf::actor_addr& w
     log->warn("{} {} crashed ({}): restarting it", st.kind.type, key, caf::to_string(reason));
   }
   // Restart after a crash, or activate again for messages held meanwhile.
+  activate_and_deliver(self, key, s);
+}
+
+/// Activates the entity of slot `s` and hands it what was held for it.
+void activate_and_deliver(shard_actor* self, const std::string& key, slot& s) {
   activate(self, key, s);
+  if (!s.handle) return;  // still waiting for an old copy
   if (s.holding()) {
     auto held_msgs = std::move(s.t->held_msgs);
     s.t->held_msgs.clear();
@@ -187,6 +262,19 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
   st.restarts = &reg.get_counter("gigmesh_entity_restarts_total", "entity restarts after a crash", l);
   st.activations = &reg.get_counter("gigmesh_entity_activations_total", "entity activations", l);
   register_as(self, registry_name(st.kind.type));
+  // An old copy of an entity (from this kind's previous shard) has exited:
+  // its slot may activate now.
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto w = st.waiting_for.find(dm.source);
+    if (w == st.waiting_for.end()) return;
+    auto key = w->second;
+    st.waiting_for.erase(w);
+    auto it = st.slots.find(key);
+    if (it == st.slots.end()) return;
+    it->second.passivating = false;
+    activate_and_deliver(self, it->first, it->second);
+  });
   if (st.kind.direct) allow_direct(st.kind.type);
   auto sweep_every = std::max<int64_t>(50, opts.idle_timeout.count() / 4);
   self->delayed_send(self, std::chrono::milliseconds{sweep_every}, sweep_atom::value);

@@ -3,6 +3,7 @@
 // intensity. No database: the kind keeps a counter in memory.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -432,4 +433,64 @@ TEST_CASE("a direct entity in use is not passivated as idle: it tells its shard"
   // One activation all along: it kept its count (a new one starts at 0).
   CHECK(f.routed("a", caf::make_message(get_atom::value)).body == std::to_string(n));
   CHECK(f.inspect("a").idle_ms < 2000);
+}
+
+namespace {
+
+std::atomic<int> slow_live{0};
+std::atomic<int> slow_max_live{0};
+
+/// An entity that takes 300 ms to stop when its shard stops it (as one
+/// busy finishing a handler would): it counts the copies alive at once.
+caf::behavior slow_stopper(caf::stateful_actor<counter_state>* self, std::string id) {
+  self->state.core.id = std::move(id);
+  self->state.core.status = "active";
+  int now = ++slow_live;
+  int seen = slow_max_live.load();
+  while (now > seen && !slow_max_live.compare_exchange_weak(seen, now)) {
+    // retry
+  }
+  self->attach_functor([] { --slow_live; });
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    self->delayed_send(self, 300ms, release_atom::value);
+    self->state.core.busy = 1;
+    (void)em;
+  });
+  return {
+    [self](get_atom) { return success(std::to_string(self->state.n), 0); },
+    [self](inc_atom) { return success(std::to_string(++self->state.n), 0); },
+    [self](release_atom) { self->quit(caf::exit_reason::user_shutdown); },
+  };
+}
+
+} // namespace
+
+TEST_CASE("a restarted shard activates an entity only once its old copy has exited") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  entity_kind k;
+  k.type = "slowstop";
+  k.spawn = [](caf::local_actor* shard, const std::string& id) {
+    return shard->spawn(slow_stopper, id);
+  };
+  auto ask = [&](const caf::actor& shard, caf::message msg) {
+    entity_reply out = fail(errc::unavailable, "no answer");
+    self->request(shard, 5s, fwd_atom::value, std::string{"x"}, std::move(msg))
+      .receive([&](entity_reply& r) { out = std::move(r); }, [](caf::error&) {});
+    return out;
+  };
+  auto first = gm::shard::spawn_shard(self.ptr(), k, opts());
+  CHECK(ask(first, caf::make_message(inc_atom::value)).body == "1");
+  // The shard dies (as a crash would end it); its supervisor starts
+  // another at once, which gets a message for the same entity.
+  self->send_exit(first, caf::exit_reason::kill);
+  self->wait_for(first);
+  auto second = gm::shard::spawn_shard(self.ptr(), k, opts());
+  auto r = ask(second, caf::make_message(get_atom::value));
+  CHECK(r.ok());
+  CHECK(r.body == "0");  // a new copy, activated after the old one exited
+  CHECK(slow_max_live.load() == 1);
+  self->send_exit(second, caf::exit_reason::user_shutdown);
+  self->wait_for(second);
 }
