@@ -2,12 +2,16 @@
 #include "common/log.hpp"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <mutex>
+#include <string>
+#include <thread>
 
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 namespace gm::log {
@@ -101,6 +105,77 @@ std::unique_ptr<spdlog::formatter> make_formatter(format fmt) {
   return std::make_unique<dev_formatter>();
 }
 
+/// stderr through a queue and a thread of its own: a line is formatted on
+/// the thread that logs (the request id is that thread's), and written by
+/// the writer thread, so an io thread or CAF worker never waits on a pipe
+/// a slow reader fills. Bounded: past `max_lines` waiting, lines are
+/// counted and dropped, and the writer says how many.
+class queued_stderr_sink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  static constexpr size_t max_lines = 20000;
+
+  queued_stderr_sink() : writer_([this] { run(); }) {}
+
+  ~queued_stderr_sink() override {
+    {
+      std::lock_guard<std::mutex> lock{qm_};
+      stop_ = true;
+    }
+    cv_.notify_one();
+    writer_.join();
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t buf;
+    formatter_->format(msg, buf);
+    {
+      std::lock_guard<std::mutex> lock{qm_};
+      if (lines_.size() >= max_lines) {
+        ++dropped_;
+        return;
+      }
+      lines_.emplace_back(buf.data(), buf.size());
+    }
+    cv_.notify_one();
+  }
+
+  void flush_() override {
+    std::unique_lock<std::mutex> lock{qm_};
+    drained_.wait_for(lock, std::chrono::seconds{2}, [this] { return lines_.empty() && idle_; });
+  }
+
+private:
+  void run() {
+    std::unique_lock<std::mutex> lock{qm_};
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !lines_.empty(); });
+      if (lines_.empty() && stop_) return;
+      std::deque<std::string> out;
+      out.swap(lines_);
+      auto dropped = dropped_;
+      dropped_ = 0;
+      idle_ = false;
+      lock.unlock();
+      if (dropped > 0) std::fprintf(stderr, "(log: %zu lines dropped, the writer fell behind)\n", dropped);
+      for (auto& l : out) std::fwrite(l.data(), 1, l.size(), stderr);
+      std::fflush(stderr);
+      lock.lock();
+      idle_ = true;
+      drained_.notify_all();
+    }
+  }
+
+  std::mutex qm_;
+  std::condition_variable cv_;
+  std::condition_variable drained_;
+  std::deque<std::string> lines_;
+  size_t dropped_ = 0;
+  bool idle_ = true;
+  bool stop_ = false;
+  std::thread writer_;
+};
+
 } // namespace
 
 void setup(format fmt, const std::string& level) {
@@ -108,8 +183,9 @@ void setup(format fmt, const std::string& level) {
   std::lock_guard<std::mutex> guard{g.mtx};
   g.fmt = fmt;
   g.level = spdlog::level::from_str(level);
-  // stderr, unbuffered enough for tests that read the log while we run.
-  g.sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  // stderr through the writer thread, which writes each line at once (tests
+  // read the log while the node runs).
+  g.sink = std::make_shared<queued_stderr_sink>();
   g.sink->set_formatter(make_formatter(fmt));
   spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) {
     l->sinks().clear();
@@ -128,12 +204,11 @@ std::shared_ptr<spdlog::logger> get(const std::string& name) {
     return existing;
   }
   if (!g.sink) {
-    g.sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    g.sink = std::make_shared<queued_stderr_sink>();
     g.sink->set_formatter(make_formatter(g.fmt));
   }
   auto logger = std::make_shared<spdlog::logger>(name, g.sink);
   logger->set_level(g.level);
-  logger->flush_on(spdlog::level::trace);
   spdlog::register_logger(logger);
   return logger;
 }
