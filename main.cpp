@@ -93,6 +93,9 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   wallet_env->gate = gate;
   wallet_env->events = events;
   wallet_env->currency = cfg.currency;
+  wallet_env->max_balance = cfg.max_balance;
+  wallet_env->credit_timeout = milliseconds{cfg.saga_step_timeout_ms};
+  wallet_env->saga_sweep_interval = milliseconds{cfg.saga_sweep_interval_ms};
   gm::shard::options shard_opts;
   shard_opts.node_id = node.id;
   shard_opts.idle_timeout = milliseconds{cfg.entity_idle_timeout_ms};

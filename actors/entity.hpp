@@ -37,7 +37,8 @@ enum class errc : int32_t {
   conflict = 4,            // state conflict
   in_progress = 5,         // the same idempotency key is still being handled
   key_reused = 6,          // the same idempotency key with a different body
-  unavailable = 7,         // try again shortly (journal full, database down)
+  unavailable = 7,         // nothing happened: try again shortly (journal full, database down)
+  outcome_unknown = 8,     // the change may still take effect: retry with the same key
 };
 
 const char* to_string(errc x);

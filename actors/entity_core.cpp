@@ -7,6 +7,8 @@
 #include <caf/all.hpp>
 
 #include "actors/router.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
 #include "persistence/pg.hpp"
 #include "persistence/service.hpp"
 
@@ -17,6 +19,20 @@ void finish_if_idle(caf::event_based_actor* self, entity_core& core) {
     core.status = "passivating";
     self->quit();
   }
+}
+
+void note_failed(caf::event_based_actor* self, const std::string& type, const std::string& id) {
+  static auto& failures = metrics::global().get_counter(
+    "gigmesh_entity_failures_total", "entities failed because the journal refused their rows");
+  failures.inc();
+  gm::log::get("entity")->error("{}:{} failed: the journal refused or lost its rows; it "
+                                "answers 503 until it reloads from PostgreSQL",
+                                type, id);
+  // Shown as failed for a while (the console, the admin API), then
+  // passivated: its next message activates it from what PostgreSQL holds.
+  constexpr std::chrono::seconds failed_hold{5};
+  auto shard = shard_of(self->system(), type);
+  if (shard) self->delayed_send(shard, failed_hold, gone_atom::value, id);
 }
 
 void ask_to_passivate(caf::event_based_actor* self, const std::string& type,
@@ -81,6 +97,8 @@ void persist(caf::event_based_actor* self, entity_core& core, std::vector<journa
     done(false);
     return;
   }
+  if (!core.owner) core.owner = std::make_shared<const std::string>(std::string{core.type} + ":" + core.id);
+  for (auto& r : rows) r.owner = core.owner;
   ++core.busy;
   // No timeout of our own: the rows are the journal's now, and it never
   // drops them; the caller's request has its own deadline.
@@ -98,12 +116,6 @@ void persist(caf::event_based_actor* self, entity_core& core, std::vector<journa
       });
 }
 
-bool hand_over(caf::event_based_actor* self, std::vector<journal::row> rows) {
-  auto j = journal::find(self->system());
-  if (!j) return false;
-  self->send(j, journal::append_atom::value, std::move(rows));
-  return true;
-}
 
 namespace {
 
@@ -112,8 +124,18 @@ void submit_job(caf::event_based_actor* self, const std::shared_ptr<pg::pool>& p
                 const std::function<std::function<void()>(pg::connection&)>& job,
                 const std::function<void(const std::string&)>& failed) {
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  bool queued = pool->submit([me, job](pg::connection& conn) {
-    auto next = job(conn);
+  bool queued = pool->submit([me, job, failed](pg::connection& conn) {
+    // Whatever happens on the pool thread, the entity hears of it: a job
+    // that threw would otherwise leave it waiting (busy) for ever.
+    std::function<void()> next;
+    try {
+      next = job(conn);
+    } catch (const std::exception& e) {
+      next = [failed, why = std::string{"database job failed: "} + e.what()] { failed(why); };
+    } catch (...) {
+      next = [failed] { failed("database job failed"); };
+    }
+    if (!next) next = [failed] { failed("database job gave no continuation"); };
     caf::anon_send(me, run_atom::value, std::make_shared<std::function<void()>>(std::move(next)));
   });
   if (!queued) failed("the database queue is full");

@@ -29,6 +29,11 @@ namespace gm::actors {
 
 struct entity_core {
   std::string id;
+  /// The entity's kind (a static string: entity_kind::type's storage).
+  const char* type = "";
+  /// "type:id", made on the first write: what the journal tags its rows
+  /// with, so a refusal fails this entity only.
+  std::shared_ptr<const std::string> owner;
   int64_t version = 0;
   /// Outstanding work (journal writes, running sagas): passivation waits
   /// until it is done.
@@ -52,19 +57,13 @@ using run_atom = caf::atom_constant<caf::atom("e_run")>;
 /// Quits if passivation was asked and nothing is outstanding.
 void finish_if_idle(caf::event_based_actor* self, entity_core& core);
 
-/// Hands `rows` to the journal; runs `done(true)` inside the actor once they
-/// committed (durable) or were accepted (buffered), `done(false)` if the
-/// journal failed them. `core.busy` counts the write meanwhile.
+/// Hands `rows` to the journal, tagged with `core`'s owner; runs
+/// `done(true)` inside the actor once they committed (durable) or were
+/// accepted (buffered), `done(false)` if the journal failed them (it
+/// stopped, or PostgreSQL refused them for good: then the entity should
+/// fail_entity()). `core.busy` counts the write meanwhile.
 void persist(caf::event_based_actor* self, entity_core& core, std::vector<journal::row> rows,
              bool durable, std::function<void(bool)> done);
-
-/// Hands `rows` to the journal without waiting for their commit: they
-/// commit no later than any durable write handed to the journal after
-/// them, by this entity or by one it asked to act (the journal commits in
-/// order). For a step whose outcome the caller learns from such a later
-/// write anyway (a transfer's reserve, from its credit). Returns false if
-/// no journal runs (nothing was handed over).
-bool hand_over(caf::event_based_actor* self, std::vector<journal::row> rows);
 
 /// Returns true if the journal can take more rows: check before changing
 /// state, answer `unavailable` if not.
@@ -165,6 +164,29 @@ void give_up(Self* self, const std::string& type, errc code, std::string detail,
     });
   self->become(entity_handlers(self, state_json));
   ask_to_passivate(self, type, self->state.core.id);
+}
+
+/// Logs and counts that entity `type:id` failed (the journal refused or
+/// lost its rows), and asks its shard to passivate it after a short hold,
+/// during which it shows as failed.
+void note_failed(caf::event_based_actor* self, const std::string& type, const std::string& id);
+
+/// The journal refused or lost this entity's rows: its state may be ahead
+/// of PostgreSQL. From now on it answers every command `unavailable` and
+/// shows as failed (admin API, metrics, /readyz details through the
+/// journal's refusals); after a short hold its shard passivates it, and its
+/// next activation loads what PostgreSQL holds. Other entities go on.
+template <class Self>
+void fail_entity(Self* self, const std::string& type, std::string (*state_json)(Self*)) {
+  note_failed(self, type, self->state.core.id);
+  self->state.core.status = "failed";
+  auto reply = caf::make_message(
+    fail(errc::unavailable, "this " + type + " could not store a change; it reloads shortly"));
+  self->set_default_handler(
+    [reply](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+      return reply;
+    });
+  self->become(entity_handlers(self, state_json));
 }
 
 } // namespace gm::actors

@@ -5,12 +5,16 @@
 
 namespace gm::ledger {
 
-check can_credit(const balances& b, int64_t amount) {
+check can_credit(const balances& b, int64_t amount, int64_t max) {
   if (amount <= 0) return check::not_positive;
-  constexpr auto max = std::numeric_limits<int64_t>::max();
-  if (b.balance > max - amount) return check::overflow;
-  if (b.escrow > max - amount - b.balance) return check::overflow;
-  return check::ok;
+  // Each step subtracts only from what is known to be at most `max`, so
+  // nothing here overflows.
+  int64_t room = max;
+  for (auto part : {b.balance, b.outgoing, b.escrow}) {
+    if (part < 0 || part > room) return check::overflow;
+    room -= part;
+  }
+  return amount > room ? check::overflow : check::ok;
 }
 
 check can_debit(const balances& b, int64_t amount) {
@@ -32,6 +36,29 @@ const char* describe(check c) {
 bool adds(const std::string& type) {
   return type == "deposit" || type == "transfer_in" || type == "earning" || type == "payout" ||
          type == "escrow_release" || type == "escrow_refund";
+}
+
+step_state parse_step_state(const std::string& s) {
+  if (s == "reserved") return step_state::reserved;
+  if (s == "credited") return step_state::credited;
+  if (s == "refused") return step_state::refused;
+  if (s == "settled") return step_state::settled;
+  if (s == "reversed") return step_state::reversed;
+  return step_state::none;
+}
+
+credit_decision decide_credit(bool in_flight, std::optional<step_state> looked_up) {
+  if (in_flight) return credit_decision::busy;
+  if (!looked_up) return credit_decision::apply;
+  switch (*looked_up) {
+    case step_state::reserved: return credit_decision::apply;
+    case step_state::credited:
+    case step_state::settled: return credit_decision::already;
+    case step_state::refused:
+    case step_state::reversed: return credit_decision::refused;
+    case step_state::none: break;
+  }
+  return credit_decision::unknown;
 }
 
 } // namespace gm::ledger

@@ -279,6 +279,7 @@ const char* to_string(errc x) {
     case errc::in_progress: return "in_progress";
     case errc::key_reused: return "key_reused";
     case errc::unavailable: return "unavailable";
+    case errc::outcome_unknown: return "outcome_unknown";
   }
   return "unknown";
 }

@@ -118,9 +118,9 @@ caf::behavior active(user_actor* self) {
       actors::persist(self, st.core, std::move(rows), true,
                       [self, rp, body, version](bool ok) mutable {
                         if (!ok) {
-                          rp.deliver(fail(errc::unavailable, "the change could not be stored"));
-                          self->quit(caf::make_error(caf::sec::runtime_error,
-                                                     "journal write failed"));
+                          rp.deliver(fail(errc::outcome_unknown,
+                                          "the change may not have been stored"));
+                          actors::fail_entity(self, type, &state_json);
                           return;
                         }
                         rp.deliver(success(body, version));
@@ -190,6 +190,7 @@ void on_loaded(user_actor* self, loaded& l) {
 caf::behavior user_impl(user_actor* self, std::string id, std::shared_ptr<journal::gate> gate) {
   auto& st = self->state;
   st.core.id = std::move(id);
+  st.core.type = type;
   st.gate = std::move(gate);
   if (!is_uuid(st.core.id)) {
     actors::give_up(self, type, errc::not_found, "no such user", "missing", &empty_state);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -51,8 +52,16 @@ const journal::table_spec& transfers_table() {
     "transfers",
     {{"id", "uuid"}, {"from_user", "uuid"}, {"to_user", "uuid"}, {"amount", "bigint"},
      {"note", "text"}, {"state", "text"}, {"version", "bigint"}, {"created_at", "timestamptz"},
-     {"updated_at", "timestamptz"}},
+     {"updated_at", "timestamptz"}, {"idempotency_key", "text"}},
     {0}, 6, journal::write_mode::upsert_versioned};
+  return t;
+}
+
+const journal::table_spec& transfer_steps_table() {
+  static const journal::table_spec t{
+    "transfers",
+    {{"id", "uuid"}, {"state", "text"}, {"version", "bigint"}, {"updated_at", "timestamptz"}},
+    {0}, 2, journal::write_mode::update_versioned};
   return t;
 }
 
@@ -71,8 +80,10 @@ namespace {
 using retry_atom = caf::atom_constant<caf::atom("w_retry")>;
 
 // Saga step versions: a later step always wins in the transfers table.
+// 1: reserved (source); 2: credited or refused (receiver); 3: settled or
+// reversed (source). See persistence/migrations/0005_money_steps.sql.
 constexpr int64_t v_reserved = 1;
-// (2: `credited`, written by earlier versions; recovery still reads it.)
+constexpr int64_t v_received = 2;
 constexpr int64_t v_final = 3;
 
 using journal::value;
@@ -120,20 +131,22 @@ struct saga {
   std::string note;
   std::string created_at;
   int attempts = 0;
-  // What is known to have committed: the reserve here, the credit at the
-  // destination. The reserve's rows are handed to the journal without an
-  // answer: the credit's (or the reversal's) commit is what says they
-  // committed, so `reserved` is set with `credited` (on_reserved), and a
-  // saga is settled once `credited` is.
-  bool reserved = true;  // a saga resumed from PostgreSQL was reserved
-  bool credited = false;
+  // The reserve committed: only then is the receiver asked (its journal
+  // may be another node's, so nothing may rely on commit order between
+  // journals). A saga resumed from PostgreSQL was reserved.
+  bool reserved = true;
+  // The amount may still come back (a reversal): it counts in `outgoing`
+  // until the receiver took it or the reversal is applied.
+  bool held = true;
+  // The receiver answered for good (credited or refused): later answers
+  // (to repeats) are ignored.
+  bool decided = false;
   // The client waiting for this transfer (absent for resumed sagas).
   std::optional<caf::response_promise> client;
-  std::string reply_body;
+  std::string reply_body;  // the 201's body (also the key's final answer)
   int64_t reply_version = 0;
-  std::string key;    // the client's Idempotency-Key, if any
-  std::string event;  // the wallet after the reserve, published once it committed
-  bool write_settled = false;  // resumed in state `credited`: settle writes the row
+  std::string key;       // the client's Idempotency-Key, if any
+  std::string key_hash;  // and the digest of its request
 };
 
 struct key_entry {
@@ -150,10 +163,13 @@ struct key_entry {
 struct extras {
   // Transfers this wallet is driving.
   std::unordered_map<std::string, saga> sagas;
-  // Idempotency keys used during this activation.
+  // Idempotency keys used during this activation (bounded: see key_done).
   std::unordered_map<std::string, key_entry> keys;
-  // Credits applied here whose rows have not committed yet.
-  std::unordered_map<std::string, bool> credits_in_flight;
+  // Credits this wallet is looking up or applying and whose rows have not
+  // committed: a second request for one waits (ledger::decide_credit).
+  std::unordered_set<std::string> credits_in_flight;
+  // The sum of the amounts of sagas that are `held` (ledger::balances).
+  int64_t outgoing = 0;
 };
 
 struct state {
@@ -210,6 +226,11 @@ journal::row wallet_row(const state& st) {
                     num(st.core.version))};
 }
 
+/// The wallet's balances as the money rules see them.
+ledger::balances balances_of(const state& st) {
+  return {st.balance, st.escrow, st.x ? st.x->outgoing : 0};
+}
+
 struct entry {
   std::string id = new_time_uuid();
   std::string transfer_id;
@@ -242,16 +263,23 @@ journal::row external_row(const entry& e, int64_t delta) {
           true};
 }
 
-/// A transfer's row in `state`; only the reserve's (the transfer's first
-/// image, under an id just minted) is fresh.
-journal::row transfer_row(const std::string& id, const std::string& from, const std::string& to,
-                          int64_t amount, const std::string& note, const char* state_name,
-                          int64_t version, const std::string& created_at) {
-  return {&transfers_table(), version,
+/// A transfer's first row, written with its reserve (fresh: its id was
+/// just minted). It names the client's Idempotency-Key, so that a saga
+/// resumed after a crash can still write the key's final answer.
+journal::row reserve_row(const std::string& id, const std::string& from, const std::string& to,
+                         int64_t amount, const std::string& note, const std::string& created_at,
+                         const std::string& key) {
+  return {&transfers_table(), v_reserved,
           values_of(gm::wallet::id(id), gm::wallet::id(from), gm::wallet::id(to), num(amount),
-                    text(note), std::string{state_name}, num(version),
-                    created_at, now_rfc3339()),
-          version == v_reserved};
+                    text(note), std::string{"reserved"}, num(v_reserved), created_at,
+                    now_rfc3339(), text(key)),
+          true};
+}
+
+/// A later step of transfer `id`: its new state, by whoever took the step.
+journal::row step_row(const std::string& id, const char* state_name, int64_t version) {
+  return {&transfer_steps_table(), version,
+          values_of(gm::wallet::id(id), std::string{state_name}, num(version), now_rfc3339())};
 }
 
 // The two documents every change renders, written out directly (building
@@ -330,18 +358,44 @@ void publish_updated(wallet_actor* self, std::string data, int64_t version) {
 
 /// The journal lost rows it had accepted (it crashed): our state may be
 /// ahead of PostgreSQL, so crash too and reload from there.
+std::string empty_state(wallet_actor*) {
+  return "{}";
+}
+
+/// The answer when the journal could not confirm a change: it may or may
+/// not have been stored.
+entity_reply not_stored() {
+  return fail(errc::outcome_unknown,
+              "the change may not have been stored; retry with the same Idempotency-Key");
+}
+
+/// The journal refused rows of this wallet (or lost them): its state may
+/// be ahead of PostgreSQL. It fails (actors::fail_entity): every waiting
+/// client hears that the outcome is unknown, and the next activation
+/// resumes from what PostgreSQL holds, sagas included.
 void journal_lost(wallet_actor* self) {
-  self->quit(caf::make_error(caf::sec::runtime_error, "journal write failed"));
+  auto& st = self->state;
+  if (std::strcmp(st.core.status, "failed") == 0) return;
+  if (st.x) {
+    for (auto& [tid, s] : st.x->sagas) {
+      if (s.client) s.client->deliver(not_stored());
+      --st.core.busy;
+    }
+    st.x->sagas.clear();
+    st.x->keys.clear();
+    st.x->outgoing = 0;
+  }
+  actors::fail_entity(self, type, &empty_state);
 }
 
 // ---- idempotency keys ---------------------------------------------------
 
 void answer_repeat(const key_entry& k, const std::string& hash, caf::response_promise& rp) {
-  if (!k.done) {
-    rp.deliver(fail(errc::in_progress, "a request with this Idempotency-Key is in progress"));
-  } else if (k.hash != hash) {
+  if (k.hash != hash) {
     rp.deliver(fail(errc::key_reused,
                     "this Idempotency-Key was used for a different request"));
+  } else if (!k.done) {
+    rp.deliver(fail(errc::in_progress, "a request with this Idempotency-Key is in progress"));
   } else if (k.code != 0) {
     rp.deliver(fail(static_cast<errc>(k.code), k.body));
   } else {
@@ -358,29 +412,49 @@ void release_key(wallet_actor* self, const std::string& key) {
   }
 }
 
+/// How many idempotency keys an activation remembers before it forgets
+/// those that are done (PostgreSQL holds them; a repeat looks them up).
+constexpr size_t keys_kept = 1024;
+
+/// Records the key's answer in this activation. `hash`: the digest of its
+/// request, for a key this activation did not see arrive (a resumed saga's).
 void key_done(wallet_actor* self, const std::string& key, const std::string& body,
-              int64_t version) {
+              int64_t version, errc code = errc::ok, const std::string& hash = {}) {
   if (key.empty()) return;
-  auto& k = self->state.more().keys[key];
+  auto& keys = self->state.more().keys;
+  if (keys.size() > keys_kept) {
+    for (auto it = keys.begin(); it != keys.end();) {
+      it = it->second.done && it->first != key ? keys.erase(it) : std::next(it);
+    }
+  }
+  auto& k = keys[key];
+  if (!hash.empty()) k.hash = hash;
   k.done = true;
-  k.status = 201;
+  k.status = code == errc::ok ? 201 : 0;
+  k.code = static_cast<int32_t>(code);
   k.body = body;
   k.version = version;
 }
 
-/// A key's row with the key's answer (a 201 and its body, or a refusal's
-/// `code` and detail). Version 1 is the first answer: fresh, since with_key
-/// found the key neither in this activation nor in PostgreSQL (which holds
-/// every earlier activation's rows: activation waits for the journal).
-/// Version 2 replaces it when a transfer answered 201 at its reserve is
-/// reversed instead (see reverse).
-journal::row key_row(const state& st, const std::string& key, const std::string& body,
-                     errc code = errc::ok, int64_t version = 1) {
+/// A key's row with the key's answer: a 201 and its body, a refusal's
+/// `code` and detail, or `in_progress` with the 201's body while a
+/// transfer's saga runs. Version 1 is the first image: fresh, since
+/// with_key found the key neither in this activation nor in PostgreSQL
+/// (which holds every earlier activation's rows: activation waits for the
+/// journal). Version 2 is a saga's final answer, replacing its
+/// `in_progress` (see settle and reverse).
+journal::row key_row(const state& st, const std::string& key, const std::string& hash,
+                     const std::string& body, errc code = errc::ok, int64_t version = 1) {
   bool ok = code == errc::ok;
   return {&idempotency_table(), version,
-          values_of(id(st.core.id), key, st.x->keys.at(key).hash, num(ok ? 201 : 0), body,
-                    now_rfc3339(), num(static_cast<int32_t>(code)), num(version)),
+          values_of(id(st.core.id), key, hash, num(ok ? 201 : 0), body, now_rfc3339(),
+                    num(static_cast<int32_t>(code)), num(version)),
           version == 1};
+}
+
+/// The digest the key's request had (the entry with_key made).
+const std::string& hash_of(const state& st, const std::string& key) {
+  return st.x->keys.at(key).hash;
 }
 
 /// Answers a refusal that the wallet's state decided (the funds, the
@@ -401,7 +475,7 @@ void refuse(wallet_actor* self, const std::string& key, errc code, std::string d
     rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
     return;
   }
-  auto rows = rows_of(key_row(st, key, detail, code));
+  auto rows = rows_of(key_row(st, key, hash_of(st, key), detail, code));
   actors::persist(self, st.core, std::move(rows), true,
                   [self, key, code, detail, rp](bool ok) mutable {
                     if (!ok) {
@@ -409,10 +483,7 @@ void refuse(wallet_actor* self, const std::string& key, errc code, std::string d
                       rp.deliver(fail(errc::unavailable, "the change could not be stored"));
                       return;
                     }
-                    auto& k = self->state.more().keys[key];
-                    k.done = true;
-                    k.code = static_cast<int32_t>(code);
-                    k.body = detail;
+                    key_done(self, key, detail, 0, code);
                     rp.deliver(fail(code, detail));
                   });
 }
@@ -452,13 +523,21 @@ void with_key(wallet_actor* self, const std::string& key, const std::string& has
           st.more().keys.erase(key);
           rp.deliver(fail(errc::unavailable, "the database is unavailable, retry shortly"));
         } else if (!r.rows.empty()) {
-          auto& k = st.more().keys[key];
+          key_entry k;
           k.hash = r.value(0, 0);
           k.done = true;
           k.status = std::stoi(r.value(0, 1, "201"));
           k.body = r.value(0, 2);
           k.code = std::stoi(r.value(0, 3, "0"));
-          answer_repeat(k, hash, rp);
+          if (k.code == static_cast<int32_t>(errc::in_progress)) {
+            // A transfer whose saga a crash interrupted, resumed by this
+            // wallet (or about to be): the answer is not known yet.
+            st.more().keys.erase(key);
+            k.done = false;
+            answer_repeat(k, hash, rp);
+          } else {
+            answer_repeat(st.more().keys[key] = std::move(k), hash, rp);
+          }
         } else {
           proceed();
         }
@@ -486,8 +565,8 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
     return;
   }
   bool credit = type == "deposit";
-  auto c = credit ? ledger::can_credit({st.balance, st.escrow}, amount)
-                  : ledger::can_debit({st.balance, st.escrow}, amount);
+  auto c = credit ? ledger::can_credit(balances_of(st), amount, st.env->max_balance)
+                  : ledger::can_debit(balances_of(st), amount);
   if (c != ledger::check::ok) {
     refuse(self, key,
            c == ledger::check::insufficient_funds ? errc::insufficient_funds : errc::invalid,
@@ -504,13 +583,13 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
   e.created_at = now_rfc3339();
   auto body = tx_body(st, e);
   auto rows = rows_of(wallet_row(st), entry_row(st, e), external_row(e, credit ? -amount : amount));
-  if (!key.empty()) rows.push_back(key_row(st, key, body));
+  if (!key.empty()) rows.push_back(key_row(st, key, hash_of(st, key), body));
   auto version = st.core.version;
   auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
                   [self, rp, key, body, version, event](bool ok) mutable {
                     if (!ok) {
-                      rp.deliver(fail(errc::unavailable, "the change could not be stored"));
+                      rp.deliver(not_stored());
                       journal_lost(self);
                       return;
                     }
@@ -521,58 +600,82 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
 }
 
 // ---- transfers: the source side -----------------------------------------
+//
+// The saga, driven by the source (ordering rule: each step is asked for
+// only after the step before it has committed, so no step relies on two
+// entities sharing one journal or one node):
+//
+//   reserve (source: debit, `reserved` v1, key `in_progress`; durable)
+//     └─▶ credit (receiver: at most once per transfer; `credited` v2 or
+//         `refused` v2; durable)
+//           ├─ credited ─▶ settle (source: `settled` v3, key's 201)
+//           └─ refused / no receiver ─▶ reverse (source: refund,
+//                                       `reversed` v3, key's refusal)
+//
+// A saga left pending by a crash is resumed from its row by its source's
+// next activation, which the recovery sweep brings about (kind()).
 
 void send_credit(wallet_actor* self, const std::string& tid);
 
-/// A later write (the credit's or the reversal's) committed, so the
-/// reserve's rows have too: the key's answer is final and the reserve's
-/// event can go out.
-void on_reserved(wallet_actor* self, saga& s) {
-  if (s.reserved) return;
-  s.reserved = true;
-  key_done(self, s.key, s.reply_body, s.reply_version);
-  publish_updated(self, std::move(s.event), s.reply_version);
-  s.event.clear();
+saga* find_saga(wallet_actor* self, const std::string& tid) {
+  auto& st = self->state;
+  if (!st.x) return nullptr;
+  auto it = st.x->sagas.find(tid);
+  return it == st.x->sagas.end() ? nullptr : &it->second;
+}
+
+/// The amount is no longer on its way: the receiver has it, or it came
+/// back.
+void release_hold(wallet_actor* self, saga& s) {
+  if (!s.held) return;
+  s.held = false;
+  self->state.more().outgoing -= s.amount;
 }
 
 void end_saga(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
-  if (st.more().sagas.erase(tid) > 0) {
+  if (st.x && st.x->sagas.erase(tid) > 0) {
     st.trim();
     --st.core.busy;
     actors::finish_if_idle(self, st.core);
   }
 }
 
-/// The reserve committed here and the destination has the money: answer
-/// the client and end the saga. The credit wrote the transfer `settled`
-/// (see apply_credit); only a transfer resumed in state `credited` (written
-/// by an older version, which settled in a step of its own) is marked
-/// settled here (buffered: if that row is lost, recovery settles again).
+/// The receiver has the money: answer the client, then record the end
+/// (`settled`, and the key's final answer). The client need not wait for
+/// that write: if it is lost, the saga is `credited` in PostgreSQL and is
+/// settled again on resumption; a repeat of the key meanwhile gets 409.
 void settle(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
-  auto& s = st.more().sagas.at(tid);
+  auto& s = *find_saga(self, tid);
+  release_hold(self, s);
   if (s.client) {
     s.client->deliver(success(s.reply_body, s.reply_version));
     s.client.reset();
   }
-  if (!s.write_settled) {
-    end_saga(self, tid);
-    return;
+  key_done(self, s.key, s.reply_body, s.reply_version, errc::ok, s.key_hash);
+  auto rows = rows_of(step_row(tid, "settled", v_final));
+  if (!s.key.empty()) {
+    rows.push_back(key_row(st, s.key, s.key_hash, s.reply_body, errc::ok, 2));
   }
-  auto rows = rows_of(
-    transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "settled", v_final, s.created_at));
-  actors::persist(self, st.core, std::move(rows), false,
-                  [self, tid](bool) { end_saga(self, tid); });
+  actors::persist(self, st.core, std::move(rows), true, [self, tid](bool ok) {
+    if (!ok) {
+      journal_lost(self);
+      return;
+    }
+    end_saga(self, tid);
+  });
 }
 
-/// The destination refused for good (it does not exist): give the money
-/// back to the source under the same transfer id.
+/// The receiver refused for good (it does not exist, or cannot hold the
+/// amount): give the money back to the source under the same transfer id.
+/// The refund needs no check: every credit left room for it (`outgoing`).
 void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
   auto& st = self->state;
-  auto& s = st.more().sagas.at(tid);
+  auto& s = *find_saga(self, tid);
   gm::log::get("wallet")->warn("transfer {} reversed: {}", tid, why.detail);
-  st.balance += s.amount;  // it was debited from this balance: cannot overflow
+  release_hold(self, s);
+  st.balance += s.amount;
   ++st.core.version;
   entry e;
   e.transfer_id = tid;
@@ -581,36 +684,26 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
   e.reference = "reversal of transfer " + tid;
   e.counterparty = s.to_user;
   e.created_at = now_rfc3339();
-  auto rows = rows_of(
-    wallet_row(st), entry_row(st, e),
-    transfer_row(tid, st.core.id, s.to_user, s.amount, s.note, "reversed", v_final, s.created_at));
-  // The client gets the receiver's refusal, so that is the key's answer
-  // now, replacing the reserve's 201. (A saga resumed after a restart does
-  // not know its key; its client got no answer.)
-  bool keyed = !s.key.empty() && st.x->keys.count(s.key) > 0;
-  if (keyed) rows.push_back(key_row(st, s.key, why.detail, why.error(), 2));
+  auto rows = rows_of(wallet_row(st), entry_row(st, e), step_row(tid, "reversed", v_final));
+  // The client gets the receiver's refusal: that is the key's answer.
+  if (!s.key.empty()) {
+    rows.push_back(key_row(st, s.key, s.key_hash, why.detail, why.error(), 2));
+  }
   auto version = st.core.version;
   auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
-                  [self, tid, why, version, event, keyed](bool ok) mutable {
-                    auto& s = self->state.more().sagas.at(tid);
-                    if (s.client) {
-                      s.client->deliver(ok ? why
-                                           : fail(errc::unavailable,
-                                                  "the change could not be stored"));
-                      s.client.reset();
-                    }
-                    if (!ok) {
+                  [self, tid, why, version, event](bool ok) mutable {
+                    auto* s = find_saga(self, tid);
+                    if (!ok || s == nullptr) {
+                      if (s != nullptr && s->client) s->client->deliver(not_stored());
                       journal_lost(self);
                       return;
                     }
-                    on_reserved(self, s);
-                    if (keyed) {
-                      auto& k = self->state.more().keys[s.key];
-                      k.status = 0;
-                      k.code = why.code;
-                      k.body = why.detail;
+                    if (s->client) {
+                      s->client->deliver(why);
+                      s->client.reset();
                     }
+                    key_done(self, s->key, why.detail, 0, why.error(), s->key_hash);
                     publish_updated(self, std::move(event), version);
                     end_saga(self, tid);
                   });
@@ -618,27 +711,24 @@ void reverse(wallet_actor* self, const std::string& tid, entity_reply why) {
 
 void send_credit(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
-  auto& s = st.more().sagas.at(tid);
+  auto& s = *find_saga(self, tid);
   ++s.attempts;
   auto msg = caf::make_message(credit_atom::value, tid, st.core.id, s.amount, s.note,
                                s.created_at, s.attempts > 1);
   actors::ask(self, st.asks, {type, s.to_user}, std::move(msg), st.env->credit_timeout,
               [self, tid](entity_reply& r) {
-                auto& st = self->state;
-                auto it = st.more().sagas.find(tid);
-                // Ended, or credited already (this answers a repeat).
-                if (it == st.more().sagas.end() || it->second.credited) return;
+                auto* s = find_saga(self, tid);
+                // Ended, or decided already (this answers a repeat).
+                if (s == nullptr || s->decided) return;
                 if (r.ok()) {
-                  // The credit committed after the reserve (one journal,
-                  // in order), or had before (a repeat).
-                  on_reserved(self, it->second);
-                  it->second.credited = true;
+                  s->decided = true;
                   settle(self, tid);
                 } else if (r.error() == errc::not_found || r.error() == errc::invalid) {
+                  s->decided = true;
                   reverse(self, tid, r);
                 } else {
                   auto wait = std::chrono::milliseconds{
-                    std::min<int64_t>(5000, 50LL << std::min(it->second.attempts, 7))};
+                    std::min<int64_t>(5000, 50LL << std::min(s->attempts, 7))};
                   self->delayed_send(self, wait, retry_atom::value, tid);
                 }
               });
@@ -652,7 +742,7 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
     rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
     return;
   }
-  auto c = ledger::can_debit({st.balance, st.escrow}, amount);
+  auto c = ledger::can_debit(balances_of(st), amount);
   if (c != ledger::check::ok) {
     refuse(self, key,
            c == ledger::check::insufficient_funds ? errc::insufficient_funds : errc::invalid,
@@ -670,10 +760,8 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   e.created_at = now_rfc3339();
   auto tid = e.transfer_id;
   auto body = tx_body(st, e);
-  auto rows = rows_of(
-    wallet_row(st), entry_row(st, e),
-    transfer_row(tid, st.core.id, to, amount, note, "reserved", v_reserved, e.created_at));
-  if (!key.empty()) rows.push_back(key_row(st, key, body));
+  auto rows = rows_of(wallet_row(st), entry_row(st, e),
+                      reserve_row(tid, st.core.id, to, amount, note, e.created_at, key));
   saga s;
   s.to_user = to;
   s.amount = amount;
@@ -684,39 +772,60 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   s.reply_version = st.core.version;
   s.reserved = false;
   s.key = key;
-  s.event = wallet_body(st);
+  if (!key.empty()) {
+    s.key_hash = hash_of(st, key);
+    // Until the saga ends the key answers 409; its final answer replaces
+    // this row (version 2), also when a resumed saga ends.
+    rows.push_back(key_row(st, key, s.key_hash, body, errc::in_progress));
+  }
+  st.more().outgoing += amount;
   st.more().sagas.emplace(tid, std::move(s));
   ++st.core.busy;  // until the saga ends
-  // Hand the reserve to the journal and ask for the credit at once,
-  // without waiting for (or being told of) the reserve's commit: the
-  // destination's rows go to the same journal after ours, and the journal
-  // commits in order, so the credit can never be durable without the
-  // reserve, and the credit's commit tells us both have committed. The
-  // client is answered then: one commit wait and one journal answer per
-  // transfer instead of two. (A journal that crashed lost the reserve: it
-  // stops the node, see main.cpp. A destination on another node, with its
-  // own journal, must wait for the reserve: the cluster's router will say.)
-  if (!actors::hand_over(self, std::move(rows))) {
-    rp.deliver(fail(errc::unavailable, "the change could not be stored"));
-    journal_lost(self);
-    return;
-  }
-  send_credit(self, tid);
+  auto event = wallet_body(st);
+  auto version = st.core.version;
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, tid, event, version](bool ok) mutable {
+                    auto* s = find_saga(self, tid);
+                    if (!ok || s == nullptr) {
+                      if (s != nullptr && s->client) s->client->deliver(not_stored());
+                      journal_lost(self);
+                      return;
+                    }
+                    s->reserved = true;
+                    publish_updated(self, std::move(event), version);
+                    send_credit(self, tid);
+                  });
 }
 
-// ---- transfers: the destination side ------------------------------------
+// ---- transfers: the receiving side --------------------------------------
 
+void credit_done(wallet_actor* self, const std::string& tid) {
+  auto& st = self->state;
+  if (!st.x) return;
+  st.x->credits_in_flight.erase(tid);
+  st.trim();
+}
+
+/// Applies a credit this wallet decided to apply (credits_in_flight holds
+/// `tid` until its rows committed): the money, or a durable refusal that
+/// every later request for this credit reads back.
 void apply_credit(wallet_actor* self, const std::string& tid, const std::string& from,
-                  int64_t amount, const std::string& note, const std::string& created_at,
-                  caf::response_promise rp) {
+                  int64_t amount, const std::string& note, caf::response_promise rp) {
   auto& st = self->state;
   if (!actors::journal_accepting(*st.env->gate)) {
+    credit_done(self, tid);
     rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
     return;
   }
-  auto c = ledger::can_credit({st.balance, st.escrow}, amount);
+  auto c = ledger::can_credit(balances_of(st), amount, st.env->max_balance);
   if (c != ledger::check::ok) {
-    rp.deliver(fail(errc::invalid, ledger::describe(c)));
+    auto why = fail(errc::invalid, ledger::describe(c));
+    actors::persist(self, st.core, rows_of(step_row(tid, "refused", v_received)), true,
+                    [self, tid, why, rp](bool ok) mutable {
+                      credit_done(self, tid);
+                      rp.deliver(ok ? why : not_stored());
+                      if (!ok) journal_lost(self);
+                    });
     return;
   }
   st.balance += amount;
@@ -728,23 +837,14 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
   e.reference = note;
   e.counterparty = from;
   e.created_at = now_rfc3339();
-  auto rows = rows_of(
-    wallet_row(st), entry_row(st, e),
-    // The credit completes the transfer, so it writes it `settled`: the
-    // source handed its reserve to this same journal before it asked, and
-    // the journal commits in order, so when these rows commit both legs
-    // have. (Across nodes, with a journal each, a credit will write
-    // `credited` and the source settle; see architecture.md.)
-    transfer_row(tid, from, st.core.id, amount, note, "settled", v_final, created_at));
-  st.more().credits_in_flight[tid] = false;
+  auto rows = rows_of(wallet_row(st), entry_row(st, e), step_row(tid, "credited", v_received));
   auto version = st.core.version;
   auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
                   [self, tid, rp, version, event](bool ok) mutable {
-                    self->state.more().credits_in_flight.erase(tid);
-                    self->state.trim();
+                    credit_done(self, tid);
                     if (!ok) {
-                      rp.deliver(fail(errc::unavailable, "the credit could not be stored"));
+                      rp.deliver(not_stored());
                       journal_lost(self);
                       return;
                     }
@@ -753,11 +853,34 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
                   });
 }
 
-// ---- activation ------------------------------------------------------------
-
-std::string empty_state(wallet_actor*) {
-  return "{}";
+/// Answers a credit request as ledger::decide_credit says.
+void on_credit_decision(wallet_actor* self, ledger::credit_decision d, const std::string& tid,
+                        const std::string& from, int64_t amount, const std::string& note,
+                        caf::response_promise rp) {
+  using ledger::credit_decision;
+  switch (d) {
+    case credit_decision::apply:
+      apply_credit(self, tid, from, amount, note, rp);
+      return;
+    case credit_decision::already:
+      credit_done(self, tid);
+      rp.deliver(success("{}", self->state.core.version));
+      return;
+    case credit_decision::refused:
+      credit_done(self, tid);
+      rp.deliver(fail(errc::invalid, "the receiver refused this transfer"));
+      return;
+    case credit_decision::busy:
+      rp.deliver(fail(errc::unavailable, "this credit is being applied"));
+      return;
+    case credit_decision::unknown:
+      credit_done(self, tid);
+      rp.deliver(fail(errc::unavailable, "this transfer is not known yet"));
+      return;
+  }
 }
+
+// ---- activation ------------------------------------------------------------
 
 caf::behavior active();
 caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view& xs);
@@ -774,7 +897,7 @@ struct loaded {
   int64_t escrow = 0;
   int64_t version = 0;
   struct pending {
-    std::string id, to_user, note, state, created_at;
+    std::string id, to_user, note, state, created_at, key, key_hash, reply_body;
     int64_t amount = 0;
   };
   std::vector<pending> transfers;
@@ -794,9 +917,15 @@ loaded load_rows(pg::connection& c, const std::string& uid) {
   l.balance = std::stoll(w.value(0, 1, "0"));
   l.escrow = std::stoll(w.value(0, 2, "0"));
   l.version = std::stoll(w.value(0, 3, "0"));
-  auto t = c.exec("SELECT id, to_user, amount, coalesce(note, ''), state, created_at "
-                  "FROM transfers WHERE from_user = $1 AND state IN ('reserved', 'credited')",
-                  {uid});
+  // The sagas this wallet drives that have not ended, with their key (the
+  // key's row holds the 201's body the saga answers with).
+  auto t = c.exec(
+    "SELECT t.id, t.to_user, t.amount, coalesce(t.note, ''), t.state, t.created_at, "
+    "coalesce(t.idempotency_key, ''), coalesce(k.request_hash, ''), coalesce(k.response, '') "
+    "FROM transfers t LEFT JOIN idempotency_keys k "
+    "ON k.user_id = t.from_user AND k.key = t.idempotency_key "
+    "WHERE t.from_user = $1 AND t.state IN ('reserved', 'credited', 'refused')",
+    {uid});
   if (!t.ok()) {
     l.error = t.error;
     return l;
@@ -809,6 +938,10 @@ loaded load_rows(pg::connection& c, const std::string& uid) {
     p.note = t.value(i, 3);
     p.state = t.value(i, 4);
     p.created_at = t.value(i, 5);
+    p.key = t.value(i, 6);
+    p.key_hash = t.value(i, 7);
+    p.reply_body = t.value(i, 8);
+    if (p.key_hash.empty()) p.key.clear();  // its row is gone: nothing to answer
     l.transfers.push_back(std::move(p));
   }
   return l;
@@ -833,7 +966,8 @@ void on_loaded(wallet_actor* self, loaded& l) {
   self->set_default_handler(dispatch);
   self->become(active());
   actors::announce_loaded(self, type, st.core.id);
-  // Resume what a crash left pending: the destination checks for repeats.
+  // Resume what a crash left pending. Every step is safe to take again:
+  // the receiver answers a repeat with what it decided the first time.
   for (auto& p : l.transfers) {
     saga s;
     s.to_user = p.to_user;
@@ -841,13 +975,25 @@ void on_loaded(wallet_actor* self, loaded& l) {
     s.note = p.note;
     s.created_at = p.created_at;
     s.attempts = 1;  // the next credit may be a repeat
+    s.key = p.key;
+    s.key_hash = p.key_hash;
+    s.reply_body = p.reply_body;
+    s.reply_version = l.version;
+    auto state = ledger::parse_step_state(p.state);
+    // Until the receiver took it, the amount may come back.
+    s.held = state != ledger::step_state::credited;
+    if (s.held) st.more().outgoing += s.amount;
     st.more().sagas.emplace(p.id, std::move(s));
     ++st.core.busy;
     gm::log::get("wallet")->info("resuming transfer {} ({})", p.id, p.state);
+  }
+  for (auto& p : l.transfers) {
+    auto* s = find_saga(self, p.id);
+    s->decided = p.state != "reserved";
     if (p.state == "credited") {
-      st.more().sagas.at(p.id).credited = true;
-      st.more().sagas.at(p.id).write_settled = true;
       settle(self, p.id);
+    } else if (p.state == "refused") {
+      reverse(self, p.id, fail(errc::invalid, "the receiver refused this transfer"));
     } else {
       send_credit(self, p.id);
     }
@@ -910,45 +1056,48 @@ void on_transfer(wallet_actor* self, std::string to, int64_t amount, std::string
 }
 
 void on_credit(wallet_actor* self, std::string tid, std::string from, int64_t amount,
-               std::string note, std::string created_at, bool maybe_repeat) {
+               std::string note, bool maybe_repeat) {
   auto rp = self->make_response_promise();
   auto& st = self->state;
-  if (st.x && st.x->credits_in_flight.count(tid) > 0) {
-    rp.deliver(fail(errc::unavailable, "this credit is being stored"));
+  bool in_flight = st.x && st.x->credits_in_flight.count(tid) > 0;
+  if (in_flight || !maybe_repeat) {
+    if (!in_flight) st.more().credits_in_flight.insert(tid);
+    on_credit_decision(self, ledger::decide_credit(in_flight, std::nullopt), tid, from, amount,
+                       note, rp);
     return;
   }
-  if (!maybe_repeat) {
-    apply_credit(self, tid, from, amount, note, created_at, rp);
-    return;
-  }
+  // A repeat: what happened to the first request is in PostgreSQL (this
+  // activation synced with the journal when it loaded, and every credit
+  // since is in credits_in_flight until it committed). The transfer is in
+  // flight from here on, so a second repeat waits instead of reading the
+  // same `reserved` and applying too.
+  st.more().credits_in_flight.insert(tid);
   ++st.core.busy;
+  auto finish = [self] {
+    --self->state.core.busy;
+    actors::finish_if_idle(self, self->state.core);
+  };
   actors::on_pool(
     self,
-    [self, tid, from, amount, note, created_at, rp](pg::connection& c) mutable
+    [self, tid, from, amount, note, rp, finish](pg::connection& c) mutable
     -> std::function<void()> {
       auto r = c.exec("SELECT state FROM transfers WHERE id = $1", {tid});
-      return [self, r, tid, from, amount, note, created_at, rp]() mutable {
-        auto& st = self->state;
+      return [self, r, tid, from, amount, note, rp, finish]() mutable {
         if (!r.ok()) {
+          credit_done(self, tid);
           rp.deliver(fail(errc::unavailable, "the database is unavailable"));
         } else {
-          auto state = r.value(0, 0);
-          if (state == "credited" || state == "settled") {
-            rp.deliver(success("{}", st.core.version));  // done before
-          } else if (state == "reversed") {
-            rp.deliver(fail(errc::conflict, "the transfer was reversed"));
-          } else {
-            apply_credit(self, tid, from, amount, note, created_at, rp);
-          }
+          auto state = ledger::parse_step_state(r.rows.empty() ? "" : r.value(0, 0));
+          on_credit_decision(self, ledger::decide_credit(false, state), tid, from, amount, note,
+                             rp);
         }
-        --st.core.busy;
-        actors::finish_if_idle(self, st.core);
+        finish();
       };
     },
-    [self, rp](const std::string& why) mutable {
+    [self, tid, rp, finish](const std::string& why) mutable {
+      credit_done(self, tid);
       rp.deliver(fail(errc::unavailable, why));
-      --self->state.core.busy;
-      actors::finish_if_idle(self, self->state.core);
+      finish();
     });
 }
 
@@ -969,7 +1118,9 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
   if (c.match_elements<retry_atom, str>()) {
     if (st.x) {
       auto it = st.x->sagas.find(c.get_as<str>(1));
-      if (it != st.x->sagas.end() && !it->second.credited) send_credit(self, it->first);
+      if (it != st.x->sagas.end() && it->second.reserved && !it->second.decided) {
+        send_credit(self, it->first);
+      }
     }
     return caf::delegated<caf::message>{};
   }
@@ -1001,7 +1152,7 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
   }
   if (c.match_elements<credit_atom, str, str, int64_t, str, str, bool>()) {
     on_credit(self, c.get_as<str>(1), c.get_as<str>(2), c.get_as<int64_t>(3), c.get_as<str>(4),
-              c.get_as<str>(5), c.get_as<bool>(6));
+              c.get_as<bool>(6));
     return caf::delegated<caf::message>{};
   }
   if (c.match_elements<resume_atom>()) {
@@ -1021,6 +1172,7 @@ caf::behavior wallet_impl(wallet_actor* self, std::string user_id,
                           const environment* env) {
   auto& st = self->state;
   st.core.id = std::move(user_id);
+  st.core.type = type;
   st.env = env;
   if (!is_uuid(st.core.id)) {
     give_up(self, errc::not_found, "no such wallet", "missing");
@@ -1032,52 +1184,51 @@ caf::behavior wallet_impl(wallet_actor* self, std::string user_id,
   return actors::entity_handlers(self, &empty_state);
 }
 
-// ---- recovery at start ---------------------------------------------------
+// ---- recovery ---------------------------------------------------------------
 
 using recover_atom = caf::atom_constant<caf::atom("w_recover")>;
 
-/// Activates every wallet that a crash left with a transfer in progress;
-/// each resumes its own sagas. Retries until PostgreSQL answers.
-caf::behavior recovery_impl(caf::event_based_actor* self) {
+/// The recovery sweep: at start, and every `saga_sweep_interval` after,
+/// activates the wallets that have a transfer pending for a while (a crash
+/// left it, or the wallet was not active since); each resumes its own
+/// sagas. An active wallet drives its sagas by itself and answers at once.
+/// So pending sagas are driven to an end by the runtime, not by whether
+/// their users send another command.
+caf::behavior recovery_impl(caf::event_based_actor* self, const environment* env) {
   self->send(self, recover_atom::value);
+  auto next = [self, env] {
+    self->delayed_send(self, env->saga_sweep_interval, recover_atom::value);
+  };
   return {
     [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
-    [self](recover_atom) {
-      auto retry = [self](const std::string& why) {
+    [self, next](recover_atom) {
+      auto retry = [next](const std::string& why) {
         gm::log::get("wallet")->debug("transfer recovery waits: {}", why);
-        self->delayed_send(self, std::chrono::seconds{1}, recover_atom::value);
+        next();
       };
       actors::on_pool(
         self,
-        [self, retry](pg::connection& c) -> std::function<void()> {
+        [self, next, retry](pg::connection& c) -> std::function<void()> {
+          // Bounded per sweep; the next sweep takes the rest.
           auto r = c.exec("SELECT DISTINCT from_user FROM transfers "
-                          "WHERE state IN ('reserved', 'credited')");
-          return [self, r, retry] {
+                          "WHERE state IN ('reserved', 'credited', 'refused') "
+                          "AND updated_at < now() - interval '1 second' LIMIT 1000");
+          return [self, r, next, retry] {
             if (!r.ok()) {
               retry(r.error);
               return;
             }
             if (r.rows.empty()) {
-              self->quit();
+              next();
               return;
             }
-            // Once a wallet is active it drives its transfers to the end by
-            // itself; only wallets that could not be activated are retried.
             auto left = std::make_shared<size_t>(r.rows.size());
-            auto failures = std::make_shared<size_t>(0);
-            gm::log::get("wallet")->info("resuming transfers of {} wallets", r.rows.size());
+            gm::log::get("wallet")->info("sweep: transfers pending at {} wallets", r.rows.size());
             for (size_t i = 0; i < r.rows.size(); ++i) {
               auto uid = r.value(i, 0);
               actors::ask(self, {type, uid}, caf::make_message(resume_atom::value),
-                          std::chrono::seconds{30}, [self, left, failures](entity_reply& rep) {
-                            if (!rep.ok()) ++*failures;
-                            if (--*left > 0) return;
-                            if (*failures > 0) {
-                              self->delayed_send(self, std::chrono::seconds{1},
-                                                 recover_atom::value);
-                            } else {
-                              self->quit();
-                            }
+                          std::chrono::seconds{30}, [left, next](entity_reply&) {
+                            if (--*left == 0) next();
                           });
             }
           };
@@ -1095,7 +1246,9 @@ actors::entity_kind kind(std::shared_ptr<const environment> env) {
   k.spawn = [env](caf::local_actor* shard, const std::string& id) {
     return shard->spawn(wallet_impl, id, env.get());
   };
-  k.on_start = [](caf::local_actor* shard) { shard->spawn<caf::linked>(recovery_impl); };
+  k.on_start = [env](caf::local_actor* shard) {
+    shard->spawn<caf::linked>(recovery_impl, env.get());
+  };
   k.direct = true;
   k.annotate = [](caf::message& cmd, const std::function<bool(const std::string&)>& loaded) {
     using str = std::string;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,7 +48,8 @@ using withdraw_atom = caf::atom_constant<caf::atom("w_withdr")>;
 /// skips asking whether it does.
 using transfer_atom = caf::atom_constant<caf::atom("w_transf")>;
 /// Saga step, source → destination: `(credit_atom, transfer_id, from_user,
-/// int64 amount, note, created_at, bool maybe_repeat)`.
+/// int64 amount, note, created_at, bool maybe_repeat)`. Sent only once the
+/// reserve has committed; the destination applies it at most once.
 using credit_atom = caf::atom_constant<caf::atom("w_credit")>;
 /// `(resume_atom)`: activate and resume the sagas this wallet left pending.
 using resume_atom = caf::atom_constant<caf::atom("w_resume")>;
@@ -64,6 +66,11 @@ struct environment {
   /// How long the source waits for the destination's credit before it
   /// retries (with check).
   std::chrono::milliseconds credit_timeout{10000};
+  /// How often the recovery sweep looks for transfers left pending.
+  std::chrono::milliseconds saga_sweep_interval{10000};
+  /// The most one wallet may hold (balance, plus escrow, plus what may
+  /// still come back from its transfers in flight): at most int64's maximum.
+  int64_t max_balance = INT64_MAX;
 };
 
 /// Returns the wallet entity kind (for its shard). Its on_start resumes

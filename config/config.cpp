@@ -197,6 +197,12 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::entity_restart_intensity, 0, 1000)},
     {"entity_restart_period_ms", "the period of entity_restart_intensity",
      int_field(&settings::entity_restart_period_ms, 1, 3600000)},
+    {"max_balance", "the most one wallet may hold, in minor units (escrow and money in flight included)",
+     int_field(&settings::max_balance, 1, INT64_MAX)},
+    {"saga_step_timeout_ms", "how long a money saga waits for a step before it asks again",
+     int_field(&settings::saga_step_timeout_ms, 1, 3600000)},
+    {"saga_sweep_interval_ms", "how often the recovery sweep resumes money sagas left pending",
+     int_field(&settings::saga_sweep_interval_ms, 10, 3600000)},
     {"currency", "the currency of wallets (ISO 4217 code)",
      [](settings& s, const std::string& key, const std::string& v) {
        bool ok = v.size() == 3 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });

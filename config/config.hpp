@@ -82,6 +82,12 @@ struct settings {
   int entity_restart_intensity = 3;
   int64_t entity_restart_period_ms = 5000;
   std::string currency = "KES";
+  // Money: the most one wallet may hold, how long a saga's sender waits for
+  // the receiver's step before it asks again, and how often the recovery
+  // sweep looks for sagas left pending.
+  int64_t max_balance = INT64_MAX;
+  int64_t saga_step_timeout_ms = 10000;
+  int64_t saga_sweep_interval_ms = 10000;
 };
 
 /// Returns the settings built from defaults, the config file (from `--config`

@@ -222,6 +222,12 @@ response unavailable(const std::string& detail) {
   return r;
 }
 
+response outcome_unknown(const std::string& detail) {
+  auto r = problem(503, "outcome-unknown", "Service Unavailable", detail);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn respond,
                std::function<void(std::shared_ptr<pg::pool>)> next) {
   std::shared_ptr<pg::pool> known;

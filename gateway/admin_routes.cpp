@@ -155,7 +155,11 @@ void journal_stats(caf::event_based_actor* self, api_context_ptr ctx, request&,
                     {"failures", s.failures},
                     {"limit", s.limit},
                     {"failing_ms", s.failing_ms},
-                    {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)}};
+                    {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)},
+                    {"refused_rows", s.refused_rows},
+                    {"last_refused",
+                     s.last_refused.empty() ? json(nullptr) : json(s.last_refused)},
+                    {"stale_rows", s.stale_rows}};
         respond(json_response(200, doc.dump(-1, ' ', false, json::error_handler_t::replace)));
       },
       [respond](caf::error&) { respond(unavailable("the journal did not answer")); });

@@ -48,7 +48,13 @@ struct api_context {
 using api_context_ptr = std::shared_ptr<const api_context>;
 
 /// Returns a 503 problem with Retry-After, for "try again shortly".
+/// 503 `/problems/unavailable`: nothing happened; any request may be retried.
 response unavailable(const std::string& detail);
+
+/// 503 `/problems/outcome-unknown`: the change may still take effect (the
+/// journal could not confirm it, or no answer came in time); retry with the
+/// same Idempotency-Key, which answers with the outcome once it is known.
+response outcome_unknown(const std::string& detail);
 
 /// Returns the HTTP answer for an entity's reply: `ok_status` (or the
 /// status of a replayed idempotent answer) with its body, or the problem

@@ -911,7 +911,7 @@ private:
     for (auto& s : late) {
       gm::log::request_scope scope{s->request_id};
       srv_->log->warn("no answer within {} ms: 503", limit.count());
-      auto r = problem(503, "unavailable", "Service Unavailable",
+      auto r = problem(503, "outcome-unknown", "Service Unavailable",
                        "no answer within " + std::to_string(limit.count()) +
                          " ms; the request may still take effect");
       r.headers.emplace_back("Retry-After", "1");

@@ -58,7 +58,12 @@ void with_journal(caf::event_based_actor* self, const service_context& ctx,
                              {"pending", s.pending},
                              {"in_flight", s.in_flight},
                              {"failing_ms", s.failing_ms},
-                             {"error", s.last_error}};
+                             {"error", s.last_error},
+                             // Rows refused for good fail only their entity:
+                             // shown, but the node stays ready.
+                             {"refused_rows", s.refused_rows},
+                             {"last_refused", s.last_refused},
+                             {"stale_rows", s.stale_rows}};
         if (ok) {
           nlohmann::json doc = {{"status", "ready"}, {"node", node_id}, {"checks", checks}};
           respond(json_response(200, doc.dump(-1, ' ', false,

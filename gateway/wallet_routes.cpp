@@ -34,6 +34,7 @@ response entity_response(const actors::entity_reply& r, int ok_status) {
     case errc::in_progress: return problem(409, "in-progress", "Conflict", r.detail);
     case errc::key_reused:
       return problem(422, "idempotency-key-reused", "Unprocessable Entity", r.detail);
+    case errc::outcome_unknown: return outcome_unknown(r.detail);
     case errc::unavailable:
     case errc::ok: break;
   }

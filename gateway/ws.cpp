@@ -105,7 +105,10 @@ void authorize_topic(ws_actor* self, const std::string& topic,
     actors::ask(self, {wallet::type, st.who.user_id}, caf::make_message(wallet::get_atom::value),
                 st.ctx->request_timeout, [id, done](actors::entity_reply& r) {
                   if (!r.ok()) {
-                    done(r.error() == actors::errc::unavailable ? 503 : 403, r.detail);
+                    done(r.error() == actors::errc::unavailable || r.error() == actors::errc::outcome_unknown
+                           ? 503
+                           : 403,
+                         r.detail);
                     return;
                   }
                   auto doc = json::parse(r.body, nullptr, false);

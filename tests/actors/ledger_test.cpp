@@ -40,3 +40,40 @@ TEST_CASE("entry types add or subtract as API.md says") {
     CHECK_FALSE(gm::ledger::adds(t));
   }
 }
+
+TEST_CASE("a credit leaves room for the transfers that may still come back") {
+  constexpr auto max = std::numeric_limits<int64_t>::max();
+  // A sender at the top of the range sent 10 on its way; until the receiver
+  // takes it, a credit of even 1 would leave no room for its reversal.
+  gm::ledger::balances sender{max - 10, 0, 10};
+  CHECK(can_credit(sender, 1) == check::overflow);
+  CHECK(can_credit({max - 20, 0, 10}, 10) == check::ok);
+  CHECK(can_credit({max - 20, 0, 10}, 11) == check::overflow);
+  // A configured bound below int64 applies to the same sum.
+  CHECK(can_credit({900, 50, 40}, 10, 1000) == check::ok);
+  CHECK(can_credit({900, 50, 40}, 11, 1000) == check::overflow);
+  // Corrupt parts (negative, or past the bound) never let a credit through.
+  CHECK(can_credit({-1, 0, 0}, 1) == check::overflow);
+  CHECK(can_credit({2000, 0, 0}, 1, 1000) == check::overflow);
+}
+
+TEST_CASE("a receiver applies a transfer's credit at most once") {
+  using gm::ledger::credit_decision;
+  using gm::ledger::decide_credit;
+  using gm::ledger::step_state;
+  // A first attempt that this activation is not handling yet is applied.
+  CHECK(decide_credit(false, std::nullopt) == credit_decision::apply);
+  // Anything this activation is already looking up or applying waits, even
+  // when PostgreSQL still says `reserved`: two lookups that both read
+  // `reserved` must not both apply (the credit-twice defect).
+  CHECK(decide_credit(true, std::nullopt) == credit_decision::busy);
+  CHECK(decide_credit(true, step_state::reserved) == credit_decision::busy);
+  CHECK(decide_credit(false, step_state::reserved) == credit_decision::apply);
+  CHECK(decide_credit(false, step_state::credited) == credit_decision::already);
+  CHECK(decide_credit(false, step_state::settled) == credit_decision::already);
+  CHECK(decide_credit(false, step_state::refused) == credit_decision::refused);
+  CHECK(decide_credit(false, step_state::reversed) == credit_decision::refused);
+  CHECK(decide_credit(false, step_state::none) == credit_decision::unknown);
+  CHECK(gm::ledger::parse_step_state("credited") == step_state::credited);
+  CHECK(gm::ledger::parse_step_state("bogus") == step_state::none);
+}
