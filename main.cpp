@@ -17,8 +17,7 @@
 #include "config/config.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/topics.hpp"
-#include "actors/user.hpp"
-#include "actors/wallet.hpp"
+#include "actors/kinds.hpp"
 #include "gateway/service.hpp"
 #include "gateway/topic_hub.hpp"
 #include "persistence/journal.hpp"
@@ -88,37 +87,35 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
     return gm::gateway::spawn_topic_hub(sup, events);
   };
 
-  // One shard per entity kind, under their own supervisor.
-  auto wallet_env = std::make_shared<gm::wallet::environment>();
-  wallet_env->gate = gate;
-  wallet_env->events = events;
-  wallet_env->currency = cfg.currency;
-  wallet_env->max_balance = cfg.max_balance;
-  wallet_env->credit_timeout = milliseconds{cfg.saga_step_timeout_ms};
-  wallet_env->saga_sweep_interval = milliseconds{cfg.saga_sweep_interval_ms};
+  // One shard per entity kind (actors/kinds.cpp), under their own supervisor.
+  gm::actors::kind_context kctx;
+  kctx.gate = gate;
+  kctx.events = events;
+  kctx.currency = cfg.currency;
+  kctx.max_balance = cfg.max_balance;
+  kctx.saga_step_timeout = milliseconds{cfg.saga_step_timeout_ms};
+  kctx.saga_sweep_interval = milliseconds{cfg.saga_sweep_interval_ms};
   gm::shard::options shard_opts;
   shard_opts.node_id = node.id;
   shard_opts.idle_timeout = milliseconds{cfg.entity_idle_timeout_ms};
   shard_opts.intensity = cfg.entity_restart_intensity;
   shard_opts.period = milliseconds{cfg.entity_restart_period_ms};
-  gm::sup::child_spec wallets;
-  wallets.name = "shard:wallet";
-  wallets.shutdown_timeout = stop_within;
-  wallets.start = [wallet_env, shard_opts](caf::local_actor* sup) {
-    return gm::shard::spawn_shard(sup, gm::wallet::kind(wallet_env), shard_opts);
-  };
-  gm::sup::child_spec users;
-  users.name = "shard:user";
-  users.shutdown_timeout = stop_within;
-  users.start = [gate, shard_opts](caf::local_actor* sup) {
-    return gm::shard::spawn_shard(sup, gm::user::kind(gate), shard_opts);
-  };
+  std::vector<gm::sup::child_spec> shard_specs;
+  for (auto& k : gm::actors::kinds()) {
+    gm::sup::child_spec spec;
+    spec.name = gm::shard::registry_name(k.type);
+    spec.shutdown_timeout = stop_within;
+    spec.start = [&k, kctx, shard_opts](caf::local_actor* sup) {
+      return gm::shard::spawn_shard(sup, k.make(kctx), shard_opts);
+    };
+    shard_specs.push_back(std::move(spec));
+  }
   gm::sup::options shards_opts;
   shards_opts.name = "shards";
   shards_opts.strat = gm::sup::strategy::one_for_one;
   shards_opts.intensity = cfg.supervisor_intensity;
   shards_opts.period = milliseconds{cfg.supervisor_period_ms};
-  auto shards = gm::sup::supervisor_child(shards_opts, {users, wallets});
+  auto shards = gm::sup::supervisor_child(shards_opts, std::move(shard_specs));
   shards.shutdown_timeout = stop_within;
 
   gm::sup::child_spec gateway;

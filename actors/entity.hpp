@@ -113,6 +113,10 @@ using exists_atom = caf::atom_constant<caf::atom("e_exists")>;
 // The shard forgets it when the entity exits (crash or passivation), so a
 // kind whose entities can be deleted must passivate one when it is.
 using loaded_atom = caf::atom_constant<caf::atom("e_loaded")>;
+// Entity → shard: `(deleted_atom, id)`: I no longer exist (a closed room,
+// an ended contract): stop answering `exists_atom` for me at once, before
+// I passivate. For kinds whose entities end.
+using deleted_atom = caf::atom_constant<caf::atom("e_deleted")>;
 // Entity → shard: `(touch_atom, id)`: I am serving commands (that reach me
 // straight from routers, which the shard does not see); restart my idle
 // clock. Sent at most about once a second (see note_command).

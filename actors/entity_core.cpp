@@ -47,6 +47,12 @@ void announce_loaded(caf::event_based_actor* self, const std::string& type,
   if (shard) self->send(shard, loaded_atom::value, id);
 }
 
+void announce_deleted(caf::event_based_actor* self, const std::string& type,
+                      const std::string& id) {
+  auto shard = shard_of(self->system(), type);
+  if (shard) self->send(shard, deleted_atom::value, id);
+}
+
 bool note_command(caf::event_based_actor* self, const char* type, entity_core& core) {
   if (core.refuse_commands) return true;
   auto now = std::chrono::steady_clock::now().time_since_epoch();

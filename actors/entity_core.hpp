@@ -115,6 +115,12 @@ void ask_to_passivate(caf::event_based_actor* self, const std::string& type,
 void announce_loaded(caf::event_based_actor* self, const std::string& type,
                      const std::string& id);
 
+/// Tells the shard of `type` that this entity no longer exists (it was
+/// deleted or ended for good): the shard stops answering `exists_atom`
+/// for it. The entity should then answer not_found and passivate.
+void announce_deleted(caf::event_based_actor* self, const std::string& type,
+                      const std::string& id);
+
 /// For kinds whose entities take commands straight from routers
 /// (entity_kind::direct): call first for every command. Returns true if
 /// the command must be refused with refused_command(): passivation began

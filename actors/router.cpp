@@ -14,7 +14,9 @@
 namespace gm::actors {
 
 caf::actor shard_of(caf::actor_system& sys, const std::string& type) {
-  return find_registered(sys, caf::atom_from_string("sh_" + type));
+  // The shard's name (shard.cpp's registry_name): a string, since kinds'
+  // names may be longer than a CAF atom.
+  return find_registered(sys, "shard:" + type);
 }
 
 namespace {

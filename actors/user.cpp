@@ -212,4 +212,16 @@ actors::entity_kind kind(std::shared_ptr<journal::gate> gate) {
   return k;
 }
 
+actors::kind_registration registration() {
+  actors::kind_registration r;
+  r.type = type;
+  r.topic = "user";
+  r.make = [](const actors::kind_context& ctx) { return kind(ctx.gate); };
+  r.may_see = [](caf::event_based_actor*, const actors::topic_caller& who, const std::string& id,
+                 std::function<void(int, std::string)> done) {
+    done(id == who.user_id ? 0 : 403, "you may only subscribe to your own user topic");
+  };
+  return r;
+}
+
 } // namespace gm::user

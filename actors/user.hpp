@@ -10,6 +10,7 @@
 #include <caf/atom.hpp>
 
 #include "actors/entity.hpp"
+#include "actors/kinds.hpp"
 
 namespace gm::journal {
 class gate;
@@ -28,5 +29,9 @@ using update_atom = caf::atom_constant<caf::atom("u_update")>;
 
 /// Returns the user entity kind (for its shard).
 actors::entity_kind kind(std::shared_ptr<journal::gate> gate);
+
+/// Returns the user's line in the list of kinds: its shard, and its topic
+/// `user:{id}` (notifications), which only that user may see.
+actors::kind_registration registration();
 
 } // namespace gm::user

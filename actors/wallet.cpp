@@ -147,6 +147,8 @@ struct saga {
   int64_t reply_version = 0;
   std::string key;       // the client's Idempotency-Key, if any
   std::string key_hash;  // and the digest of its request
+  // Resumed in state `credited`: settle writes `settled` even without a key.
+  bool write_settled = false;
 };
 
 struct key_entry {
@@ -654,6 +656,10 @@ void settle(wallet_actor* self, const std::string& tid) {
     s.client.reset();
   }
   key_done(self, s.key, s.reply_body, s.reply_version, errc::ok, s.key_hash);
+  if (s.key.empty() && !s.write_settled) {
+    end_saga(self, tid);  // the receiver wrote `settled`
+    return;
+  }
   auto rows = rows_of(step_row(tid, "settled", v_final));
   if (!s.key.empty()) {
     rows.push_back(key_row(st, s.key, s.key_hash, s.reply_body, errc::ok, 2));
@@ -713,8 +719,10 @@ void send_credit(wallet_actor* self, const std::string& tid) {
   auto& st = self->state;
   auto& s = *find_saga(self, tid);
   ++s.attempts;
+  // Without a key there is nothing left for the source to record once the
+  // receiver has the money: the receiver's step is the last (`settled`).
   auto msg = caf::make_message(credit_atom::value, tid, st.core.id, s.amount, s.note,
-                               s.created_at, s.attempts > 1);
+                               s.created_at, s.attempts > 1, s.key.empty());
   actors::ask(self, st.asks, {type, s.to_user}, std::move(msg), st.env->credit_timeout,
               [self, tid](entity_reply& r) {
                 auto* s = find_saga(self, tid);
@@ -810,7 +818,8 @@ void credit_done(wallet_actor* self, const std::string& tid) {
 /// `tid` until its rows committed): the money, or a durable refusal that
 /// every later request for this credit reads back.
 void apply_credit(wallet_actor* self, const std::string& tid, const std::string& from,
-                  int64_t amount, const std::string& note, caf::response_promise rp) {
+                  int64_t amount, const std::string& note, bool last,
+                  caf::response_promise rp) {
   auto& st = self->state;
   if (!actors::journal_accepting(*st.env->gate)) {
     credit_done(self, tid);
@@ -837,7 +846,11 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
   e.reference = note;
   e.counterparty = from;
   e.created_at = now_rfc3339();
-  auto rows = rows_of(wallet_row(st), entry_row(st, e), step_row(tid, "credited", v_received));
+  // `last`: the source has nothing to record after this step, so it ends
+  // the saga here (one write of the transfer's row less).
+  auto rows = rows_of(wallet_row(st), entry_row(st, e),
+                      last ? step_row(tid, "settled", v_final)
+                           : step_row(tid, "credited", v_received));
   auto version = st.core.version;
   auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
@@ -856,11 +869,11 @@ void apply_credit(wallet_actor* self, const std::string& tid, const std::string&
 /// Answers a credit request as ledger::decide_credit says.
 void on_credit_decision(wallet_actor* self, ledger::credit_decision d, const std::string& tid,
                         const std::string& from, int64_t amount, const std::string& note,
-                        caf::response_promise rp) {
+                        bool last, caf::response_promise rp) {
   using ledger::credit_decision;
   switch (d) {
     case credit_decision::apply:
-      apply_credit(self, tid, from, amount, note, rp);
+      apply_credit(self, tid, from, amount, note, last, rp);
       return;
     case credit_decision::already:
       credit_done(self, tid);
@@ -991,6 +1004,7 @@ void on_loaded(wallet_actor* self, loaded& l) {
     auto* s = find_saga(self, p.id);
     s->decided = p.state != "reserved";
     if (p.state == "credited") {
+      s->write_settled = true;
       settle(self, p.id);
     } else if (p.state == "refused") {
       reverse(self, p.id, fail(errc::invalid, "the receiver refused this transfer"));
@@ -1056,14 +1070,14 @@ void on_transfer(wallet_actor* self, std::string to, int64_t amount, std::string
 }
 
 void on_credit(wallet_actor* self, std::string tid, std::string from, int64_t amount,
-               std::string note, bool maybe_repeat) {
+               std::string note, bool maybe_repeat, bool last) {
   auto rp = self->make_response_promise();
   auto& st = self->state;
   bool in_flight = st.x && st.x->credits_in_flight.count(tid) > 0;
   if (in_flight || !maybe_repeat) {
     if (!in_flight) st.more().credits_in_flight.insert(tid);
     on_credit_decision(self, ledger::decide_credit(in_flight, std::nullopt), tid, from, amount,
-                       note, rp);
+                       note, last, rp);
     return;
   }
   // A repeat: what happened to the first request is in PostgreSQL (this
@@ -1079,17 +1093,17 @@ void on_credit(wallet_actor* self, std::string tid, std::string from, int64_t am
   };
   actors::on_pool(
     self,
-    [self, tid, from, amount, note, rp, finish](pg::connection& c) mutable
+    [self, tid, from, amount, note, last, rp, finish](pg::connection& c) mutable
     -> std::function<void()> {
       auto r = c.exec("SELECT state FROM transfers WHERE id = $1", {tid});
-      return [self, r, tid, from, amount, note, rp, finish]() mutable {
+      return [self, r, tid, from, amount, note, last, rp, finish]() mutable {
         if (!r.ok()) {
           credit_done(self, tid);
           rp.deliver(fail(errc::unavailable, "the database is unavailable"));
         } else {
           auto state = ledger::parse_step_state(r.rows.empty() ? "" : r.value(0, 0));
           on_credit_decision(self, ledger::decide_credit(false, state), tid, from, amount, note,
-                             rp);
+                             last, rp);
         }
         finish();
       };
@@ -1150,9 +1164,9 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
                 c.get_as<str>(4), c.get_as<str>(5), c.get_as<bool>(6));
     return caf::delegated<caf::message>{};
   }
-  if (c.match_elements<credit_atom, str, str, int64_t, str, str, bool>()) {
+  if (c.match_elements<credit_atom, str, str, int64_t, str, str, bool, bool>()) {
     on_credit(self, c.get_as<str>(1), c.get_as<str>(2), c.get_as<int64_t>(3), c.get_as<str>(4),
-              c.get_as<bool>(6));
+              c.get_as<bool>(6), c.get_as<bool>(7));
     return caf::delegated<caf::message>{};
   }
   if (c.match_elements<resume_atom>()) {
@@ -1258,6 +1272,38 @@ actors::entity_kind kind(std::shared_ptr<const environment> env) {
     }
   };
   return k;
+}
+
+actors::kind_registration registration() {
+  actors::kind_registration r;
+  r.type = type;
+  r.topic = "wallet";
+  r.make = [](const actors::kind_context& ctx) {
+    auto env = std::make_shared<environment>();
+    env->gate = ctx.gate;
+    env->events = ctx.events;
+    env->currency = ctx.currency;
+    env->max_balance = ctx.max_balance;
+    env->credit_timeout = ctx.saga_step_timeout;
+    env->saga_sweep_interval = ctx.saga_sweep_interval;
+    return kind(env);
+  };
+  r.may_see = [](caf::event_based_actor* self, const actors::topic_caller& who,
+                 const std::string& id, std::function<void(int, std::string)> done) {
+    // The wallet entity knows its id: ask the caller's own wallet.
+    actors::ask(self, {type, who.user_id}, caf::make_message(get_atom::value),
+                std::chrono::seconds{5}, [id, done](entity_reply& r) {
+                  if (!r.ok()) {
+                    bool busy = r.error() == errc::unavailable || r.error() == errc::outcome_unknown;
+                    done(busy ? 503 : 403, r.detail);
+                    return;
+                  }
+                  auto doc = json::parse(r.body, nullptr, false);
+                  bool mine = doc.is_object() && doc.value("id", std::string{}) == id;
+                  done(mine ? 0 : 403, "you may only subscribe to your own wallet");
+                });
+  };
+  return r;
 }
 
 } // namespace gm::wallet

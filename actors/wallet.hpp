@@ -20,6 +20,7 @@
 #include <caf/atom.hpp>
 
 #include "actors/entity.hpp"
+#include "actors/kinds.hpp"
 
 namespace gm::journal {
 class gate;
@@ -48,7 +49,7 @@ using withdraw_atom = caf::atom_constant<caf::atom("w_withdr")>;
 /// skips asking whether it does.
 using transfer_atom = caf::atom_constant<caf::atom("w_transf")>;
 /// Saga step, source → destination: `(credit_atom, transfer_id, from_user,
-/// int64 amount, note, created_at, bool maybe_repeat)`. Sent only once the
+/// int64 amount, note, created_at, bool maybe_repeat, bool last)`. Sent only once the
 /// reserve has committed; the destination applies it at most once.
 using credit_atom = caf::atom_constant<caf::atom("w_credit")>;
 /// `(resume_atom)`: activate and resume the sagas this wallet left pending.
@@ -76,6 +77,11 @@ struct environment {
 /// Returns the wallet entity kind (for its shard). Its on_start resumes
 /// every transfer a crash left pending.
 actors::entity_kind kind(std::shared_ptr<const environment> env);
+
+/// Returns the wallet's line in the list of kinds (actors/kinds.hpp): its
+/// shard, and its topic `wallet:{wallet id}`, which only the wallet's owner
+/// may see.
+actors::kind_registration registration();
 
 /// The tables wallets write through the journal.
 const journal::table_spec& wallets_table();

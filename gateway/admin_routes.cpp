@@ -4,9 +4,8 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/kinds.hpp"
 #include "actors/router.hpp"
-#include "actors/user.hpp"
-#include "actors/wallet.hpp"
 #include "gateway/api_context.hpp"
 #include "gateway/routes.hpp"
 #include "persistence/journal.hpp"
@@ -20,9 +19,13 @@ namespace {
 
 using nlohmann::json;
 
-/// The entity kinds this node runs a shard for.
+/// The entity kinds this node runs a shard for (actors/kinds.cpp).
 const std::vector<std::string>& entity_types() {
-  static const std::vector<std::string> types{user::type, wallet::type};
+  static const std::vector<std::string> types = [] {
+    std::vector<std::string> out;
+    for (auto& k : actors::kinds()) out.push_back(k.type);
+    return out;
+  }();
   return types;
 }
 

@@ -12,9 +12,9 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/kinds.hpp"
 #include "actors/router.hpp"
 #include "actors/topics.hpp"
-#include "actors/wallet.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -96,25 +96,11 @@ void authorize_topic(ws_actor* self, const std::string& topic,
   auto id = colon == std::string::npos ? std::string{} : topic.substr(colon + 1);
   if (colon == std::string::npos || id.empty()) {
     done(400, "a topic is kind:id, e.g. wallet:<id>");
-  } else if (kind == "user") {
-    done(id == st.who.user_id ? 0 : 403, "you may only subscribe to your own user topic");
   } else if (kind == "system") {
     done(id == "inspect" && st.who.role == "admin" ? 0 : 403, "system topics are for admins");
-  } else if (kind == "wallet") {
-    // The wallet entity knows its id: ask the caller's own wallet.
-    actors::ask(self, {wallet::type, st.who.user_id}, caf::make_message(wallet::get_atom::value),
-                st.ctx->request_timeout, [id, done](actors::entity_reply& r) {
-                  if (!r.ok()) {
-                    done(r.error() == actors::errc::unavailable || r.error() == actors::errc::outcome_unknown
-                           ? 503
-                           : 403,
-                         r.detail);
-                    return;
-                  }
-                  auto doc = json::parse(r.body, nullptr, false);
-                  bool mine = doc.is_object() && doc.value("id", std::string{}) == id;
-                  done(mine ? 0 : 403, "you may only subscribe to your own wallet");
-                });
+  } else if (auto* k = actors::kind_of_topic(kind)) {
+    // The kind's own rule (actors/kinds.hpp).
+    k->may_see(self, {st.who.user_id, st.who.role}, id, std::move(done));
   } else if (kind == "rider" || kind == "task" || kind == "contract" || kind == "circle" ||
              kind == "room") {
     done(404, kind + " topics do not exist on this node yet");

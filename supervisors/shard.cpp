@@ -307,6 +307,13 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
         it->second.loaded = true;
       }
     },
+    [self](deleted_atom, const std::string& id) {
+      auto it = self->state.slots.find(id);
+      if (it != self->state.slots.end() && it->second.handle &&
+          it->second.handle.address() == self->current_sender()) {
+        it->second.loaded = false;
+      }
+    },
     [self](touch_atom, const std::string& id) {
       // Commands that went straight to the entity: it is not idle.
       auto it = self->state.slots.find(id);
@@ -433,8 +440,8 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
 
 } // namespace
 
-caf::atom_value registry_name(const std::string& type) {
-  return caf::atom_from_string("sh_" + type);
+std::string registry_name(const std::string& type) {
+  return "shard:" + type;
 }
 
 caf::actor spawn_shard(caf::local_actor* parent, actors::entity_kind kind, options opts) {

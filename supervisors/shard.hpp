@@ -24,8 +24,9 @@ struct options {
   std::chrono::milliseconds period{5000};
 };
 
-/// Returns the registry name of the shard for `type` ("sh_" + type).
-caf::atom_value registry_name(const std::string& type);
+/// Returns the name the shard for `type` registers under ("shard:" + type; see
+/// name_registry in common/registry.hpp: kinds may have long names).
+std::string registry_name(const std::string& type);
 
 /// Spawns the shard for `kind` from `parent` (its supervisor).
 caf::actor spawn_shard(caf::local_actor* parent, actors::entity_kind kind, options opts);

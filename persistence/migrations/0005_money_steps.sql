@@ -4,10 +4,11 @@
 -- source ends the saga.
 --
 --   reserved (source, v1) ──▶ credited (receiver, v2) ──▶ settled (source, v3)
+--            ├─────────────▶ settled  (receiver, v3: the source has no key to record)
 --            └─────────────▶ refused  (receiver, v2) ──▶ reversed (source, v3)
 --
--- `credited` and `refused` are written by the receiver; a repeat of its step
--- reads them and answers the same. A saga resumed after a crash finds its
+-- The receiver writes its decision; a repeat of its step reads it and
+-- answers the same. A saga resumed after a crash finds its
 -- Idempotency-Key here, so the key's stored answer is the final outcome.
 -- Written to be applied again safely (IF [NOT] EXISTS).
 ALTER TABLE transfers DROP CONSTRAINT IF EXISTS transfers_state_check;

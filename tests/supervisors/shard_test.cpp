@@ -70,6 +70,11 @@ caf::behavior counter_impl(caf::stateful_actor<counter_state>* self, std::string
     [](mute_atom) { return caf::delegated<entity_reply>{}; },
     // Answered here only while the shard does not know this one loaded.
     [](exists_atom) { return success("asked the entity", 0); },
+    // Ends this entity for good (as a closed room would).
+    [self](release_atom, bool) {
+      announce_deleted(self, "counter", self->state.core.id);
+      return success("deleted", 0);
+    },
     // `(peer_atom, peer, bool peer_loaded)`: the flag is the shard's word.
     [](peer_atom, const std::string&, bool peer_loaded) {
       return success(peer_loaded ? "peer loaded" : "peer unknown", 0);
@@ -262,6 +267,41 @@ TEST_CASE("the shard answers exists for an entity that said it loaded, without a
   f.self->send(f.shard, kill_atom::value, std::string{"plain"});
   REQUIRE(f.eventually([&] { return f.inspect("plain").restarts == 1; }));
   CHECK(exists("plain").body == "asked the entity");
+  // An entity that ends (deleted) is no longer vouched for by the shard,
+  // even before it passivates.
+  CHECK(f.ask("loaded-a", caf::make_message(release_atom::value, true)).body == "deleted");
+  REQUIRE(f.eventually([&] { return exists("loaded-a").body == "asked the entity"; }));
+}
+
+TEST_CASE("kinds with names longer than a CAF atom get shards of their own") {
+  // atom_from_string returns the empty atom past 10 characters: shards
+  // registered as atoms under such names would all be one.
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto kind_named = [](const char* type) {
+    entity_kind k = counter_kind();
+    k.type = type;
+    k.annotate = nullptr;
+    return k;
+  };
+  auto circles = gm::shard::spawn_shard(self.ptr(), kind_named("savings_circle"), opts());
+  auto contracts = gm::shard::spawn_shard(self.ptr(), kind_named("gig_contract"), opts());
+  auto rooms = gm::shard::spawn_shard(self.ptr(), kind_named("chat_room"), opts());
+  // One round trip each: registered once started.
+  for (auto& s : {circles, contracts, rooms}) {
+    self->request(s, 5s, count_atom::value).receive([](int64_t) {}, [](caf::error&) {});
+  }
+  CHECK(shard_of(sys, "savings_circle") == circles);
+  CHECK(shard_of(sys, "gig_contract") == contracts);
+  CHECK(shard_of(sys, "chat_room") == rooms);
+  CHECK_FALSE(shard_of(sys, "unknown_kind_name"));
+  for (auto& s : {circles, contracts, rooms}) {
+    self->send_exit(s, caf::exit_reason::user_shutdown);
+    self->wait_for(s);
+  }
+  // Gone with their shards.
+  CHECK_FALSE(shard_of(sys, "savings_circle"));
 }
 
 TEST_CASE("the shard tells an entity which of its peers have loaded (annotate)") {

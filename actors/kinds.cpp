@@ -1,0 +1,32 @@
+// The list of entity kinds. One line per kind: its registration comes from
+// its own folder.
+#include "actors/kinds.hpp"
+
+#include "actors/user.hpp"
+#include "actors/wallet.hpp"
+
+namespace gm::actors {
+
+const std::vector<kind_registration>& kinds() {
+  static const std::vector<kind_registration> all{
+    user::registration(),
+    wallet::registration(),
+  };
+  return all;
+}
+
+const kind_registration* kind_of_topic(const std::string& prefix) {
+  for (auto& k : kinds()) {
+    if (!k.topic.empty() && k.topic == prefix) return &k;
+  }
+  return nullptr;
+}
+
+bool runs_kind(const std::string& type) {
+  for (auto& k : kinds()) {
+    if (k.type == type) return true;
+  }
+  return false;
+}
+
+} // namespace gm::actors

@@ -1,0 +1,68 @@
+// The one list of entity kinds this node runs. main starts a shard for each,
+// the admin routes list and inspect them, and WebSocket topic authorization
+// asks a kind's own rule. Adding a kind is its folder plus one line in
+// kinds.cpp.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "actors/entity.hpp"
+
+namespace gm::journal {
+class gate;
+}
+
+namespace gm::topics {
+class store;
+}
+
+namespace gm::actors {
+
+/// What kinds are built from: the node's shared services and settings.
+struct kind_context {
+  std::shared_ptr<journal::gate> gate;
+  std::shared_ptr<topics::store> events;
+  std::string currency = "KES";
+  // Money (config: max_balance, saga_step_timeout_ms, saga_sweep_interval_ms).
+  int64_t max_balance = INT64_MAX;
+  std::chrono::milliseconds saga_step_timeout{10000};
+  std::chrono::milliseconds saga_sweep_interval{10000};
+};
+
+/// Who subscribes to a topic.
+struct topic_caller {
+  std::string user_id;
+  std::string role;
+};
+
+/// Decides, on the asking actor `self`, whether `who` may see the topic of
+/// entity `id`: `done(0, "")` yes, else `done(status, why)` (403, 404, 503).
+using topic_rule = std::function<void(caf::event_based_actor* self, const topic_caller& who,
+                                      const std::string& id,
+                                      std::function<void(int, std::string)> done)>;
+
+/// One kind: how to build it for its shard, and its topic.
+struct kind_registration {
+  std::string type;   // entity_kind::type, the admin API's `{type}`
+  std::string topic;  // its topics' prefix ("wallet" for `wallet:{id}`); empty: none
+  topic_rule may_see;
+  std::function<entity_kind(const kind_context&)> make;
+};
+
+/// Returns every kind this node runs, in start order.
+const std::vector<kind_registration>& kinds();
+
+/// Returns the kind whose topics are `prefix:…`, or nullptr.
+const kind_registration* kind_of_topic(const std::string& prefix);
+
+/// Returns true if this node runs entities of `type`.
+bool runs_kind(const std::string& type);
+
+} // namespace gm::actors
