@@ -11,6 +11,14 @@
 # given: alternate them (A B B A ...), because a run's rate drifts with the
 # machine and with the tables' growth.
 #
+# An older binary knows fewer migrations and refuses a database with newer
+# ones applied: give it `BENCH_SCHEMA_VERSION=N` among its settings (not
+# passed to the node) and the records of migrations above N are removed
+# before it starts; the newer binary applies them again when it starts,
+# which is safe because migrations are written to be (IF [NOT] EXISTS).
+# The older binary then runs on the newer schema. `BENCH_SQL_FILE=path` runs
+# that SQL before the variant starts (for a diagnosis, e.g. without an index).
+#
 # Each run starts after `VACUUM (ANALYZE)` and a `CHECKPOINT` (as in
 # transfers.sh), warms up for 5 s, then measures for the given seconds and
 # prints one line:
@@ -70,7 +78,17 @@ for v in "${variants[@]}"; do
   bin=${v%%:*}
   extra=()
   if [ "$v" != "$bin" ]; then IFS=',' read -ra extra <<<"${v#*:}"; fi
-  BENCH_NODE_BIN=$bin bench_start_node "${common[@]}" "${extra[@]}"
+  node_env=()
+  for e in "${extra[@]}"; do
+    case $e in
+      BENCH_SCHEMA_VERSION=*)
+        psql "$BENCH_PG_URL" -qAtc "DELETE FROM schema_migrations WHERE version > ${e#*=}" ;;
+      BENCH_SQL_FILE=*)  # SQL run before this variant starts (a diagnosis: drop an index, say)
+        psql "$BENCH_PG_URL" -qAt -f "${e#*=}" ;;
+      *) node_env+=("$e") ;;
+    esac
+  done
+  BENCH_NODE_BIN=$bin bench_start_node "${common[@]}" "${node_env[@]}"
   pid=${bench_pids[0]}
   base=http://127.0.0.1:$BENCH_NODE_PORT
   wrk -t2 -c"$conns" -d5s -s "$lua" "$base/" >/dev/null
