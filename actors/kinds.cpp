@@ -2,8 +2,8 @@
 // its own folder.
 #include "actors/kinds.hpp"
 
-#include "actors/user.hpp"
-#include "actors/wallet.hpp"
+#include "actors/user/user.hpp"
+#include "actors/wallet/wallet.hpp"
 
 namespace gm::actors {
 

@@ -6,13 +6,14 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/router.hpp"
-#include "actors/user.hpp"
+#include "actors/user/user.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "gateway/accounts.hpp"
 #include "gateway/api_context.hpp"
 #include "gateway/blocking_pool.hpp"
 #include "gateway/crypto.hpp"
+#include "gateway/entity_http.hpp"
 #include "gateway/password.hpp"
 #include "gateway/routes.hpp"
 #include "gateway/validation.hpp"
@@ -196,9 +197,8 @@ void logout(caf::event_based_actor* self, api_context_ptr ctx, request& rq, resp
 /// Answers with the profile of user `id` (held by its entity), or 404.
 void answer_user(caf::event_based_actor* self, const std::string& id,
                  bool private_view, respond_fn respond) {
-  // No CAF timeout: the HTTP server answers 503 after request_timeout.
-  actors::ask(self, {user::type, id}, caf::make_message(user::get_atom::value, private_view),
-              [respond](actors::entity_reply& r) { respond(entity_response(r, 200)); });
+  ask_entity(self, {user::type, id}, caf::make_message(user::get_cmd{private_view}), 200,
+             std::move(respond));
 }
 
 void update_me(caf::event_based_actor* self, api_context_ptr, request& rq,
@@ -207,11 +207,11 @@ void update_me(caf::event_based_actor* self, api_context_ptr, request& rq,
   auto name = opt_string(b, "full_name");
   auto bio = opt_string(b, "bio");
   auto location = opt_string(b, "location");
-  auto cmd = caf::make_message(user::update_atom::value, name.value_or(""), bio.value_or(""),
-                               location.value_or(""), name.has_value(), bio.has_value(),
-                               location.has_value());
-  actors::ask(self, {user::type, rq.user_id}, std::move(cmd),
-              [respond](actors::entity_reply& r) { respond(entity_response(r, 200)); });
+  ask_entity(self, {user::type, rq.user_id},
+             caf::make_message(user::update_cmd{name.value_or(""), bio.value_or(""),
+                                                location.value_or(""), name.has_value(),
+                                                bio.has_value(), location.has_value()}),
+             200, std::move(respond));
 }
 
 } // namespace

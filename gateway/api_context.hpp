@@ -56,11 +56,6 @@ response unavailable(const std::string& detail);
 /// same Idempotency-Key, which answers with the outcome once it is known.
 response outcome_unknown(const std::string& detail);
 
-/// Returns the HTTP answer for an entity's reply: `ok_status` (or the
-/// status of a replayed idempotent answer) with its body, or the problem
-/// document its error code maps to.
-response entity_response(const actors::entity_reply& r, int ok_status);
-
 /// Asks the persistence service for its pool and runs `next` with it on this
 /// actor; answers 503 if persistence does not answer in time.
 void with_pool(caf::event_based_actor* self, const api_context& ctx, respond_fn respond,

@@ -9,37 +9,16 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/router.hpp"
-#include "actors/wallet.hpp"
+#include "actors/wallet/wallet.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "gateway/api_context.hpp"
-#include "gateway/crypto.hpp"
+#include "gateway/entity_http.hpp"
 #include "gateway/routes.hpp"
 #include "gateway/validation.hpp"
 #include "persistence/pg.hpp"
 
 namespace gm::gateway {
-
-response entity_response(const actors::entity_reply& r, int ok_status) {
-  using actors::errc;
-  if (r.ok()) {
-    return json_response(r.status_hint != 0 ? r.status_hint : ok_status, r.body);
-  }
-  switch (r.error()) {
-    case errc::not_found: return problem(404, "not-found", "Not Found", r.detail);
-    case errc::invalid: return problem(422, "invalid", "Unprocessable Entity", r.detail);
-    case errc::insufficient_funds:
-      return problem(409, "insufficient-funds", "Conflict", r.detail);
-    case errc::conflict: return problem(409, "conflict", "Conflict", r.detail);
-    case errc::in_progress: return problem(409, "in-progress", "Conflict", r.detail);
-    case errc::key_reused:
-      return problem(422, "idempotency-key-reused", "Unprocessable Entity", r.detail);
-    case errc::outcome_unknown: return outcome_unknown(r.detail);
-    case errc::unavailable:
-    case errc::ok: break;
-  }
-  return unavailable(r.detail);
-}
 
 namespace {
 
@@ -47,55 +26,17 @@ using nlohmann::json;
 
 constexpr int64_t max_amount = INT64_MAX;
 
-/// Returns the caller's Idempotency-Key ("" if none), or answers 400 and
-/// returns nullopt if it is malformed.
-std::optional<std::string> idempotency_key(const request& rq, const respond_fn& respond) {
-  auto key = rq.header("Idempotency-Key");
-  auto given = rq.header_count("Idempotency-Key");
-  // Two keys: which one the client meant is anyone's guess.
-  if (given > 1) {
-    respond(problem(400, "invalid-idempotency-key", "Bad Request",
-                    "send one Idempotency-Key header, not several"));
-    return std::nullopt;
-  }
-  bool printable = std::all_of(key.begin(), key.end(),
-                               [](char c) { return c > 0x20 && c < 0x7f; });
-  // A header sent empty is a malformed key, not "no key": the client meant one.
-  if ((given == 1 && key.empty()) || key.size() > 255 || !printable) {
-    respond(problem(400, "invalid-idempotency-key", "Bad Request",
-                    "Idempotency-Key must be 1 to 255 printable ASCII characters"));
-    return std::nullopt;
-  }
-  return key;
-}
-
-/// Returns a digest of what the request asks for, to tell a repeat from a
-/// different request under the same key.
-std::string request_hash(const request& rq) {
-  return crypto::sha256_hex(rq.method + " " + rq.path + " " + rq.json->dump());
-}
-
-/// The request's digest if it carries an Idempotency-Key (only then is it
-/// compared), else empty.
-std::string hash_if_keyed(const request& rq, const std::string& key) {
-  return key.empty() ? std::string{} : request_hash(rq);
-}
-
 actors::entity_ref wallet_of(const request& rq) {
   return {wallet::type, rq.user_id};
 }
 
-void ask_wallet(caf::event_based_actor* self, const request& rq,
-                caf::message cmd, int ok_status, respond_fn respond) {
-  // No CAF timeout: the HTTP server answers 503 after request_timeout.
-  actors::ask(self, wallet_of(rq), std::move(cmd),
-              [respond, ok_status](actors::entity_reply& r) {
-                respond(entity_response(r, ok_status));
-              });
+void ask_wallet(caf::event_based_actor* self, const request& rq, caf::message cmd,
+                int ok_status, respond_fn respond) {
+  ask_entity(self, wallet_of(rq), std::move(cmd), ok_status, std::move(respond));
 }
 
 /// deposit and withdraw: {amount, reference?}
-template <class Atom>
+template <class Cmd>
 actor_handler external_move(api_context_ptr ctx) {
   return [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
     auto key = idempotency_key(rq, respond);
@@ -104,9 +45,8 @@ actor_handler external_move(api_context_ptr ctx) {
     auto amount = b["amount"].get<int64_t>();
     auto reference = b.value("reference", std::string{});
     ask_wallet(self, rq,
-               caf::make_message(Atom::value, amount, reference, *key, hash_if_keyed(rq, *key)),
-               201,
-               std::move(respond));
+               caf::make_message(Cmd{amount, reference, *key, request_hash_if_keyed(rq, *key)}),
+               201, std::move(respond));
   };
 }
 
@@ -119,45 +59,17 @@ void transfer(caf::event_based_actor* self, request& rq, respond_fn respond) {
   auto amount = b["amount"].get<int64_t>();
   auto note = b.value("note", std::string{});
   ask_wallet(self, rq,
-             caf::make_message(wallet::transfer_atom::value, to, amount, note, *key,
-                               hash_if_keyed(rq, *key), false),
+             caf::make_message(wallet::transfer_cmd{to, amount, note, *key,
+                                                    request_hash_if_keyed(rq, *key), false}),
              201, std::move(respond));
-}
-
-/// Parses ?limit= and ?cursor=; sets `bad` on malformed values.
-bool page_params(const request& rq, int64_t& limit, std::optional<std::string>& cursor,
-                 std::optional<response>& bad) {
-  limit = 50;
-  auto digits = [](const std::string& s) {
-    return !s.empty() && s.size() <= 18 &&
-           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-  };
-  if (auto l = rq.query_param("limit")) {
-    if (!digits(*l) || std::stoll(*l) < 1) {
-      bad = problem(400, "invalid-query", "Bad Request", "limit must be a positive integer");
-      return false;
-    }
-    limit = std::min<int64_t>(200, std::stoll(*l));
-  }
-  if (auto c = rq.query_param("cursor")) {
-    if (!digits(*c)) {
-      bad = problem(400, "invalid-query", "Bad Request", "cursor is not one this API returned");
-      return false;
-    }
-    cursor = *c;
-  }
-  return true;
 }
 
 void list_transactions(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
                        respond_fn respond) {
-  int64_t limit = 50;
-  std::optional<std::string> cursor;
-  std::optional<response> bad;
-  if (!page_params(rq, limit, cursor, bad)) {
-    respond(std::move(*bad));
-    return;
-  }
+  auto pg_page = page_of(rq, respond);
+  if (!pg_page) return;
+  auto limit = pg_page->limit;
+  auto cursor = pg_page->cursor;
   auto uid = rq.user_id;
   with_pool(self, *ctx, respond, [uid, limit, cursor, respond](std::shared_ptr<pg::pool> pool) {
     bool queued = pool->submit([uid, limit, cursor, respond](pg::connection& c) {
@@ -204,7 +116,7 @@ void add_wallet_routes(route_table& table, api_context_ptr ctx) {
                       {{200, "{id, balance, escrow_balance, currency, version}"}},
                       {true, {}, nullptr},
                       [](caf::event_based_actor* self, request& rq, respond_fn respond) {
-                        ask_wallet(self, rq, caf::make_message(wallet::get_atom::value),
+                        ask_wallet(self, rq, caf::make_message(wallet::get_cmd{}),
                                    200, std::move(respond));
                       }));
   table.add(api_route("GET", "/api/v1/wallet/transactions",
@@ -217,12 +129,12 @@ void add_wallet_routes(route_table& table, api_context_ptr ctx) {
                       "Deposit from the sandbox provider (credited at once; Idempotency-Key)",
                       "wallet", {{201, "transaction"}},
                       {true, {}, make_schema({amount, string_field("reference", false, 0, 140)})},
-                      external_move<wallet::deposit_atom>(ctx)));
+                      external_move<wallet::deposit_cmd>(ctx)));
   table.add(api_route("POST", "/api/v1/wallet/withdraw",
                       "Withdraw to the sandbox provider (Idempotency-Key)", "wallet",
                       {{201, "transaction"}, {409, "insufficient funds"}},
                       {true, {}, make_schema({amount, string_field("reference", false, 0, 140)})},
-                      external_move<wallet::withdraw_atom>(ctx)));
+                      external_move<wallet::withdraw_cmd>(ctx)));
   table.add(api_route(
     "POST", "/api/v1/wallet/transfer", "Transfer to another user (saga; Idempotency-Key)",
     "wallet",

@@ -3,7 +3,7 @@
 
 #include <limits>
 
-#include "actors/ledger.hpp"
+#include "actors/money/ledger.hpp"
 
 using gm::ledger::can_credit;
 using gm::ledger::can_debit;

@@ -1,5 +1,5 @@
 // Implements the money rules.
-#include "actors/ledger.hpp"
+#include "actors/money/ledger.hpp"
 
 #include <limits>
 

@@ -1,12 +1,13 @@
 // Implements the user entity: load the profile, answer reads from memory,
 // write profile changes through the journal (durable).
-#include "actors/user.hpp"
+#include "actors/user/user.hpp"
 
 #include <optional>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/commands.hpp"
 #include "actors/entity_core.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -86,46 +87,65 @@ std::string empty_state(user_actor*) {
   return "{}";
 }
 
+using result = caf::result<caf::message>;
+
+result on_get(user_actor* self, get_cmd& c) {
+  auto& st = self->state;
+  auto& body = c.private_view ? st.private_body : st.public_body;
+  if (body.empty()) body = dump(c.private_view ? private_json(st) : public_json(st));
+  return caf::make_message(success(body, st.core.version));
+}
+
+result on_update(user_actor* self, update_cmd& c) {
+  auto rp = self->make_response_promise();
+  auto& st = self->state;
+  if (!st.gate->accepting()) {
+    rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
+    return caf::delegated<caf::message>{};
+  }
+  st.private_body.clear();
+  st.public_body.clear();
+  if (c.has_full_name) st.p.full_name = std::move(c.full_name);
+  if (c.has_bio) st.p.bio = std::move(c.bio);
+  if (c.has_location) st.p.location = std::move(c.location);
+  ++st.core.version;
+  std::vector<journal::row> rows{
+    {&profile_table(), st.core.version,
+     {st.core.id, st.p.full_name, st.p.bio, st.p.location,
+      journal::value::integer(st.core.version), now_rfc3339()}}};
+  auto body = dump(private_json(st));
+  auto version = st.core.version;
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, rp, body, version](bool ok) mutable {
+                    if (!ok) {
+                      rp.deliver(fail(errc::outcome_unknown,
+                                      "the change may not have been stored"));
+                      actors::fail_entity(self, type, &state_json);
+                      return;
+                    }
+                    rp.deliver(success(body, version));
+                  });
+  return caf::delegated<caf::message>{};
+}
+
+const actors::command_table<user_actor>& commands() {
+  static const auto table =
+    actors::command_table<user_actor>{}.on(&on_get).on(&on_update);
+  return table;
+}
+
+/// Serves an active user's commands (the actor's default handler).
+result dispatch(caf::scheduled_actor* ptr, caf::message_view& xs) {
+  auto self = static_cast<user_actor*>(ptr);
+  if (xs.content().match_elements<actors::exists_atom>()) {
+    return caf::make_message(success("", self->state.core.version));
+  }
+  if (auto r = commands().dispatch(self, xs)) return std::move(*r);
+  return caf::make_message(fail(errc::invalid, "users do not understand this command"));
+}
+
 caf::behavior active(user_actor* self) {
   return {
-    [self](actors::exists_atom) { return success("", self->state.core.version); },
-    [self](get_atom, bool private_view) {
-      auto& st = self->state;
-      auto& body = private_view ? st.private_body : st.public_body;
-      if (body.empty()) body = dump(private_view ? private_json(st) : public_json(st));
-      return success(body, st.core.version);
-    },
-    [self](update_atom, std::string& full_name, std::string& bio, std::string& location,
-           bool has_full_name, bool has_bio, bool has_location) {
-      auto rp = self->make_response_promise();
-      auto& st = self->state;
-      if (!st.gate->accepting()) {
-        rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
-        return;
-      }
-      st.private_body.clear();
-      st.public_body.clear();
-      if (has_full_name) st.p.full_name = full_name;
-      if (has_bio) st.p.bio = bio;
-      if (has_location) st.p.location = location;
-      ++st.core.version;
-      std::vector<journal::row> rows{
-        {&profile_table(), st.core.version,
-         {st.core.id, st.p.full_name, st.p.bio, st.p.location,
-          journal::value::integer(st.core.version), now_rfc3339()}}};
-      auto body = dump(private_json(st));
-      auto version = st.core.version;
-      actors::persist(self, st.core, std::move(rows), true,
-                      [self, rp, body, version](bool ok) mutable {
-                        if (!ok) {
-                          rp.deliver(fail(errc::outcome_unknown,
-                                          "the change may not have been stored"));
-                          actors::fail_entity(self, type, &state_json);
-                          return;
-                        }
-                        rp.deliver(success(body, version));
-                      });
-    },
     [self](actors::passivate_atom) { actors::on_passivate(self, self->state.core); },
     [self](actors::inspect_atom) {
       return actors::describe(self, self->state.core, state_json(self));
@@ -179,10 +199,7 @@ void on_loaded(user_actor* self, loaded& l) {
   st.p = std::move(l.p);
   st.core.version = l.version;
   st.core.status = "active";
-  self->set_default_handler(
-    [](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
-      return caf::make_message(fail(errc::invalid, "users do not understand this command"));
-    });
+  self->set_default_handler(dispatch);
   self->become(active(self));
   actors::announce_loaded(self, type, st.core.id);
 }

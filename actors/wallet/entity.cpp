@@ -1,6 +1,7 @@
 // Implements the wallet entity: activation (load), the money commands, the
 // transfer saga, and recovery at start.
-#include "actors/wallet.hpp"
+#include "actors/wallet/wallet.hpp"
+#include "actors/wallet/store.hpp"
 
 #include <algorithm>
 #include <array>
@@ -10,8 +11,10 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/commands.hpp"
 #include "actors/entity_core.hpp"
-#include "actors/ledger.hpp"
+#include "actors/money/ledger.hpp"
+#include "actors/money/keys.hpp"
 #include "actors/router.hpp"
 #include "actors/topics.hpp"
 #include "common/ids.hpp"
@@ -26,54 +29,6 @@ using actors::errc;
 using actors::entity_reply;
 using actors::fail;
 using actors::success;
-
-const journal::table_spec& wallets_table() {
-  static const journal::table_spec t{
-    "wallets",
-    {{"id", "uuid"}, {"balance", "bigint"}, {"escrow_balance", "bigint"}, {"currency", "text"},
-     {"version", "bigint"}},
-    {0}, 4, journal::write_mode::update_versioned};
-  return t;
-}
-
-const journal::table_spec& ledger_table() {
-  static const journal::table_spec t{
-    "ledger_entries",
-    {{"id", "uuid"}, {"transfer_id", "uuid"}, {"account", "text"}, {"wallet_id", "uuid"},
-     {"type", "text"}, {"amount", "bigint"}, {"delta", "bigint"}, {"balance_after", "bigint"},
-     {"wallet_version", "bigint"}, {"reference", "text"}, {"counterparty", "uuid"},
-     {"created_at", "timestamptz"}},
-    {0}, 0, journal::write_mode::insert_once};
-  return t;
-}
-
-const journal::table_spec& transfers_table() {
-  static const journal::table_spec t{
-    "transfers",
-    {{"id", "uuid"}, {"from_user", "uuid"}, {"to_user", "uuid"}, {"amount", "bigint"},
-     {"note", "text"}, {"state", "text"}, {"version", "bigint"}, {"created_at", "timestamptz"},
-     {"updated_at", "timestamptz"}, {"idempotency_key", "text"}},
-    {0}, 6, journal::write_mode::upsert_versioned};
-  return t;
-}
-
-const journal::table_spec& transfer_steps_table() {
-  static const journal::table_spec t{
-    "transfers",
-    {{"id", "uuid"}, {"state", "text"}, {"version", "bigint"}, {"updated_at", "timestamptz"}},
-    {0}, 2, journal::write_mode::update_versioned};
-  return t;
-}
-
-const journal::table_spec& idempotency_table() {
-  static const journal::table_spec t{
-    "idempotency_keys",
-    {{"user_id", "uuid"}, {"key", "text"}, {"request_hash", "text"}, {"status", "integer"},
-     {"response", "text"}, {"created_at", "timestamptz"}, {"error_code", "integer"},
-     {"version", "bigint"}},
-    {0, 1}, 7, journal::write_mode::upsert_versioned};
-  return t;
-}
 
 namespace {
 
@@ -151,14 +106,6 @@ struct saga {
   bool write_settled = false;
 };
 
-struct key_entry {
-  std::string hash;
-  bool done = false;
-  int32_t status = 0;
-  int32_t code = 0;  // errc of a refusal; then `body` holds its detail
-  std::string body;
-  int64_t version = 0;
-};
 
 // What only a busy wallet needs; allocated on first use and dropped when
 // empty, so that an idle wallet stays small.
@@ -166,7 +113,7 @@ struct extras {
   // Transfers this wallet is driving.
   std::unordered_map<std::string, saga> sagas;
   // Idempotency keys used during this activation (bounded: see key_done).
-  std::unordered_map<std::string, key_entry> keys;
+  money::key_book keys;
   // Credits this wallet is looking up or applying and whose rows have not
   // committed: a second request for one waits (ledger::decide_credit).
   std::unordered_set<std::string> credits_in_flight;
@@ -384,173 +331,52 @@ void journal_lost(wallet_actor* self) {
       --st.core.busy;
     }
     st.x->sagas.clear();
-    st.x->keys.clear();
+    st.x->keys = money::key_book{};
     st.x->outgoing = 0;
   }
   actors::fail_entity(self, type, &empty_state);
 }
 
-// ---- idempotency keys ---------------------------------------------------
+// ---- idempotency keys (actors/money/keys.hpp) ------------------------------
+// A wallet's keys are its user's: the wallet's id is the user's id.
 
-void answer_repeat(const key_entry& k, const std::string& hash, caf::response_promise& rp) {
-  if (k.hash != hash) {
-    rp.deliver(fail(errc::key_reused,
-                    "this Idempotency-Key was used for a different request"));
-  } else if (!k.done) {
-    rp.deliver(fail(errc::in_progress, "a request with this Idempotency-Key is in progress"));
-  } else if (k.code != 0) {
-    rp.deliver(fail(static_cast<errc>(k.code), k.body));
-  } else {
-    auto r = success(k.body, k.version);
-    r.status_hint = k.status;
-    rp.deliver(std::move(r));
-  }
+money::key_book& keys_of(wallet_actor* self) {
+  return self->state.more().keys;
 }
 
 void release_key(wallet_actor* self, const std::string& key) {
-  if (!key.empty()) {
-    self->state.more().keys.erase(key);
-    self->state.trim();
-  }
+  if (key.empty()) return;
+  keys_of(self).release(self->state.core.id, key);
+  self->state.trim();
 }
 
-/// How many idempotency keys an activation remembers before it forgets
-/// those that are done (PostgreSQL holds them; a repeat looks them up).
-constexpr size_t keys_kept = 1024;
-
-/// Records the key's answer in this activation. `hash`: the digest of its
-/// request, for a key this activation did not see arrive (a resumed saga's).
+/// Records the key's final answer in this activation (see key_book::done).
 void key_done(wallet_actor* self, const std::string& key, const std::string& body,
               int64_t version, errc code = errc::ok, const std::string& hash = {}) {
   if (key.empty()) return;
-  auto& keys = self->state.more().keys;
-  if (keys.size() > keys_kept) {
-    for (auto it = keys.begin(); it != keys.end();) {
-      it = it->second.done && it->first != key ? keys.erase(it) : std::next(it);
-    }
-  }
-  auto& k = keys[key];
-  if (!hash.empty()) k.hash = hash;
-  k.done = true;
-  k.status = code == errc::ok ? 201 : 0;
-  k.code = static_cast<int32_t>(code);
-  k.body = body;
-  k.version = version;
+  keys_of(self).done(self->state.core.id, key, body, version, code, hash);
 }
 
-/// A key's row with the key's answer: a 201 and its body, a refusal's
-/// `code` and detail, or `in_progress` with the 201's body while a
-/// transfer's saga runs. Version 1 is the first image: fresh, since
-/// with_key found the key neither in this activation nor in PostgreSQL
-/// (which holds every earlier activation's rows: activation waits for the
-/// journal). Version 2 is a saga's final answer, replacing its
-/// `in_progress` (see settle and reverse).
 journal::row key_row(const state& st, const std::string& key, const std::string& hash,
                      const std::string& body, errc code = errc::ok, int64_t version = 1) {
-  bool ok = code == errc::ok;
-  return {&idempotency_table(), version,
-          values_of(id(st.core.id), key, hash, num(ok ? 201 : 0), body, now_rfc3339(),
-                    num(static_cast<int32_t>(code)), num(version)),
-          version == 1};
+  return money::key_row(st.core.id, key, hash, body, code, version);
 }
 
 /// The digest the key's request had (the entry with_key made).
-const std::string& hash_of(const state& st, const std::string& key) {
-  return st.x->keys.at(key).hash;
+const std::string& hash_of(wallet_actor* self, const std::string& key) {
+  return keys_of(self).find(self->state.core.id, key)->hash;
 }
 
-/// Answers a refusal that the wallet's state decided (the funds, the
-/// receiver's existence or balance). The same request may succeed later,
-/// so a keyed refusal is bound to its key first (durably, then answered):
-/// a repeat gets the first answer and changes nothing (API.md), even after
-/// a deposit. Refusals that say nothing of the request (journal full,
-/// database down) release the key instead: a repeat is tried again.
 void refuse(wallet_actor* self, const std::string& key, errc code, std::string detail,
             caf::response_promise rp) {
-  auto& st = self->state;
-  if (key.empty()) {
-    rp.deliver(fail(code, std::move(detail)));
-    return;
-  }
-  if (!actors::journal_accepting(*st.env->gate)) {
-    release_key(self, key);
-    rp.deliver(fail(errc::unavailable, "the journal is full; retry shortly"));
-    return;
-  }
-  auto rows = rows_of(key_row(st, key, hash_of(st, key), detail, code));
-  actors::persist(self, st.core, std::move(rows), true,
-                  [self, key, code, detail, rp](bool ok) mutable {
-                    if (!ok) {
-                      release_key(self, key);
-                      rp.deliver(fail(errc::unavailable, "the change could not be stored"));
-                      return;
-                    }
-                    key_done(self, key, detail, 0, code);
-                    rp.deliver(fail(code, detail));
-                  });
+  money::refuse(self, &keys_of, *self->state.env->gate, self->state.core.id, key, code,
+                std::move(detail), std::move(rp));
 }
 
-/// Runs `proceed` unless the key answers the request itself: a repeat gets
-/// the first answer, a key in use 409. Keys not seen during this activation
-/// are looked up in PostgreSQL (everything earlier activations wrote has
-/// committed: activation waits for the journal).
 void with_key(wallet_actor* self, const std::string& key, const std::string& hash,
               caf::response_promise rp, std::function<void()> proceed) {
-  auto& st = self->state;
-  if (key.empty()) {
-    proceed();
-    return;
-  }
-  auto it = st.more().keys.find(key);
-  if (it != st.more().keys.end()) {
-    answer_repeat(it->second, hash, rp);
-    return;
-  }
-  st.more().keys[key].hash = hash;  // in use while we look
-  ++st.core.busy;
-  auto uid = st.core.id;
-  auto finish = [self] {
-    --self->state.core.busy;
-    actors::finish_if_idle(self, self->state.core);
-  };
-  actors::on_pool(
-    self,
-    [self, uid, key, hash, rp, proceed, finish](pg::connection& c) mutable -> std::function<void()> {
-      auto r = c.exec("SELECT request_hash, status, response, error_code FROM idempotency_keys "
-                      "WHERE user_id = $1 AND key = $2",
-                      {uid, key});
-      return [self, r, key, hash, rp, proceed, finish]() mutable {
-        auto& st = self->state;
-        if (!r.ok()) {
-          st.more().keys.erase(key);
-          rp.deliver(fail(errc::unavailable, "the database is unavailable, retry shortly"));
-        } else if (!r.rows.empty()) {
-          key_entry k;
-          k.hash = r.value(0, 0);
-          k.done = true;
-          k.status = std::stoi(r.value(0, 1, "201"));
-          k.body = r.value(0, 2);
-          k.code = std::stoi(r.value(0, 3, "0"));
-          if (k.code == static_cast<int32_t>(errc::in_progress)) {
-            // A transfer whose saga a crash interrupted, resumed by this
-            // wallet (or about to be): the answer is not known yet.
-            st.more().keys.erase(key);
-            k.done = false;
-            answer_repeat(k, hash, rp);
-          } else {
-            answer_repeat(st.more().keys[key] = std::move(k), hash, rp);
-          }
-        } else {
-          proceed();
-        }
-        finish();
-      };
-    },
-    [self, key, rp, finish](const std::string& why) mutable {
-      self->state.more().keys.erase(key);
-      rp.deliver(fail(errc::unavailable, why));
-      finish();
-    });
+  money::with_key(self, &keys_of, self->state.core.id, key, hash, std::move(rp),
+                  std::move(proceed));
 }
 
 // ---- deposit and withdrawal ---------------------------------------------
@@ -585,7 +411,7 @@ void external_move(wallet_actor* self, const std::string& type, int64_t amount,
   e.created_at = now_rfc3339();
   auto body = tx_body(st, e);
   auto rows = rows_of(wallet_row(st), entry_row(st, e), external_row(e, credit ? -amount : amount));
-  if (!key.empty()) rows.push_back(key_row(st, key, hash_of(st, key), body));
+  if (!key.empty()) rows.push_back(key_row(st, key, hash_of(self, key), body));
   auto version = st.core.version;
   auto event = wallet_body(st);
   actors::persist(self, st.core, std::move(rows), true,
@@ -721,8 +547,8 @@ void send_credit(wallet_actor* self, const std::string& tid) {
   ++s.attempts;
   // Without a key there is nothing left for the source to record once the
   // receiver has the money: the receiver's step is the last (`settled`).
-  auto msg = caf::make_message(credit_atom::value, tid, st.core.id, s.amount, s.note,
-                               s.created_at, s.attempts > 1, s.key.empty());
+  auto msg = caf::make_message(
+    credit_cmd{tid, st.core.id, s.amount, s.note, s.attempts > 1, s.key.empty()});
   actors::ask(self, st.asks, {type, s.to_user}, std::move(msg), st.env->credit_timeout,
               [self, tid](entity_reply& r) {
                 auto* s = find_saga(self, tid);
@@ -781,7 +607,7 @@ void reserve(wallet_actor* self, const std::string& to, int64_t amount, const st
   s.reserved = false;
   s.key = key;
   if (!key.empty()) {
-    s.key_hash = hash_of(st, key);
+    s.key_hash = hash_of(self, key);
     // Until the saga ends the key answers 409; its final answer replaces
     // this row (version 2), also when a resumed saga ends.
     rows.push_back(key_row(st, key, s.key_hash, body, errc::in_progress));
@@ -900,64 +726,6 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
 
 void give_up(wallet_actor* self, errc code, std::string detail, const char* status) {
   actors::give_up(self, type, code, std::move(detail), status, &empty_state);
-}
-
-struct loaded {
-  bool found = false;
-  std::string error;
-  std::string wallet_id;
-  int64_t balance = 0;
-  int64_t escrow = 0;
-  int64_t version = 0;
-  struct pending {
-    std::string id, to_user, note, state, created_at, key, key_hash, reply_body;
-    int64_t amount = 0;
-  };
-  std::vector<pending> transfers;
-};
-
-loaded load_rows(pg::connection& c, const std::string& uid) {
-  loaded l;
-  auto w = c.exec("SELECT id, balance, escrow_balance, version FROM wallets WHERE user_id = $1",
-                  {uid});
-  if (!w.ok()) {
-    l.error = w.error;
-    return l;
-  }
-  if (w.rows.empty()) return l;
-  l.found = true;
-  l.wallet_id = w.value(0, 0);
-  l.balance = std::stoll(w.value(0, 1, "0"));
-  l.escrow = std::stoll(w.value(0, 2, "0"));
-  l.version = std::stoll(w.value(0, 3, "0"));
-  // The sagas this wallet drives that have not ended, with their key (the
-  // key's row holds the 201's body the saga answers with).
-  auto t = c.exec(
-    "SELECT t.id, t.to_user, t.amount, coalesce(t.note, ''), t.state, t.created_at, "
-    "coalesce(t.idempotency_key, ''), coalesce(k.request_hash, ''), coalesce(k.response, '') "
-    "FROM transfers t LEFT JOIN idempotency_keys k "
-    "ON k.user_id = t.from_user AND k.key = t.idempotency_key "
-    "WHERE t.from_user = $1 AND t.state IN ('reserved', 'credited', 'refused')",
-    {uid});
-  if (!t.ok()) {
-    l.error = t.error;
-    return l;
-  }
-  for (size_t i = 0; i < t.rows.size(); ++i) {
-    loaded::pending p;
-    p.id = t.value(i, 0);
-    p.to_user = t.value(i, 1);
-    p.amount = std::stoll(t.value(i, 2, "0"));
-    p.note = t.value(i, 3);
-    p.state = t.value(i, 4);
-    p.created_at = t.value(i, 5);
-    p.key = t.value(i, 6);
-    p.key_hash = t.value(i, 7);
-    p.reply_body = t.value(i, 8);
-    if (p.key_hash.empty()) p.key.clear();  // its row is gone: nothing to answer
-    l.transfers.push_back(std::move(p));
-  }
-  return l;
 }
 
 void on_loaded(wallet_actor* self, loaded& l) {
@@ -1115,6 +883,53 @@ void on_credit(wallet_actor* self, std::string tid, std::string from, int64_t am
     });
 }
 
+// ---- the command table ------------------------------------------------------
+
+using result = caf::result<caf::message>;
+
+result on_get(wallet_actor* self, get_cmd&) {
+  return caf::make_message(success(wallet_body(self->state), self->state.core.version));
+}
+
+result on_deposit(wallet_actor* self, deposit_cmd& c) {
+  on_move(self, "deposit", c.amount, std::move(c.reference), std::move(c.key), c.hash);
+  return caf::delegated<caf::message>{};
+}
+
+result on_withdraw(wallet_actor* self, withdraw_cmd& c) {
+  on_move(self, "withdrawal", c.amount, std::move(c.reference), std::move(c.key), c.hash);
+  return caf::delegated<caf::message>{};
+}
+
+result on_transfer_cmd(wallet_actor* self, transfer_cmd& c) {
+  on_transfer(self, std::move(c.to_user), c.amount, std::move(c.note), std::move(c.key), c.hash,
+              c.to_loaded);
+  return caf::delegated<caf::message>{};
+}
+
+result on_credit_cmd(wallet_actor* self, credit_cmd& c) {
+  on_credit(self, std::move(c.transfer_id), std::move(c.from_user), c.amount, std::move(c.note),
+            c.maybe_repeat, c.last);
+  return caf::delegated<caf::message>{};
+}
+
+result on_resume(wallet_actor* self, resume_cmd&) {
+  auto& st = self->state;
+  return caf::make_message(
+    success(std::to_string(st.x ? st.x->sagas.size() : 0), st.core.version));
+}
+
+const actors::command_table<wallet_actor>& commands() {
+  static const auto table = actors::command_table<wallet_actor>{}
+                              .on(&on_get)
+                              .on(&on_deposit)
+                              .on(&on_withdraw)
+                              .on(&on_transfer_cmd)
+                              .on(&on_credit_cmd)
+                              .on(&on_resume);
+  return table;
+}
+
 /// Serves an active wallet's commands. One function for every wallet (it
 /// is the actors' default handler), instead of a behavior of a dozen
 /// handlers per actor: each handler object costs every idle wallet memory.
@@ -1146,33 +961,10 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
     return caf::delegated<caf::message>{};
   }
   if (actors::note_command(self, type, st.core)) return actors::refused_command();
-  if (c.match_elements<get_atom>()) {
-    return caf::make_message(success(wallet_body(st), st.core.version));
-  }
   if (c.match_elements<exists_atom>()) {
     return caf::make_message(success("", st.core.version));
   }
-  if (c.match_elements<deposit_atom, int64_t, str, str, str>() ||
-      c.match_elements<withdraw_atom, int64_t, str, str, str>()) {
-    bool deposit = c.match_elements<deposit_atom, int64_t, str, str, str>();
-    on_move(self, deposit ? "deposit" : "withdrawal", c.get_as<int64_t>(1), c.get_as<str>(2),
-            c.get_as<str>(3), c.get_as<str>(4));
-    return caf::delegated<caf::message>{};
-  }
-  if (c.match_elements<transfer_atom, str, int64_t, str, str, str, bool>()) {
-    on_transfer(self, c.get_as<str>(1), c.get_as<int64_t>(2), c.get_as<str>(3),
-                c.get_as<str>(4), c.get_as<str>(5), c.get_as<bool>(6));
-    return caf::delegated<caf::message>{};
-  }
-  if (c.match_elements<credit_atom, str, str, int64_t, str, str, bool, bool>()) {
-    on_credit(self, c.get_as<str>(1), c.get_as<str>(2), c.get_as<int64_t>(3), c.get_as<str>(4),
-              c.get_as<bool>(6), c.get_as<bool>(7));
-    return caf::delegated<caf::message>{};
-  }
-  if (c.match_elements<resume_atom>()) {
-    return caf::make_message(
-      success(std::to_string(st.x ? st.x->sagas.size() : 0), st.core.version));
-  }
+  if (auto r = commands().dispatch(self, xs)) return std::move(*r);
   return caf::make_message(fail(errc::invalid, "wallets do not understand this command"));
 }
 
@@ -1240,7 +1032,7 @@ caf::behavior recovery_impl(caf::event_based_actor* self, const environment* env
             gm::log::get("wallet")->info("sweep: transfers pending at {} wallets", r.rows.size());
             for (size_t i = 0; i < r.rows.size(); ++i) {
               auto uid = r.value(i, 0);
-              actors::ask(self, {type, uid}, caf::make_message(resume_atom::value),
+              actors::ask(self, {type, uid}, caf::make_message(resume_cmd{}),
                           std::chrono::seconds{30}, [left, next](entity_reply&) {
                             if (--*left == 0) next();
                           });
@@ -1265,10 +1057,8 @@ actors::entity_kind kind(std::shared_ptr<const environment> env) {
   };
   k.direct = true;
   k.annotate = [](caf::message& cmd, const std::function<bool(const std::string&)>& loaded) {
-    using str = std::string;
-    if (cmd.match_elements<transfer_atom, str, int64_t, str, str, str, bool>() &&
-        loaded(cmd.get_as<str>(1))) {
-      cmd.get_mutable_as<bool>(6) = true;  // copies the message only if it is shared
+    if (cmd.match_elements<transfer_cmd>() && loaded(cmd.get_as<transfer_cmd>(0).to_user)) {
+      cmd.get_mutable_as<transfer_cmd>(0).to_loaded = true;  // copies it only if shared
     }
   };
   return k;
@@ -1291,7 +1081,7 @@ actors::kind_registration registration() {
   r.may_see = [](caf::event_based_actor* self, const actors::topic_caller& who,
                  const std::string& id, std::function<void(int, std::string)> done) {
     // The wallet entity knows its id: ask the caller's own wallet.
-    actors::ask(self, {type, who.user_id}, caf::make_message(get_atom::value),
+    actors::ask(self, {type, who.user_id}, caf::make_message(get_cmd{}),
                 std::chrono::seconds{5}, [id, done](entity_reply& r) {
                   if (!r.ok()) {
                     bool busy = r.error() == errc::unavailable || r.error() == errc::outcome_unknown;

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
-#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
 
 #include "actors/entity.hpp"
 #include "actors/kinds.hpp"
+#include "actors/user/commands.hpp"
 
 namespace gm::journal {
 class gate;
@@ -19,13 +21,6 @@ class gate;
 namespace gm::user {
 
 inline constexpr const char* type = "user";
-
-/// `(get_atom, bool private_view)` → the profile as API.md shows it: the
-/// owner's view (phone, email) or the public one.
-using get_atom = caf::atom_constant<caf::atom("u_get")>;
-/// `(update_atom, full_name, bio, location, bool has_full_name, bool has_bio,
-/// bool has_location)` → the owner's view after the change (durable).
-using update_atom = caf::atom_constant<caf::atom("u_update")>;
 
 /// Returns the user entity kind (for its shard).
 actors::entity_kind kind(std::shared_ptr<journal::gate> gate);
