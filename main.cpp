@@ -60,12 +60,11 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   gm::sup::child_spec journal;
   journal.name = "journal";
   journal.shutdown_timeout = stop_within;
-  // A journal that crashed lost the rows it held, and a new one would
-  // commit rows handed to it later (a transfer's credit, say) without the
-  // lost ones before them (its reserve): the order the transfer saga
-  // relies on. So its crash is not restarted but stops the node (the root
-  // gives up, exit 1); the next start resumes every transfer from
-  // PostgreSQL.
+  // A journal that crashed lost the rows it held: every entity whose rows
+  // were lost holds a state ahead of PostgreSQL, and a new journal would
+  // commit their later changes on top of the missing ones. So its crash is
+  // not restarted but stops the node (the root gives up, exit 1); the next
+  // start resumes every saga from PostgreSQL.
   journal.significant = true;
   journal.start = [cfg, gate](caf::local_actor* sup) {
     gm::journal::options o;
