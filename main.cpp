@@ -154,6 +154,7 @@ int run(const gm::config::settings& cfg) {
   // (docs/bench.md, 2026-11-23).
   caf_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   gm::actors::use_lean_scheduler(caf_cfg);  // CAF's policy, our worker loop: see the header
+  gm::actors::announce_commands(caf_cfg);    // typed commands, by name (cluster)
   caf::actor_system sys{caf_cfg};
 
   gm::sup::options opts;

@@ -22,6 +22,12 @@ const kind_registration* kind_of_topic(const std::string& prefix) {
   return nullptr;
 }
 
+void announce_commands(caf::actor_system_config& cfg) {
+  for (auto& k : kinds()) {
+    if (k.announce) k.announce(cfg);
+  }
+}
+
 bool runs_kind(const std::string& type) {
   for (auto& k : kinds()) {
     if (k.type == type) return true;

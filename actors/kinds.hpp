@@ -54,7 +54,13 @@ struct kind_registration {
   std::string topic;  // its topics' prefix ("wallet" for `wallet:{id}`); empty: none
   topic_rule may_see;
   std::function<entity_kind(const kind_context&)> make;
+  /// Announces the kind's command types to the actor system (before it
+  /// starts), so that commands can cross nodes (CAF needs each type by name).
+  std::function<void(caf::actor_system_config&)> announce;
 };
+
+/// Announces every kind's command types to `cfg`.
+void announce_commands(caf::actor_system_config& cfg);
 
 /// Returns every kind this node runs, in start order.
 const std::vector<kind_registration>& kinds();

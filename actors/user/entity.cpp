@@ -233,6 +233,9 @@ actors::kind_registration registration() {
   actors::kind_registration r;
   r.type = type;
   r.topic = "user";
+  r.announce = [](caf::actor_system_config& cfg) {
+    cfg.add_message_type<get_cmd>("gm_u_get").add_message_type<update_cmd>("gm_u_update");
+  };
   r.make = [](const actors::kind_context& ctx) { return kind(ctx.gate); };
   r.may_see = [](caf::event_based_actor*, const actors::topic_caller& who, const std::string& id,
                  std::function<void(int, std::string)> done) {

@@ -1068,6 +1068,14 @@ actors::kind_registration registration() {
   actors::kind_registration r;
   r.type = type;
   r.topic = "wallet";
+  r.announce = [](caf::actor_system_config& cfg) {
+    cfg.add_message_type<get_cmd>("gm_w_get")
+      .add_message_type<deposit_cmd>("gm_w_deposit")
+      .add_message_type<withdraw_cmd>("gm_w_withdraw")
+      .add_message_type<transfer_cmd>("gm_w_transfer")
+      .add_message_type<credit_cmd>("gm_w_credit")
+      .add_message_type<resume_cmd>("gm_w_resume");
+  };
   r.make = [](const actors::kind_context& ctx) {
     auto env = std::make_shared<environment>();
     env->gate = ctx.gate;

@@ -15,23 +15,15 @@
 
 #include "persistence/journal.hpp"
 #include "persistence/pg.hpp"
+#include "tests/persistence/pg_fixture.hpp"
 
 using namespace std::chrono_literals;
 using namespace gm;
 
 namespace {
 
-std::string base_url() {
-  const char* url = std::getenv("GIGMESH_TEST_PG_URL");
-  REQUIRE_MESSAGE(url != nullptr, "GIGMESH_TEST_PG_URL is not set (run scripts/test)");
-  return url;
-}
-
-pg::result run(pg::connection& c, const std::string& sql, pg::params p = {}) {
-  auto r = c.exec(sql, p);
-  REQUIRE_MESSAGE(r.ok(), r.error);
-  return r;
-}
+using test::base_url;
+using test::run;
 
 const journal::table_spec& things() {
   static const journal::table_spec t{
@@ -55,10 +47,7 @@ struct fixture {
   std::shared_ptr<journal::gate> gate = std::make_shared<journal::gate>(100000);
 
   explicit fixture(std::function<void(journal::options&)> tune = {}) {
-    std::random_device rd;
-    auto name = "gm_journal_" + std::to_string(rd());
-    run(admin, "CREATE DATABASE " + name);
-    url = base_url().substr(0, base_url().rfind('/') + 1) + name;
+    url = test::fresh_database(admin, "gm_journal_");
     db = std::make_unique<pg::connection>(url, 2000ms);
     run(*db, "CREATE TABLE things (id text PRIMARY KEY, n bigint NOT NULL, version bigint NOT NULL)");
     journal::options o;

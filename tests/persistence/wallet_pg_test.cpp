@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/pg.hpp"
+#include "tests/persistence/pg_fixture.hpp"
 #include "persistence/service.hpp"
 #include "supervisors/shard.hpp"
 
@@ -27,17 +28,8 @@ using namespace gm;
 
 namespace {
 
-std::string base_url() {
-  const char* url = std::getenv("GIGMESH_TEST_PG_URL");
-  REQUIRE_MESSAGE(url != nullptr, "GIGMESH_TEST_PG_URL is not set (run scripts/test)");
-  return url;
-}
-
-pg::result run(pg::connection& c, const std::string& sql, pg::params p = {}) {
-  auto r = c.exec(sql, p);
-  REQUIRE_MESSAGE(r.ok(), r.error);
-  return r;
-}
+using test::base_url;
+using test::run;
 
 /// A node's persistence, journal and wallet shard on a database of its own.
 struct node {
@@ -52,10 +44,7 @@ struct node {
   caf::actor shard;
 
   node() {
-    std::random_device rd;
-    auto name = "gm_wallet_" + std::to_string(rd());
-    run(admin, "CREATE DATABASE " + name);
-    url = base_url().substr(0, base_url().rfind('/') + 1) + name;
+    url = test::fresh_database(admin, "gm_wallet_");
     db = std::make_unique<pg::connection>(url, 2000ms);
     config::settings s;
     s.pg_url = url;
