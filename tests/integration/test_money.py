@@ -178,10 +178,16 @@ class MoneyDefectsTest(unittest.TestCase):
 
     def pending_transfer(self, url, sender, to, amount, key=None, body=None):
         """Writes what a crash between a transfer's reserve and its credit
-        leaves in PostgreSQL (the sender must be passive)."""
+        leaves in PostgreSQL (the sender must be passive), in one
+        transaction, as the reserve writes it (the sweep may look at any
+        moment)."""
         tid = str(uuid.uuid4())
         key_sql = "NULL" if key is None else "'%s'" % key
-        psql(url, """
+        key_row = "" if key is None else (
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, status, response, "
+            "created_at, error_code, version) VALUES ('%s', '%s', '%s', 0, '{}', now(), 5, 1);"
+            % (sender, key, request_hash("POST", "/api/v1/wallet/transfer", body)))
+        psql(url, key_row + """
             UPDATE wallets SET balance = balance - {a}, version = version + 1
               WHERE user_id = '{s}';
             INSERT INTO ledger_entries (id, transfer_id, account, wallet_id, type, amount, delta,
@@ -192,11 +198,6 @@ class MoneyDefectsTest(unittest.TestCase):
                                    updated_at, idempotency_key)
               VALUES ('{t}', '{s}', '{to}', {a}, 'reserved', 1, now(), now() - interval '5 s',
                       {k});""".format(a=amount, s=sender, t=tid, to=to, k=key_sql))
-        if key is not None:
-            psql(url, "INSERT INTO idempotency_keys (user_id, key, request_hash, status, "
-                      "response, created_at, error_code, version) VALUES "
-                      "('%s', '%s', '%s', 0, '{}', now(), 5, 1)"
-                      % (sender, key, request_hash("POST", "/api/v1/wallet/transfer", body)))
         return tid
 
     def wait_passive(self, port, admin, user):
