@@ -1159,11 +1159,6 @@ caf::behavior journal_impl(journal_actor* self, options opts, std::shared_ptr<ga
       publish_gauge(self);
       return answer;
     },
-    [self](append_atom, std::vector<row>& rows) {
-      take(self, rows, false);
-      maybe_flush(self);
-      publish_gauge(self);
-    },
     [self](sync_atom) -> caf::result<ok_atom> {
       auto& st = self->state;
       // The last batch to commit first: the pending one, else the last

@@ -200,11 +200,6 @@ typename Inspector::result_type inspect(Inspector& f, stats& x) {
 /// store) gets an error instead: only its owner's rows are refused (and
 /// parked in `journal_refused`); the rest of the batch commits.
 using write_atom = caf::atom_constant<caf::atom("j_write")>;
-/// `send(journal, append_atom::value, std::vector<row>)`: no answer. The
-/// rows commit no later than any write handed to the journal after them
-/// (batches commit in order, one at a time), so whoever waits for such a
-/// later durable write knows these committed too.
-using append_atom = caf::atom_constant<caf::atom("j_append")>;
 /// `request(journal, caf::infinite, sync_atom::value)` → ok_atom once every
 /// row handed to the journal before it has committed; an error if that
 /// takes longer than `options::sync_timeout`, or if the journal stops

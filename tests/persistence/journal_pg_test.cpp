@@ -250,19 +250,6 @@ TEST_CASE("in durable mode a durable write starts a batch at once; rows nobody w
   CHECK(second_write_took(false) >= 700ms);  // the interval mode waits for its cadence
 }
 
-TEST_CASE("appended rows are not answered and commit within the interval") {
-  fixture f{[](journal::options& o) {
-    o.flush_interval = 50ms;
-    o.durable_at_once = true;
-  }};
-  f.self->send(f.j, journal::append_atom::value, std::vector<journal::row>{thing("a", 1)});
-  bool answered = false;
-  f.self->receive([&](journal::ok_atom) { answered = true; }, caf::after(300ms) >> [] {});
-  CHECK_FALSE(answered);
-  CHECK(run(*f.db, "SELECT count(*) FROM things WHERE id = 'a'").value(0, 0) == "1");
-  CHECK(f.gate->rows() == 0);
-}
-
 TEST_CASE("sync is answered after everything handed over before it has committed") {
   fixture f;
   REQUIRE(f.write({thing("b", 1)}, false));  // buffered: answered at once
@@ -327,15 +314,8 @@ TEST_CASE("a journal that stops answers the syncs still waiting with an error") 
 }
 
 TEST_CASE("a row handed over after another (by any actor) never commits before it") {
-  // What transfers rely on: the source hands its reserve to the journal and
-  // only then asks the destination, whose credit must not commit without
-  // the reserve. When the second row's write is answered, the first must
-  // be in PostgreSQL. The first row is either written durably (whose
-  // answer nobody waits for) or appended (no answer at all, as a transfer's
-  // reserve is).
-  bool append = false;
-  SUBCASE("the first row written durably") { append = false; }
-  SUBCASE("the first row appended") { append = true; }
+  // Batches commit in order: when the second row's write is answered, the
+  // first (written durably, its answer not awaited) is in PostgreSQL.
   fixture f;
   constexpr int pairs = 200;
   std::mutex db_mtx;  // the test's one connection, shared by the checkers
@@ -360,14 +340,10 @@ TEST_CASE("a row handed over after another (by any actor) never commits before i
             [](caf::error&) {});
       }};
     });
-    f.sys.spawn([j = f.j, i, second, append](caf::event_based_actor* self) {
+    f.sys.spawn([j = f.j, i, second](caf::event_based_actor* self) {
       std::vector<journal::row> first{thing("first" + std::to_string(i), 1)};
-      if (append) {
-        self->send(j, journal::append_atom::value, std::move(first));
-      } else {
-        self->request(j, 10s, journal::write_atom::value, std::move(first), true)
-          .then([](journal::ok_atom) {}, [](caf::error&) {});
-      }
+      self->request(j, 10s, journal::write_atom::value, std::move(first), true)
+        .then([](journal::ok_atom) {}, [](caf::error&) {});
       self->send(second, journal::ok_atom::value);  // without waiting for the commit
     });
   }
