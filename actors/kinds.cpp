@@ -2,6 +2,7 @@
 // its own folder.
 #include "actors/kinds.hpp"
 
+#include "actors/money/moves.hpp"
 #include "actors/user/user.hpp"
 #include "actors/wallet/wallet.hpp"
 
@@ -23,6 +24,7 @@ const kind_registration* kind_of_topic(const std::string& prefix) {
 }
 
 void announce_commands(caf::actor_system_config& cfg) {
+  money::announce(cfg);  // the money mechanism's steps, which every money kind serves
   for (auto& k : kinds()) {
     if (k.announce) k.announce(cfg);
   }

@@ -1,4 +1,6 @@
 // The wallet's commands: one struct each, with `inspect` (actors/commands.hpp).
+// The money mechanism's own (credit, start, resume) are in
+// actors/money/moves.hpp.
 #pragma once
 
 #include <cstdint>
@@ -37,20 +39,6 @@ struct transfer_cmd {
   std::string hash;
   bool to_loaded = false;
 };
-/// Saga step, source → destination, sent only once the reserve has
-/// committed; applied at most once. `maybe_repeat`: look the transfer up
-/// first; `last`: the source has nothing to record after this step.
-struct credit_cmd {
-  std::string transfer_id;
-  std::string from_user;
-  int64_t amount = 0;
-  std::string note;
-  bool maybe_repeat = false;
-  bool last = false;
-};
-/// Activate and resume the sagas this wallet left pending → ok.
-struct resume_cmd {};
-
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, get_cmd&) {
   return f(caf::meta::type_name("gm_w_get"));
@@ -68,14 +56,4 @@ typename Inspector::result_type inspect(Inspector& f, transfer_cmd& x) {
   return f(caf::meta::type_name("gm_w_transfer"), x.to_user, x.amount, x.note, x.key, x.hash,
            x.to_loaded);
 }
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, credit_cmd& x) {
-  return f(caf::meta::type_name("gm_w_credit"), x.transfer_id, x.from_user, x.amount, x.note,
-           x.maybe_repeat, x.last);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, resume_cmd&) {
-  return f(caf::meta::type_name("gm_w_resume"));
-}
-
 } // namespace gm::wallet

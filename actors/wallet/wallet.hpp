@@ -4,15 +4,16 @@
 // (typed commands), store.hpp (tables and the activation's read),
 // entity.cpp (the actor); its money rules are actors/money/ledger.hpp.
 //
-// A transfer is a saga driven by the source wallet; each step is asked for
-// only after the one before it committed (docs/architecture.md, Money):
+// A transfer is a move of the money mechanism (actors/money/moves.hpp,
+// saga.hpp), driven by the source wallet; each step is asked for only after
+// the one before it committed (docs/architecture.md, Money):
 //
 //   reserve (source) ──▶ credit (receiver, at most once) ──▶ settle (source)
 //                              │ refused, or no receiver
 //                              └──────────────────────────▶ reverse (source)
 //
-// A saga left pending by a crash is resumed when its source activates; the
-// recovery sweep activates such sources.
+// Wallets are also the source of contributions (into a circle's pot) and
+// the destination of payouts; the mechanism serves those the same way.
 #pragma once
 
 #include <chrono>
@@ -26,6 +27,7 @@
 
 #include "actors/entity.hpp"
 #include "actors/kinds.hpp"
+#include "actors/money/moves.hpp"
 #include "actors/wallet/commands.hpp"
 
 namespace gm::journal {
@@ -46,18 +48,11 @@ inline constexpr const char* type = "wallet";
 using exists_atom = actors::exists_atom;
 
 struct environment {
-  std::shared_ptr<journal::gate> gate;
+  /// The journal's gate, the maximum balance and the saga's timings.
+  money::settings money;
   /// Where wallets publish `wallet.updated` (none: they publish nothing).
   std::shared_ptr<topics::store> events;
   std::string currency = "KES";
-  /// How long the source waits for the destination's credit before it
-  /// retries (with check).
-  std::chrono::milliseconds credit_timeout{10000};
-  /// How often the recovery sweep looks for transfers left pending.
-  std::chrono::milliseconds saga_sweep_interval{10000};
-  /// The most one wallet may hold (balance, plus escrow, plus what may
-  /// still come back from its transfers in flight): at most int64's maximum.
-  int64_t max_balance = INT64_MAX;
 };
 
 /// Returns the wallet entity kind (for its shard). Its on_start resumes

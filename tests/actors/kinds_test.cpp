@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/kinds.hpp"
+#include "actors/money/moves.hpp"
 #include "actors/user/user.hpp"
 #include "actors/wallet/wallet.hpp"
 
@@ -28,16 +29,17 @@ TEST_CASE("every kind's commands are announced, so they cross a serializer by na
   caf::actor_system_config cfg;
   gm::actors::announce_commands(cfg);
   caf::actor_system sys{cfg};
-  auto msg = caf::make_message(gm::wallet::credit_cmd{"t1", "u1", 42, "note", true, false});
+  auto msg = caf::make_message(gm::money::credit_cmd{"t1", "transfer", "u1", 42, "note", true, false});
   std::vector<char> buf;
   caf::binary_serializer sink{sys, buf};
   REQUIRE_FALSE(sink(msg));
   caf::message back;
   caf::binary_deserializer source{sys, buf};
   REQUIRE_FALSE(source(back));
-  REQUIRE(back.match_elements<gm::wallet::credit_cmd>());
-  auto& c = back.get_as<gm::wallet::credit_cmd>(0);
-  CHECK(c.transfer_id == "t1");
+  REQUIRE(back.match_elements<gm::money::credit_cmd>());
+  auto& c = back.get_as<gm::money::credit_cmd>(0);
+  CHECK(c.move_id == "t1");
+  CHECK(c.type == "transfer");
   CHECK(c.amount == 42);
   CHECK(c.maybe_repeat);
   CHECK_FALSE(c.last);

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "actors/kinds.hpp"
+#include "actors/money/moves.hpp"
 #include "actors/router.hpp"
 #include "actors/topics.hpp"
 #include "actors/wallet/wallet.hpp"
@@ -106,7 +107,7 @@ TEST_CASE("a credit repeated while its first lookup runs is applied once, and no
   for (int i = 0; i < 2; ++i) {
     n.sys.spawn([=](caf::event_based_actor* self) {
       actors::ask(self, {wallet::type, to},
-                  caf::make_message(wallet::credit_cmd{tid, from, 10, "", true, true}), 10s,
+                  caf::make_message(money::credit_cmd{tid, "transfer", from, 10, "", true, true}), 10s,
                   [=](actors::entity_reply& r) {
                     if (r.ok()) {
                       ++*ok;
@@ -140,7 +141,7 @@ TEST_CASE("a credit repeated while its first lookup runs is applied once, and no
   auto again = std::make_shared<std::atomic<int>>(-1);
   n.sys.spawn([=](caf::event_based_actor* self) {
     actors::ask(self, {wallet::type, to},
-                caf::make_message(wallet::credit_cmd{tid, from, 10, "", true, true}), 10s,
+                caf::make_message(money::credit_cmd{tid, "transfer", from, 10, "", true, true}), 10s,
                 [=](actors::entity_reply& r) { *again = r.ok() ? 1 : 0; });
   });
   for (int i = 0; i < 200 && *again < 0; ++i) std::this_thread::sleep_for(25ms);
