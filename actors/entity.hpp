@@ -39,6 +39,7 @@ enum class errc : int32_t {
   key_reused = 6,          // the same idempotency key with a different body
   unavailable = 7,         // nothing happened: try again shortly (journal full, database down)
   outcome_unknown = 8,     // the change may still take effect: retry with the same key
+  forbidden = 9,           // the caller may not do this (a role or ownership rule)
 };
 
 const char* to_string(errc x);

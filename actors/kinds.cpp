@@ -2,6 +2,7 @@
 // its own folder.
 #include "actors/kinds.hpp"
 
+#include "actors/circle/circle.hpp"
 #include "actors/money/moves.hpp"
 #include "actors/user/user.hpp"
 #include "actors/wallet/wallet.hpp"
@@ -12,6 +13,7 @@ const std::vector<kind_registration>& kinds() {
   static const std::vector<kind_registration> all{
     user::registration(),
     wallet::registration(),
+    circle::registration(),
   };
   return all;
 }

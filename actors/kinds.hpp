@@ -34,6 +34,8 @@ struct kind_context {
   int64_t max_balance = INT64_MAX;
   std::chrono::milliseconds saga_step_timeout{10000};
   std::chrono::milliseconds saga_sweep_interval{10000};
+  // Savings circles (config circle_day_ms): the length of a day for due dates.
+  int64_t circle_day_ms = 86400000;
 };
 
 /// Who subscribes to a topic.

@@ -282,6 +282,7 @@ const char* to_string(errc x) {
     case errc::key_reused: return "key_reused";
     case errc::unavailable: return "unavailable";
     case errc::outcome_unknown: return "outcome_unknown";
+    case errc::forbidden: return "forbidden";
   }
   return "unknown";
 }

@@ -2,6 +2,7 @@
 #include "common/ids.hpp"
 
 #include <cctype>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -184,6 +185,23 @@ std::string now_rfc3339() {
   put(buf, 20, static_cast<int>(ms % 1000), 3);
   buf[23] = 'Z';
   return std::string(buf, sizeof buf);
+}
+
+std::string rfc3339_of_ms(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(((ms % 1000) + 1000) % 1000));
+  return buf;
+}
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
 }
 
 } // namespace gm

@@ -50,4 +50,11 @@ int64_t unix_seconds();
 /// Returns the current time as RFC 3339 UTC with milliseconds.
 std::string now_rfc3339();
 
+/// Returns the time `ms` (Unix milliseconds) as RFC 3339 UTC with
+/// milliseconds, like now_rfc3339().
+std::string rfc3339_of_ms(int64_t ms);
+
+/// Returns the wall clock in Unix milliseconds.
+int64_t now_unix_ms();
+
 } // namespace gm

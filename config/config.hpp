@@ -88,6 +88,8 @@ struct settings {
   int64_t max_balance = INT64_MAX;
   int64_t saga_step_timeout_ms = 10000;
   int64_t saga_sweep_interval_ms = 10000;
+  // Savings circles: the length of a "day" for due dates (tests shrink it).
+  int64_t circle_day_ms = 86400000;
 };
 
 /// Returns the settings built from defaults, the config file (from `--config`

@@ -27,6 +27,7 @@ response entity_response(const actors::entity_reply& r, int ok_status) {
     case errc::key_reused:
       return problem(422, "idempotency-key-reused", "Unprocessable Entity", r.detail);
     case errc::outcome_unknown: return outcome_unknown(r.detail);
+    case errc::forbidden: return problem(403, "forbidden", "Forbidden", r.detail);
     case errc::unavailable:
     case errc::ok: break;
   }
@@ -55,7 +56,8 @@ std::optional<std::string> idempotency_key(const request& rq, const respond_fn& 
 
 std::string request_hash_if_keyed(const request& rq, const std::string& key) {
   if (key.empty()) return {};
-  return crypto::sha256_hex(rq.method + " " + rq.path + " " + rq.json->dump());
+  // Routes without a body (a contribution, a payout) hash no body.
+  return crypto::sha256_hex(rq.method + " " + rq.path + " " + (rq.json ? rq.json->dump() : ""));
 }
 
 std::optional<page> page_of(const request& rq, const respond_fn& respond) {

@@ -53,7 +53,7 @@ void key_book::release(const std::string& user, const std::string& key) {
 }
 
 void key_book::done(const std::string& user, const std::string& key, const std::string& body,
-                    int64_t version, errc code, const std::string& hash) {
+                    int64_t version, errc code, const std::string& hash, int32_t status) {
   auto s = slot(user, key);
   if (entries_.size() > kept) {
     for (auto it = entries_.begin(); it != entries_.end();) {
@@ -63,7 +63,7 @@ void key_book::done(const std::string& user, const std::string& key, const std::
   auto& k = entries_[s];
   if (!hash.empty()) k.hash = hash;
   k.done = true;
-  k.status = code == errc::ok ? 201 : 0;
+  k.status = code == errc::ok ? status : 0;
   k.code = static_cast<int32_t>(code);
   k.body = body;
   k.version = version;
@@ -74,7 +74,7 @@ key_entry& key_book::adopt(const std::string& user, const std::string& key, key_
 }
 
 journal::row key_row(const std::string& user, const std::string& key, const std::string& hash,
-                     const std::string& body, errc code, int64_t version) {
+                     const std::string& body, errc code, int64_t version, int32_t status) {
   bool ok = code == errc::ok;
   packed_uuid u;
   journal::value uid = packed_uuid::try_parse(user, u) ? journal::value::uuid(u)
@@ -84,7 +84,7 @@ journal::row key_row(const std::string& user, const std::string& key, const std:
   values.push_back(std::move(uid));
   values.emplace_back(key);
   values.emplace_back(hash);
-  values.push_back(journal::value::integer(ok ? 201 : 0));
+  values.push_back(journal::value::integer(ok ? status : 0));
   values.emplace_back(body);
   values.emplace_back(now_rfc3339());
   values.push_back(journal::value::integer(static_cast<int32_t>(code)));

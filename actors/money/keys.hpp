@@ -57,10 +57,12 @@ public:
   void release(const std::string& user, const std::string& key);
   /// Records the key's final answer: a success `body` at `version`, or a
   /// refusal `code` with `body` as its detail. `hash`, if given, is the
-  /// request's digest (for a key this activation did not see arrive).
+  /// request's digest (for a key this activation did not see arrive);
+  /// `status` the success's HTTP status (201 for a transaction, 200 for a
+  /// circle's contribution or payout).
   void done(const std::string& user, const std::string& key, const std::string& body,
             int64_t version, actors::errc code = actors::errc::ok,
-            const std::string& hash = {});
+            const std::string& hash = {}, int32_t status = 201);
   /// Takes an entry read from PostgreSQL; returns it.
   key_entry& adopt(const std::string& user, const std::string& key, key_entry e);
   size_t size() const noexcept { return entries_.size(); }
@@ -77,7 +79,7 @@ private:
 /// it neither in its book nor in PostgreSQL); version 2 a saga's outcome.
 journal::row key_row(const std::string& user, const std::string& key, const std::string& hash,
                      const std::string& body, actors::errc code = actors::errc::ok,
-                     int64_t version = 1);
+                     int64_t version = 1, int32_t status = 201);
 
 /// What PostgreSQL holds for a key (run on a pool thread).
 struct stored_key {

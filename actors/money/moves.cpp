@@ -20,12 +20,12 @@ using journal::value;
 const std::vector<plan>& plans() {
   // One line per move type. The kind that owns the source drives the saga.
   static const std::vector<plan> all{
-    // type          source: kind, account, entry    destination: kind, account, entry    refund
+    // type, source (kind, account, entry), destination (kind, account, entry), refund, status
     {"transfer", "wallet", "available", "transfer_out", "wallet", "available", "transfer_in",
-     "transfer_in"},
+     "transfer_in", 201},
     {"contribution", "wallet", "available", "contribution", "circle", "pot", "contribution",
-     "reversal"},
-    {"payout", "circle", "pot", "payout", "wallet", "available", "payout", "reversal"},
+     "reversal", 200},
+    {"payout", "circle", "pot", "payout", "wallet", "available", "payout", "reversal", 200},
   };
   return all;
 }

@@ -65,6 +65,7 @@ struct plan {
   const char* to_account;
   const char* in_entry;      // the ledger entry type of the destination's leg
   const char* back_entry;    // the type of the source's refund if the move is reversed
+  int32_t ok_status;         // the HTTP status its client gets (an Idempotency-Key's answer)
 };
 
 /// Every plan (persistence/migrations/0006: transfers.move_type).

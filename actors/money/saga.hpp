@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,6 +90,7 @@ struct saga {
   std::string key;       // the client's Idempotency-Key, if any
   std::string key_user;  // whose key it is
   std::string key_hash;  // the digest of its request
+  int32_t ok_status = 201;  // the HTTP status of its success (the key's answer)
   // Resumed in state `credited`: settle writes `settled` even without a key.
   bool write_settled = false;
 };
@@ -225,7 +227,7 @@ void settle(Self* self, const std::string& id) {
   }
   if (!s.key.empty()) {
     keys_of<K>(self).done(s.key_user, s.key, s.reply_body, s.reply_version, actors::errc::ok,
-                          s.key_hash);
+                          s.key_hash, s.ok_status);
   }
   K::settled(self, id, s);
   if (s.key.empty() && !s.write_settled) {
@@ -235,7 +237,8 @@ void settle(Self* self, const std::string& id) {
   std::vector<journal::row> rows;
   rows.push_back(step_row(id, "settled", v_final));
   if (!s.key.empty()) {
-    rows.push_back(key_row(s.key_user, s.key, s.key_hash, s.reply_body, actors::errc::ok, 2));
+    rows.push_back(
+      key_row(s.key_user, s.key, s.key_hash, s.reply_body, actors::errc::ok, 2, s.ok_status));
   }
   actors::persist(self, st.core, std::move(rows), true, [self, id](bool ok) {
     if (!ok) {
@@ -341,25 +344,36 @@ struct move_request {
   std::string note;
   std::string counterparty;  // shown on the source's leg (default: to_id)
   std::string key, key_user, key_hash;
+  /// The source's own change that goes with the reserve (a circle's round
+  /// advancing with its payout): run once the checks passed, before the
+  /// rows are made.
+  std::function<void()> on_reserve;
 };
 
 /// Reserves the amount on the source (durably: the debit, the move's row
 /// and the key's `in_progress`), then asks the destination. `rp` gets the
 /// source leg's document once the destination has the money, or the
-/// refusal. Callers checked the destination exists where that matters.
+/// refusal (nobody, if absent: the entity starts the move by itself).
+/// Callers checked the destination exists where that matters.
 template <class K, class Self>
-void start(Self* self, move_request m, caf::response_promise rp) {
+void start(Self* self, move_request m, std::optional<caf::response_promise> rp) {
   auto& st = self->state;
   if (!actors::journal_accepting(*K::money_settings(self).gate)) {
     release_key<K>(self, m.key_user, m.key);
-    rp.deliver(journal_full());
+    if (rp) rp->deliver(journal_full());
     return;
   }
   auto c = ledger::can_debit(K::balances(self, m.p->from_account), m.amount);
   if (c != ledger::check::ok) {
-    refuse<K>(self, m.key_user, m.key, errc_of(c), ledger::describe(c), rp);
+    if (rp) {
+      refuse<K>(self, m.key_user, m.key, errc_of(c), ledger::describe(c), *rp);
+    } else {
+      gm::log::get("money")->warn("{} {} not started: {}", m.p->type, st.core.id,
+                                  ledger::describe(c));
+    }
     return;
   }
+  if (m.on_reserve) m.on_reserve();
   K::add(self, m.p->from_account, -m.amount);
   ++st.core.version;
   entry e;
@@ -392,6 +406,7 @@ void start(Self* self, move_request m, caf::response_promise rp) {
   s.key = m.key;
   s.key_user = m.key_user;
   s.key_hash = m.key_hash;
+  s.ok_status = m.p->ok_status;
   if (!s.key.empty()) {
     // Until the saga ends the key answers 409; its final answer replaces
     // this row (version 2), also when a resumed saga ends.
@@ -505,6 +520,7 @@ void resume(Self* self, std::vector<pending>& moves) {
     s.key_user = p.key_user;
     s.key_hash = p.key_hash;
     s.reply_body = p.reply_body;
+    s.ok_status = pl->ok_status;
     s.reply_version = st.core.version;
     auto state = ledger::parse_step_state(p.state);
     s.held = state != ledger::step_state::credited;

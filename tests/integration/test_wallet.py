@@ -82,8 +82,9 @@ def fresh_database():
 
 
 def check_ledger(test, url):
-    """The ledger invariants, in SQL: every wallet's balance is the sum of its
-    entries and not negative; all balances together equal deposits minus
+    """The ledger invariants, in SQL: every wallet's balance (and every
+    circle's pot) is the sum of its entries and not negative; all balances
+    together (wallets, escrow, pots) equal deposits minus
     withdrawals (the external account's entries, negated); every finished
     transfer's entries sum to zero; no transfer is left half done."""
     mismatched = psql(url, """
@@ -92,7 +93,16 @@ def check_ledger(test, url):
         GROUP BY w.id, w.balance HAVING w.balance <> coalesce(sum(e.delta), 0)""")
     test.assertEqual(mismatched, [], "wallets whose balance is not the sum of their entries")
     test.assertEqual(psql(url, "SELECT count(*) FROM wallets WHERE balance < 0"), [["0"]])
+    # Every other account (a savings circle's pot) is the sum of its entries
+    # too, and counts in the total.
+    pots = psql(url, """
+        SELECT c.id, c.pot, coalesce(sum(e.delta), 0)
+        FROM circles c LEFT JOIN ledger_entries e ON e.account = 'circle:' || c.id
+        GROUP BY c.id, c.pot HAVING c.pot <> coalesce(sum(e.delta), 0)""")
+    test.assertEqual(pots, [], "pots that are not the sum of their entries")
+    test.assertEqual(psql(url, "SELECT count(*) FROM circles WHERE pot < 0"), [["0"]])
     total = int(psql(url, "SELECT coalesce(sum(balance + escrow_balance), 0) FROM wallets")[0][0])
+    total += int(psql(url, "SELECT coalesce(sum(pot), 0) FROM circles")[0][0])
     external = int(psql(url, "SELECT coalesce(sum(delta), 0) FROM ledger_entries "
                              "WHERE account = 'external:sandbox'")[0][0])
     test.assertEqual(total, -external, "balances must equal deposits minus withdrawals")
