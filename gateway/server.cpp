@@ -246,6 +246,12 @@ public:
     srv_->ws_open.add(1);
   }
 
+  /// At stop, once the io threads are joined: a peer that never answered
+  /// the close leaves handlers that will never run (and the session in a
+  /// cycle with the loop), so the link hears of the end now; else its
+  /// actor never quits and the actor system waits for it forever.
+  void abandon() { finish(); }
+
   ~ws_session() {
     finish();  // the loop stopped under us: the link must still hear of it
     srv_->ws_open.add(-1);
@@ -1144,6 +1150,14 @@ void server::stop() {
     }
   }
   d.threads.clear();
+  std::vector<std::shared_ptr<ws_session>> left;
+  {
+    std::lock_guard<std::mutex> guard{d.sessions_mtx};
+    for (auto& [ptr, weak] : d.websockets) {
+      if (auto w = weak.lock()) left.push_back(std::move(w));
+    }
+  }
+  for (auto& w : left) w->abandon();
 }
 
 int64_t server::inflight() const {

@@ -1,5 +1,6 @@
 """SIGTERM during a burst of requests: every request that got a response got
-a complete one, and the node exits 0."""
+a complete one, and the node exits 0. SIGTERM with WebSockets whose clients
+never answer the close: the node still exits 0, promptly."""
 
 import http.client
 import signal
@@ -8,9 +9,30 @@ import time
 import unittest
 
 from harness import Node, main
+from test_wallet import NODE_ENV, register
+from wsclient import WsClient
 
 
 class ShutdownTest(unittest.TestCase):
+    def test_sigterm_with_websockets_that_never_answer_the_close_exits_promptly(self):
+        # Their clients stop reading: the server's close frame gets no answer,
+        # and the sessions' actors must still be told the sockets are gone
+        # (they used to keep the actor system, and the process, alive).
+        node = Node(env=NODE_ENV)
+        self.addCleanup(node.cleanup)
+        node.start().wait_ready()
+        clients = []
+        for _ in range(3):
+            uid, token = register(node.port)
+            ws = WsClient(node.port, token)
+            self.addCleanup(ws.close)
+            ws.send({"op": "subscribe", "topic": "user:" + uid})
+            self.assertEqual(ws.recv()["op"], "subscribed")
+            clients.append(ws)
+        started = time.monotonic()
+        self.assertEqual(node.stop(timeout=15), 0, node.read_log()[-2000:])
+        self.assertLess(time.monotonic() - started, 10)
+
     def test_sigterm_during_a_burst_completes_every_answered_request(self):
         node = Node()
         self.addCleanup(node.cleanup)  # even if the node never becomes ready
