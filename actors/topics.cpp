@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -155,6 +157,19 @@ void publish(caf::actor_system& sys, store* s, const std::string& topic, const c
   if (!hub) return;  // restarting: live notifications during it are missed
   caf::anon_send(hub, deliver_atom::value, topic, std::move(name), seq, std::move(data),
                  std::move(to));
+}
+
+void notify(caf::actor_system& sys, store* s, const std::string& user_id, std::string data) {
+  static std::atomic<int64_t> last{0};
+  int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  int64_t prev = last.load();
+  int64_t seq;
+  do {
+    seq = std::max(now, prev + 1);
+  } while (!last.compare_exchange_weak(prev, seq));
+  publish(sys, s, "user:" + user_id, "notification.new", seq, std::move(data));
 }
 
 } // namespace gm::topics

@@ -116,6 +116,12 @@ private:
 void publish(caf::actor_system& sys, store* s, const std::string& topic, const char* event,
              int64_t seq, std::string data);
 
+/// Publishes `notification.new` with `data` on `user:{user_id}`. Any entity
+/// may notify any user, so the seq is not one entity's version: it is the
+/// node's wall clock in microseconds, kept rising (one notification per
+/// microsecond at most per node).
+void notify(caf::actor_system& sys, store* s, const std::string& user_id, std::string data);
+
 } // namespace gm::topics
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gm::topics::frame_ptr)

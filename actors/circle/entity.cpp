@@ -26,6 +26,7 @@
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "persistence/journal.hpp"
+#include "persistence/pg.hpp"
 
 namespace gm::circle {
 
@@ -64,6 +65,11 @@ struct state {
   std::map<int64_t, std::pair<std::string, std::string>> staged;
   // The round a payout in flight pays (for its document).
   std::map<std::string, int32_t> payout_rounds;
+  // The due moment a timer is armed for (Unix ms; 0: none).
+  int64_t armed_at = 0;
+  // A round whose payout the recipient's wallet refused: it is not paid
+  // out by itself again (the creator or an admin may retry).
+  int32_t auto_refused_round = 0;
   static inline const char* name = "gm.circle";
 };
 
@@ -137,6 +143,9 @@ std::string state_json(circle_actor* self) {
   j["members"] = std::move(members);
   j["moves_in_progress"] = st.money ? st.money->sagas.size() : 0;
   j["contributions_asked"] = st.contributing.size();
+  j["reminded_round"] = st.c.reminded_round;
+  j["overdue_round"] = st.c.overdue_round;
+  if (st.armed_at != 0) j["next_due_moment"] = rfc3339_of_ms(st.armed_at);
   return dump(j);
 }
 
@@ -170,6 +179,9 @@ std::string payout_doc(const state& st, const std::string& move_id, const std::s
                    {"amount", amount},
                    {"created_at", at}});
 }
+
+void arm_due(circle_actor* self);
+void maybe_auto_payout(circle_actor* self);
 
 // ---- the circle's side of the money mechanism ------------------------------
 // One account, "pot". Keys are the caller's (a member contributing, the
@@ -248,6 +260,7 @@ struct money_traits {
                        std::vector<journal::row>&) {
     auto& st = self->state;
     undo_payout(st.c, s.to_id);
+    st.auto_refused_round = st.c.current_round;
     st.dirty.insert(s.to_id);
     st.payout_rounds.erase(id);
   }
@@ -274,6 +287,8 @@ struct money_traits {
     auto [event, data] = std::move(it->second);
     st.staged.erase(st.staged.begin(), std::next(it));
     if (!event.empty()) publish(self, event.c_str(), version, std::move(data));
+    arm_due(self);  // a new round, or everyone paid
+    maybe_auto_payout(self);
   }
   static void lost(circle_actor* self) {
     auto& st = self->state;
@@ -343,13 +358,128 @@ void pay_out(circle_actor* self, const std::string& key, const std::string& key_
   money::start<K>(self, std::move(m), std::move(rp));
 }
 
-/// After a contribution: if every member has paid and the circle pays out
-/// by itself, it does.
+/// After a change committed (or on activation): if every member has paid
+/// and the circle pays out by itself, it does.
 void maybe_auto_payout(circle_actor* self) {
   auto& st = self->state;
   if (!st.c.auto_payout || st.c.status != "active" || !all_paid(st.c)) return;
+  if (std::strcmp(st.core.status, "active") != 0) return;  // failed
+  if (st.auto_refused_round == st.c.current_round) return;
   if (st.money && !st.money->sagas.empty()) return;  // a payout is under way
   pay_out(self, "", "", "", std::nullopt);
+}
+
+// ---- due dates ------------------------------------------------------------------
+// The circle reminds the members who have not paid a round, once a quarter
+// period before its due date and once when it passed. Its timer is armed
+// on activation and after every change; a circle passive at the moment is
+// activated by the due sweep (due_sweep_impl), whose timer then fires at
+// once. reminded_round and overdue_round, stored with the circle, make
+// each go out once.
+
+using due_atom = caf::atom_constant<caf::atom("c_due")>;
+
+void arm_due(circle_actor* self) {
+  auto& st = self->state;
+  auto m = next_due_moment(st.c, st.env->day_ms);
+  if (m.what == due_event::none || st.armed_at == m.at_ms) return;
+  st.armed_at = m.at_ms;
+  auto wait = std::max<int64_t>(0, m.at_ms - now_unix_ms());
+  self->delayed_send(self, std::chrono::milliseconds{wait}, due_atom::value, m.at_ms);
+}
+
+void on_due(circle_actor* self, int64_t at) {
+  auto& st = self->state;
+  if (at != st.armed_at) return;  // a later arming replaced this one
+  st.armed_at = 0;
+  auto m = next_due_moment(st.c, st.env->day_ms);
+  auto now = now_unix_ms();
+  if (m.what == due_event::none) return;
+  if (now < m.at_ms) {
+    arm_due(self);
+    return;
+  }
+  if (!actors::journal_accepting(*st.env->money.gate)) {
+    st.armed_at = now + 1000;  // try again shortly
+    self->delayed_send(self, std::chrono::seconds{1}, due_atom::value, st.armed_at);
+    return;
+  }
+  auto round = st.c.current_round;
+  auto due = due_at_ms(st.c, round, st.env->day_ms);
+  // A circle that was passive past both moments says only that it is due.
+  bool overdue = m.what == due_event::overdue || now >= due;
+  st.c.reminded_round = round;
+  if (overdue) st.c.overdue_round = round;
+  ++st.core.version;
+  auto note = dump(json{{"type", overdue ? "circle.contribution_overdue" : "circle.contribution_due"},
+                        {"circle_id", st.c.id},
+                        {"circle_name", st.c.name},
+                        {"round", round},
+                        {"amount", st.c.contribution_amount},
+                        {"due_at", rfc3339_of_ms(due)}});
+  auto who = unpaid(st.c);
+  std::vector<journal::row> rows;
+  circle_rows(self, rows);
+  auto snap = K::snapshot(self);
+  auto version = st.core.version;
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, note, who, snap, version](bool ok) mutable {
+                    if (!ok) {
+                      K::lost(self);
+                      return;
+                    }
+                    for (auto& user : who) {
+                      topics::notify(self->system(), self->state.env->events.get(), user, note);
+                    }
+                    K::changed(self, std::move(snap), version);
+                  });
+}
+
+using sweep_atom = caf::atom_constant<caf::atom("c_sweep")>;
+
+/// Every sweep interval, activates the circles whose reminder or due date
+/// passed while they were not active (each then acts on it at once).
+caf::behavior due_sweep_impl(caf::event_based_actor* self, const environment* env) {
+  self->send(self, sweep_atom::value);
+  auto next = [self, env] {
+    self->delayed_send(self, env->money.sweep_interval, sweep_atom::value);
+  };
+  return {
+    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
+    [self, env, next](sweep_atom) {
+      auto day = std::to_string(env->day_ms);
+      actors::on_pool(
+        self,
+        [self, day, next](pg::connection& c) -> std::function<void()> {
+          auto r = c.exec(
+            "SELECT c.id FROM circles c, LATERAL (SELECT $1::bigint * CASE c.frequency "
+            "WHEN 'daily' THEN 1 WHEN 'weekly' THEN 7 ELSE 30 END AS p) x "
+            "WHERE c.status = 'active' AND EXISTS (SELECT 1 FROM circle_members m "
+            "WHERE m.circle_id = c.id AND m.paid_round < c.current_round) "
+            "AND ((c.reminded_round < c.current_round AND c.overdue_round < c.current_round "
+            "AND extract(epoch FROM now()) * 1000 >= extract(epoch FROM c.started_at) * 1000 "
+            "+ c.current_round * x.p - x.p / 4) "
+            "OR (c.overdue_round < c.current_round AND extract(epoch FROM now()) * 1000 >= "
+            "extract(epoch FROM c.started_at) * 1000 + c.current_round * x.p)) LIMIT 1000",
+            {day});
+          return [self, r, next] {
+            if (!r.ok()) {
+              gm::log::get("circle")->debug("due sweep waits: {}", r.error);
+            } else {
+              for (size_t i = 0; i < r.rows.size(); ++i) {
+                actors::ask(self, {type, r.value(i, 0)}, caf::make_message(actors::exists_atom::value),
+                            std::chrono::seconds{30}, [](entity_reply&) {});
+              }
+            }
+            next();
+          };
+        },
+        [next](const std::string& why) {
+          gm::log::get("circle")->debug("due sweep waits: {}", why);
+          next();
+        });
+    },
+  };
 }
 
 // ---- commands -----------------------------------------------------------------
@@ -468,7 +598,6 @@ void contribute(circle_actor* self, const std::string& user, const std::string& 
                     }
                     a.rp.deliver(success(a.doc, st.core.version));
                   }
-                  maybe_auto_payout(self);
                 } else if (r.error() == errc::insufficient_funds ||
                            r.error() == errc::conflict || r.error() == errc::invalid) {
                   money::refuse<K>(self, user, a.key, r.error(), r.detail, a.rp);
@@ -539,6 +668,10 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* ptr, caf::message_view&
     if (st.asks) actors::on_ask_tick(self, *st.asks);
     return caf::delegated<caf::message>{};
   }
+  if (c.match_elements<due_atom, int64_t>()) {
+    on_due(self, c.get_as<int64_t>(1));
+    return caf::delegated<caf::message>{};
+  }
   if (c.match_elements<actors::inspect_atom>()) {
     return caf::make_message(actors::describe(self, st.core, state_json(self)));
   }
@@ -586,6 +719,8 @@ void on_loaded(circle_actor* self, loaded& l) {
     st.payout_rounds[p.id] = round;
   }
   money::resume<K>(self, l.moves);
+  arm_due(self);
+  maybe_auto_payout(self);  // the last contribution committed just before a crash
 }
 
 caf::behavior circle_impl(circle_actor* self, std::string id, const environment* env) {
@@ -628,6 +763,7 @@ actors::kind_registration registration() {
     };
     k.on_start = [env](caf::local_actor* shard) {
       money::start_sweep(shard, type, env->money.sweep_interval);
+      shard->spawn<caf::linked>(due_sweep_impl, env.get());
     };
     return k;
   };

@@ -123,4 +123,26 @@ void undo_payout(circle& c, const std::string& recipient_id) {
   }
 }
 
+int64_t reminder_at_ms(const circle& c, int32_t round, int64_t day_ms) {
+  return due_at_ms(c, round, day_ms) - period_ms(c.frequency, day_ms) / 4;
+}
+
+due_moment next_due_moment(const circle& c, int64_t day_ms) {
+  if (c.status != "active" || all_paid(c)) return {};
+  auto r = c.current_round;
+  if (c.reminded_round < r && c.overdue_round < r) {
+    return {due_event::remind, reminder_at_ms(c, r, day_ms)};
+  }
+  if (c.overdue_round < r) return {due_event::overdue, due_at_ms(c, r, day_ms)};
+  return {};
+}
+
+std::vector<std::string> unpaid(const circle& c) {
+  std::vector<std::string> out;
+  for (auto& m : c.members) {
+    if (m.paid_round < c.current_round) out.push_back(m.user_id);
+  }
+  return out;
+}
+
 } // namespace gm::circle

@@ -46,6 +46,8 @@ struct circle {
   int32_t current_round = 0;       // 1.. once active
   int64_t pot = 0;
   int64_t started_at_ms = 0;       // Unix ms, once active
+  int32_t reminded_round = 0;      // the last round whose "due soon" reminder went out
+  int32_t overdue_round = 0;       // the last round whose "overdue" notice went out
   std::string created_at;
   std::vector<member> members;
 };
@@ -97,5 +99,23 @@ void record_payout(circle& c);
 
 /// Undoes record_payout (the recipient's wallet refused the money).
 void undo_payout(circle& c, const std::string& recipient_id);
+
+/// When members who have not paid round `round` are reminded: a quarter of
+/// a period before its due date.
+int64_t reminder_at_ms(const circle& c, int32_t round, int64_t day_ms);
+
+/// The next moment the circle must act on by itself: remind the members
+/// who have not paid (before the due date), or tell them it passed.
+enum class due_event { none, remind, overdue };
+struct due_moment {
+  due_event what = due_event::none;
+  int64_t at_ms = 0;
+};
+/// Returns the current round's next due moment not yet acted on (none if
+/// the circle is not active, or both went out).
+due_moment next_due_moment(const circle& c, int64_t day_ms);
+
+/// Returns the members who have not paid the current round.
+std::vector<std::string> unpaid(const circle& c);
 
 } // namespace gm::circle

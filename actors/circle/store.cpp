@@ -14,7 +14,8 @@ const journal::table_spec& circles_table() {
   static const journal::table_spec t{
     "circles",
     {{"id", "uuid"}, {"status", "text"}, {"current_round", "integer"}, {"pot", "bigint"},
-     {"started_at", "timestamptz"}, {"version", "bigint"}},
+     {"started_at", "timestamptz"}, {"version", "bigint"}, {"reminded_round", "integer"},
+     {"overdue_round", "integer"}},
     {0}, 5, journal::write_mode::update_versioned};
   return t;
 }
@@ -37,6 +38,8 @@ journal::row circle_row(const circle& c, int64_t version) {
   v.emplace_back(value::integer(c.pot));
   v.emplace_back(c.started_at_ms == 0 ? value{} : value{rfc3339_of_ms(c.started_at_ms)});
   v.emplace_back(value::integer(version));
+  v.emplace_back(value::integer(c.reminded_round));
+  v.emplace_back(value::integer(c.overdue_round));
   return {&circles_table(), version, std::move(v)};
 }
 
@@ -60,7 +63,8 @@ loaded load_rows(pg::connection& c, const std::string& id) {
     "SELECT name, creator_id, contribution_amount, frequency, max_members, payout_order, "
     "auto_payout, status, current_round, pot, "
     "coalesce((extract(epoch FROM started_at) * 1000)::bigint, 0), version, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "reminded_round, overdue_round "
     "FROM circles WHERE id = $1",
     {id});
   if (!r.ok()) {
@@ -84,6 +88,8 @@ loaded load_rows(pg::connection& c, const std::string& id) {
   x.started_at_ms = std::stoll(r.value(0, 10, "0"));
   l.version = std::stoll(r.value(0, 11, "0"));
   x.created_at = r.value(0, 12);
+  x.reminded_round = std::stoi(r.value(0, 13, "0"));
+  x.overdue_round = std::stoi(r.value(0, 14, "0"));
   auto m = c.exec(
     "SELECT user_id, joined, position, paid_round, received_payout, late_count, "
     "to_char(joined_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "

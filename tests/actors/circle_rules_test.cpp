@@ -111,3 +111,27 @@ TEST_CASE("payout: creator or admin, once everyone paid; rounds advance to compl
   CHECK_FALSE(find_member(c, "u2")->received_payout);
   CHECK(can_payout(c, "u1", false).ok());
 }
+
+TEST_CASE("due moments: a reminder a quarter period before, then overdue, each once") {
+  auto c = started(2);  // weekly from 1000 ms; a day of 100 ms: due at 1700
+  auto m = next_due_moment(c, 100);
+  CHECK(m.what == due_event::remind);
+  CHECK(m.at_ms == 1700 - 175);
+  c.reminded_round = 1;
+  m = next_due_moment(c, 100);
+  CHECK(m.what == due_event::overdue);
+  CHECK(m.at_ms == 1700);
+  c.overdue_round = 1;
+  CHECK(next_due_moment(c, 100).what == due_event::none);
+  CHECK(unpaid(c).size() == 2);
+  // Everyone paid: nothing to remind of.
+  auto d = started(2);
+  record_contribution(d, "u1", 0, 100);
+  CHECK(unpaid(d) == std::vector<std::string>{"u2"});
+  record_contribution(d, "u2", 0, 100);
+  CHECK(next_due_moment(d, 100).what == due_event::none);
+  // The next round has its own moments.
+  record_payout(d);
+  CHECK(next_due_moment(d, 100).what == due_event::remind);
+  CHECK(next_due_moment(d, 100).at_ms == 1000 + 1400 - 175);
+}

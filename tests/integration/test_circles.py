@@ -250,6 +250,69 @@ class CircleTest(unittest.TestCase):
         check_ledger(self, url)
         self.assertEqual(node.stop(), 0)
 
+    def test_members_who_have_not_paid_are_reminded_before_and_after_the_due_date(self):
+        # A day of 2 s: a daily round is due 2 s after the start, and the
+        # reminder goes out half a second before.
+        node, url = self.start_node(GIGMESH_CIRCLE_DAY_MS="2000", GIGMESH_SAGA_SWEEP_INTERVAL_MS="300")
+        port = node.port
+        members = [register(port) for _ in range(3)]
+        deposit(self, port, members[0][1], 1000)
+        c = started_circle(self, port, members, frequency="daily")
+        status, _, data = call(port, "POST", "/api/v1/circles/%s/contribute" % c["id"],
+                               members[0][1])
+        self.assertEqual(status, 200, data)
+        listeners = {}
+        for uid, token in members:
+            ws = WsClient(port, token, timeout=8)
+            self.addCleanup(ws.close)
+            ws.send({"op": "subscribe", "topic": "user:" + uid})
+            self.assertEqual(ws.recv()["op"], "subscribed")
+            listeners[uid] = ws
+        for uid, _ in members[1:]:
+            first, second = listeners[uid].recv(), listeners[uid].recv()
+            self.assertEqual((first["event"], second["event"]),
+                             ("notification.new", "notification.new"))
+            self.assertEqual((first["data"]["type"], second["data"]["type"]),
+                             ("circle.contribution_due", "circle.contribution_overdue"))
+            self.assertEqual((first["data"]["circle_id"], first["data"]["round"]), (c["id"], 1))
+            self.assertLess(first["seq"], second["seq"])
+        self.assertEqual(psql(url, "SELECT reminded_round, overdue_round FROM circles "
+                                   "WHERE id = '%s'" % c["id"]), [["1", "1"]])
+        # The member who paid heard nothing.
+        listeners[members[0][0]].send({"op": "ping", "id": "p"})
+        self.assertEqual(listeners[members[0][0]].recv()["op"], "pong")
+        for ws in listeners.values():
+            ws.close()
+        self.assertEqual(node.stop(), 0)
+
+    def test_a_due_date_that_passes_while_the_node_is_down_is_noticed_after_restart(self):
+        url = fresh_database()
+        env = dict(NODE_ENV, GIGMESH_CIRCLE_DAY_MS="1500", GIGMESH_SAGA_SWEEP_INTERVAL_MS="300")
+        node = Node(pg_url=url, env=env)
+        self.addCleanup(node.cleanup)
+        node.start().wait_ready()
+        members = [register(node.port) for _ in range(2)]
+        c = started_circle(self, node.port, members, frequency="daily")
+        self.assertEqual(node.stop(), 0)
+        time.sleep(2)  # both moments pass while no node runs
+        node.start().wait_ready()
+        ws = WsClient(node.port, members[1][1], timeout=8)
+        self.addCleanup(ws.close)
+        # since_seq 0: a notice published before the subscription is replayed.
+        ws.send({"op": "subscribe", "topic": "user:" + members[1][0], "since_seq": 0})
+        self.assertEqual(ws.recv()["op"], "subscribed")
+        # The sweep activates the circle, which says once that the round is
+        # overdue (the reminder's moment passed too: one notice, not two).
+        note = ws.recv()
+        self.assertEqual((note["event"], note["data"]["type"], note["data"]["round"]),
+                         ("notification.new", "circle.contribution_overdue", 1))
+        self.assertEqual(psql(url, "SELECT reminded_round, overdue_round FROM circles "
+                                   "WHERE id = '%s'" % c["id"]), [["1", "1"]])
+        ws.send({"op": "ping", "id": "p"})
+        self.assertEqual(ws.recv()["op"], "pong")
+        ws.close()
+        self.assertEqual(node.stop(), 0)
+
     def test_kill_9_during_transfers_contributions_and_payouts(self):
         # Mixed money load on one node: transfers between members, and
         # circles whose members contribute and whose creators pay out, while

@@ -460,7 +460,8 @@ class WalletApiTest(NodeTestCase):
         self.assertEqual(set(children), {"persistence", "journal", "topic_hub", "shards",
                                          "gateway"})
         shards = children["shards"]["supervisor"]
-        self.assertEqual({c["name"] for c in shards["children"]}, {"shard:user", "shard:wallet"})
+        self.assertEqual({c["name"] for c in shards["children"]},
+                         {"shard:user", "shard:wallet", "shard:circle"})
         self.assertTrue(all(c["running"] for c in tree["children"]))
 
 
