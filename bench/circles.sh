@@ -11,7 +11,9 @@
 # Circles pay out by themselves (auto_payout) once every member has paid, so
 # rounds keep coming; a member asking before the next round began is
 # refused (409) on both sides. Only contributions that moved money count:
-# the ledger's `contribution` entries into pots written during the run.
+# the ledger's `contribution` entries into the run's pots, over the time
+# from the run's first to its last (one circle of 100 may complete all its
+# 100 rounds before the run ends). Each run has circles of its own.
 #
 #   bench/circles.sh [seconds per run (10)] [clients (128)] [baseline connections (16)]
 set -euo pipefail
@@ -45,7 +47,7 @@ CREATE TABLE bench_members AS
          CASE WHEN k <= 200 THEN (k - 1) % 100 + 1 ELSE (k - 201) % 10 + 1 END AS position
   FROM bench_ids;
 CREATE TABLE bench_circles AS
-  SELECT DISTINCT set, c, gen_random_uuid() AS id FROM bench_members;
+  SELECT set, c, gen_random_uuid() AS id FROM (SELECT DISTINCT set, c FROM bench_members) x;
 INSERT INTO circles (id, name, creator_id, contribution_amount, frequency, max_members,
                      auto_payout, status, current_round, started_at, version, created_at)
   SELECT bc.id, 'bench ' || bc.set || ' ' || bc.c,
@@ -166,14 +168,17 @@ set_sql() {
     "$n" "$set" >"$file"
 }
 
-# Contributions into the pots of one set so far, and how many of its
-# circles completed.
+# Contributions into the pots of one set, the time from its first to its
+# last (ms; a run that completes its circles early is measured up to its
+# end, not over the whole run), and how many of its circles completed.
 set_figures() {
   psql "$BENCH_PG_URL" -qAt -F ' ' -c "
-    SELECT (SELECT count(*) FROM ledger_entries e JOIN bench_circles bc
-              ON e.account = 'circle:' || bc.id WHERE bc.set = '$1' AND e.type = 'contribution'),
+    SELECT count(*), coalesce(round(extract(epoch FROM max(e.created_at) - min(e.created_at))
+                                    * 1000), 0),
            (SELECT count(*) FROM circles c JOIN bench_circles bc ON bc.id = c.id
-              WHERE bc.set = '$1' AND c.status = 'completed')"
+              WHERE bc.set = '$1' AND c.status = 'completed')
+    FROM ledger_entries e JOIN bench_circles bc ON e.account = 'circle:' || bc.id
+    WHERE bc.set = '$1' AND e.type = 'contribution'"
 }
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ), machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB"
@@ -185,7 +190,6 @@ for shape in big small; do
   for side in $order; do
     set=${shape}_$side
     bench_settle_db
-    read -r c0 _ < <(set_figures "$set")
     if [ "$side" = rest ]; then
       set_lua "$set" "$bench_data/$set.lua"
       read -r _ p99 _ < <(bench_wrk_ok -t2 -c"$conns" -d"${secs}s" -s "$bench_data/$set.lua" "$base/")
@@ -194,9 +198,9 @@ for shape in big small; do
       set_sql "$set" "$bench_data/$set.sql"
       "$pgbench" -n -c "$pool" -j 2 -T "$secs" -f "$bench_data/$set.sql" "$BENCH_PG_URL" >/dev/null 2>&1
     fi
-    read -r c1 done < <(set_figures "$set")
-    rate[$side]=$(( (c1 - c0) / secs ))
-    echo "  $set: $(( c1 - c0 )) contributions in ${secs}s, ${rate[$side]}/s; circles completed: $done${p99:+; REST p99 of all answers $p99 ms}"
+    read -r n span done < <(set_figures "$set")
+    rate[$side]=$(( span > 0 ? n * 1000 / span : 0 ))
+    echo "  $set: $n contributions in $span ms, ${rate[$side]}/s; circles completed: $done${p99:+; REST p99 of all answers $p99 ms}"
     p99=
   done
   awk -v s="$shape" -v a="${rate[rest]}" -v b="${rate[pg]}" 'BEGIN {
