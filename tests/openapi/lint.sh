@@ -9,7 +9,8 @@
 # Installs the pinned @redocly/cli from package-lock.json (npm ci) when it is
 # missing or not the pinned version. Exits 0 if the document has no error
 # (warnings are printed), non-zero otherwise; 2 for bad usage or an install
-# or fetch that failed.
+# or fetch that failed; 3 if the install failed because this machine does
+# not trust the registry's TLS certificate.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,8 +30,24 @@ if [ -f "$here/node_modules/@redocly/cli/package.json" ]; then
 fi
 if [ "$installed" != "$pinned" ]; then
   echo "lint.sh: installing @redocly/cli (npm ci in $here)" >&2
-  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2) ||
-    { echo "lint.sh: npm ci failed in $here" >&2; exit 2; }
+  log=$(mktemp)
+  if ! (cd "$here" && npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then
+    cat "$log" >&2
+    # A machine that does not trust the certificate the package registry
+    # presents (e.g. a TLS-inspecting proxy whose CA only its host trusts)
+    # cannot install anything from npm: say so apart (exit 3), so that
+    # scripts/test can tell it from a broken lockfile.
+    if grep -q -E 'SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_VERIFY_LEAF|CERT_UNTRUSTED' "$log"; then
+      rm -f "$log"
+      echo "lint.sh: this machine does not trust the package registry's TLS certificate" >&2
+      exit 3
+    fi
+    rm -f "$log"
+    echo "lint.sh: npm ci failed in $here" >&2
+    exit 2
+  fi
+  cat "$log" >&2
+  rm -f "$log"
 fi
 [ "$doc" != --install ] || exit 0
 
