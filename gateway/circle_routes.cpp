@@ -43,6 +43,21 @@ actor_handler ask_circle(int ok_status, std::function<Cmd(const request&)> make)
   };
 }
 
+/// A money POST to the circle: its Idempotency-Key (400 if malformed) and
+/// the request's digest go into the command; answered 200.
+template <class Cmd>
+actor_handler ask_keyed(std::function<Cmd(const request&, std::string, std::string)> make) {
+  return [make](caf::event_based_actor* self, request& rq, respond_fn respond) {
+    auto key = idempotency_key(rq, respond);
+    if (!key) return;
+    auto ref = circle_of(rq, respond);
+    if (!ref) return;
+    auto hash = request_hash_if_keyed(rq, *key);
+    ask_entity(self, *ref, caf::make_message(make(rq, *key, std::move(hash))), 200,
+               std::move(respond));
+  };
+}
+
 void create(caf::event_based_actor* self, api_context_ptr ctx, request& rq, respond_fn respond) {
   const auto& b = *rq.json;
   json doc = {{"id", new_uuid()},
@@ -204,16 +219,9 @@ void add_circle_routes(route_table& table, api_context_ptr ctx) {
      {403, "not a member"},
      {409, "already paid this round, insufficient funds, or not active"}},
     {true, {}, nullptr},
-    [](caf::event_based_actor* self, request& rq, respond_fn respond) {
-      auto key = idempotency_key(rq, respond);
-      if (!key) return;
-      auto ref = circle_of(rq, respond);
-      if (!ref) return;
-      ask_entity(self, *ref,
-                 caf::make_message(
-                   circle::contribute_cmd{rq.user_id, *key, request_hash_if_keyed(rq, *key)}),
-                 200, std::move(respond));
-    }));
+    ask_keyed<circle::contribute_cmd>([](const request& rq, std::string key, std::string hash) {
+      return circle::contribute_cmd{rq.user_id, std::move(key), std::move(hash)};
+    })));
   table.add(api_route(
     "POST", "/api/v1/circles/{id}/payout",
     "Pay the pot to this round's recipient once every member has paid (creator or admin; "
@@ -221,16 +229,9 @@ void add_circle_routes(route_table& table, api_context_ptr ctx) {
     "circles",
     {{200, "payout"}, {403, "not the creator or an admin"}, {409, "not every member has paid"}},
     {true, {}, nullptr},
-    [](caf::event_based_actor* self, request& rq, respond_fn respond) {
-      auto key = idempotency_key(rq, respond);
-      if (!key) return;
-      auto ref = circle_of(rq, respond);
-      if (!ref) return;
-      ask_entity(self, *ref,
-                 caf::make_message(circle::payout_cmd{rq.user_id, rq.role, *key,
-                                                      request_hash_if_keyed(rq, *key)}),
-                 200, std::move(respond));
-    }));
+    ask_keyed<circle::payout_cmd>([](const request& rq, std::string key, std::string hash) {
+      return circle::payout_cmd{rq.user_id, rq.role, std::move(key), std::move(hash)};
+    })));
 }
 
 } // namespace gm::gateway

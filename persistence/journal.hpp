@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -100,6 +101,16 @@ private:
   packed_uuid uuid_;
   std::string text_;
 };
+
+/// A row's values, moved in (a braced list would copy each of them: an
+/// initializer_list's elements are const).
+template <class... V>
+std::vector<value> values_of(V&&... v) {
+  std::vector<value> out;
+  out.reserve(sizeof...(v));
+  (out.emplace_back(std::forward<V>(v)), ...);
+  return out;
+}
 
 /// One row image: values in the order of `table->columns`.
 struct row {

@@ -31,30 +31,22 @@ const journal::table_spec& members_table() {
 }
 
 journal::row circle_row(const circle& c, int64_t version) {
-  std::vector<value> v;
-  v.emplace_back(money::id_value(c.id));
-  v.emplace_back(c.status);
-  v.emplace_back(value::integer(c.current_round));
-  v.emplace_back(value::integer(c.pot));
-  v.emplace_back(c.started_at_ms == 0 ? value{} : value{rfc3339_of_ms(c.started_at_ms)});
-  v.emplace_back(value::integer(version));
-  v.emplace_back(value::integer(c.reminded_round));
-  v.emplace_back(value::integer(c.overdue_round));
-  return {&circles_table(), version, std::move(v)};
+  return {&circles_table(), version,
+          journal::values_of(
+            money::id_value(c.id), c.status, value::integer(c.current_round),
+            value::integer(c.pot),
+            c.started_at_ms == 0 ? value{} : value{rfc3339_of_ms(c.started_at_ms)},
+            value::integer(version), value::integer(c.reminded_round),
+            value::integer(c.overdue_round))};
 }
 
 journal::row member_row(const circle& c, const member& m, int64_t version) {
-  std::vector<value> v;
-  v.emplace_back(money::id_value(c.id));
-  v.emplace_back(money::id_value(m.user_id));
-  v.emplace_back(value::integer(m.joined));
-  v.emplace_back(value::integer(m.position));
-  v.emplace_back(value::integer(m.paid_round));
-  v.emplace_back(std::string{m.received_payout ? "true" : "false"});
-  v.emplace_back(value::integer(m.late_count));
-  v.emplace_back(value::integer(version));
-  v.emplace_back(m.joined_at);
-  return {&members_table(), version, std::move(v)};
+  return {&members_table(), version,
+          journal::values_of(money::id_value(c.id), money::id_value(m.user_id),
+                             value::integer(m.joined), value::integer(m.position),
+                             value::integer(m.paid_round),
+                             std::string{m.received_payout ? "true" : "false"},
+                             value::integer(m.late_count), value::integer(version), m.joined_at)};
 }
 
 loaded load_rows(pg::connection& c, const std::string& id) {

@@ -16,6 +16,7 @@
 namespace gm::money {
 
 using journal::value;
+using journal::values_of;
 
 const std::vector<plan>& plans() {
   // One line per move type. The kind that owns the source drives the saga.
@@ -114,15 +115,6 @@ value text(const std::string& s) {
 
 value num(int64_t v) {
   return value::integer(v);
-}
-
-/// A row's values, moved in (a braced list would copy each of them).
-template <class... V>
-std::vector<value> values_of(V&&... v) {
-  std::vector<value> out;
-  out.reserve(sizeof...(v));
-  (out.emplace_back(std::forward<V>(v)), ...);
-  return out;
 }
 
 } // namespace

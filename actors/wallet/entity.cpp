@@ -36,22 +36,14 @@ using actors::success;
 namespace {
 
 using journal::value;
+using journal::values_of;
 
 value num(int64_t v) {
   return value::integer(v);
 }
 
-/// A row's values, moved in (a braced list would copy each of them: an
+/// Rows moved into a vector (a braced list would copy each: an
 /// initializer_list's elements are const).
-template <class... V>
-std::vector<value> values_of(V&&... v) {
-  std::vector<value> out;
-  out.reserve(sizeof...(v));
-  (out.emplace_back(std::forward<V>(v)), ...);
-  return out;
-}
-
-/// Rows moved into a vector, for the same reason.
 template <class... R>
 std::vector<journal::row> rows_of(R&&... r) {
   std::vector<journal::row> out;
