@@ -95,6 +95,7 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   kctx.saga_step_timeout = milliseconds{cfg.saga_step_timeout_ms};
   kctx.saga_sweep_interval = milliseconds{cfg.saga_sweep_interval_ms};
   kctx.circle_day_ms = cfg.circle_day_ms;
+  kctx.contract_auto_release_ms = cfg.contract_auto_release_ms;
   gm::shard::options shard_opts;
   shard_opts.node_id = node.id;
   shard_opts.idle_timeout = milliseconds{cfg.entity_idle_timeout_ms};

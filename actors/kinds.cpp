@@ -3,6 +3,7 @@
 #include "actors/kinds.hpp"
 
 #include "actors/circle/circle.hpp"
+#include "actors/contract/contract.hpp"
 #include "actors/money/moves.hpp"
 #include "actors/user/user.hpp"
 #include "actors/wallet/wallet.hpp"
@@ -14,6 +15,7 @@ const std::vector<kind_registration>& kinds() {
     user::registration(),
     wallet::registration(),
     circle::registration(),
+    contract::registration(),
   };
   return all;
 }

@@ -36,6 +36,9 @@ struct kind_context {
   std::chrono::milliseconds saga_sweep_interval{10000};
   // Savings circles (config circle_day_ms): the length of a day for due dates.
   int64_t circle_day_ms = 86400000;
+  // Gig contracts (config contract_auto_release_ms): how long after
+  // delivery the escrow is released if the client does not answer.
+  int64_t contract_auto_release_ms = 14LL * 86400000;
 };
 
 /// Who subscribes to a topic.

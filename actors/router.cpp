@@ -13,6 +13,12 @@
 
 namespace gm::actors {
 
+void tell(caf::actor_system& sys, const entity_ref& ref, caf::message cmd) {
+  if (auto shard = shard_of(sys, ref.type)) {
+    caf::anon_send(shard, fwd_atom::value, ref.id, std::move(cmd));
+  }
+}
+
 caf::actor shard_of(caf::actor_system& sys, const std::string& type) {
   // The shard's name (shard.cpp's registry_name): a string, since kinds'
   // names may be longer than a CAF atom.

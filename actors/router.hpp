@@ -72,6 +72,10 @@ void ask(caf::event_based_actor* self, std::shared_ptr<ask_book>& book, const en
 /// schedules the next tick if any are left.
 void on_ask_tick(caf::event_based_actor* self, ask_book& book);
 
+/// Sends `cmd` to entity `ref` without waiting for an answer, from any
+/// thread: for news whose fate the sender need not know (a notification).
+void tell(caf::actor_system& sys, const entity_ref& ref, caf::message cmd);
+
 /// Returns the shard that owns entities of `type` on this node, or an
 /// invalid handle (admin requests go to it directly).
 caf::actor shard_of(caf::actor_system& sys, const std::string& type);

@@ -205,6 +205,10 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::saga_sweep_interval_ms, 10, 3600000)},
     {"circle_day_ms", "the length of a day for savings circles' due dates (tests shrink it)",
      int_field(&settings::circle_day_ms, 1, 86400000LL * 366)},
+    {"contract_auto_release_ms",
+     "how long after delivery a gig contract releases its escrow if the client neither approves "
+     "nor disputes",
+     int_field(&settings::contract_auto_release_ms, 1, 86400000LL * 3660)},
     {"currency", "the currency of wallets (ISO 4217 code)",
      [](settings& s, const std::string& key, const std::string& v) {
        bool ok = v.size() == 3 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });

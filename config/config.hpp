@@ -90,6 +90,7 @@ struct settings {
   int64_t saga_sweep_interval_ms = 10000;
   // Savings circles: the length of a "day" for due dates (tests shrink it).
   int64_t circle_day_ms = 86400000;
+  int64_t contract_auto_release_ms = 14LL * 86400000;
 };
 
 /// Returns the settings built from defaults, the config file (from `--config`

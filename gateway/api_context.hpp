@@ -70,6 +70,9 @@ void add_wallet_routes(route_table& table, api_context_ptr ctx);
 /// Adds the Savings circles routes of API.md to `table`.
 void add_circle_routes(route_table& table, api_context_ptr ctx);
 
+/// Adds the Gigs, proposals, contracts routes of API.md to `table`.
+void add_gig_routes(route_table& table, api_context_ptr ctx);
+
 /// Adds the Admin and inspection routes of API.md to `table`.
 void add_admin_routes(route_table& table, api_context_ptr ctx);
 

@@ -245,6 +245,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   add_account_routes(st.routes, api);
   add_wallet_routes(st.routes, api);
   add_circle_routes(st.routes, api);
+  add_gig_routes(st.routes, api);
   add_admin_routes(st.routes, api);
   *ctx.openapi = st.routes.openapi(GIGMESH_VERSION);
 

@@ -282,6 +282,44 @@ json parse_json(const std::string& text, std::string& repeated) {
   return doc;
 }
 
+namespace {
+
+/// Returns true if `s` is an RFC 3339 date and time with a zone
+/// (2026-12-31T18:00:00Z, fractions and offsets allowed), within years
+/// 1970..9999, with a real day of its month.
+bool is_rfc3339(const std::string& s) {
+  auto digit = [&s](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
+  auto num = [&s](size_t i, size_t n) { return std::stoi(s.substr(i, n)); };
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18}) {
+    if (!digit(i)) return false;
+  }
+  if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+      s[16] != ':') {
+    return false;
+  }
+  int y = num(0, 4), mo = num(5, 2), d = num(8, 2);
+  static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days[mo - 1] || (mo == 2 && d == 29 && !leap)) {
+    return false;
+  }
+  if (num(11, 2) > 23 || num(14, 2) > 59 || num(17, 2) > 60) return false;
+  size_t i = 19;
+  if (i < s.size() && s[i] == '.') {
+    size_t start = ++i;
+    while (digit(i)) ++i;
+    if (i == start || i - start > 9) return false;
+  }
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) return i + 1 == s.size();
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    return i + 6 == s.size() && digit(i + 1) && digit(i + 2) && s[i + 3] == ':' && digit(i + 4) &&
+           digit(i + 5) && num(i + 1, 2) <= 23 && num(i + 4, 2) <= 59;
+  }
+  return false;
+}
+
+} // namespace
+
 std::optional<json> validate_body(const request& rq, const body_schema& schema,
                                   response& problem_out) {
   std::string repeated;
@@ -363,6 +401,9 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
         rule_errors.push_back(error_item(f.name, "must be an email address"));
       } else if (f.format == "uuid" && !is_uuid(s)) {
         rule_errors.push_back(error_item(f.name, "must be a UUID"));
+      } else if (f.format == "date-time" && !is_rfc3339(s)) {
+        rule_errors.push_back(
+          error_item(f.name, "must be an RFC 3339 date and time (2026-12-31T18:00:00Z)"));
       }
     }
   }

@@ -76,9 +76,13 @@ void list_transactions(caf::event_based_actor* self, api_context_ptr ctx, reques
       auto r = c.exec(
         "SELECT e.id, e.type, e.amount, e.balance_after, e.reference, e.counterparty, "
         "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-        "e.wallet_version "
+        "e.wallet_version, e.account LIKE 'escrow:%' "
         "FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id "
         "WHERE w.user_id = $1 AND ($2::bigint IS NULL OR e.wallet_version < $2::bigint) "
+        // The escrow account's side of a lock or a refund is the other half
+        // of the entry on the available balance, which is listed; a release
+        // (or its reversal) is listed from escrow, with account "escrow".
+        "AND (e.account NOT LIKE 'escrow:%' OR e.type IN ('escrow_release', 'reversal')) "
         "ORDER BY e.wallet_version DESC LIMIT $3",
         {uid, cursor, std::to_string(limit + 1)});
       if (!r.ok()) {
@@ -94,7 +98,8 @@ void list_transactions(caf::event_based_actor* self, api_context_ptr ctx, reques
                   {"amount", std::stoll(r.value(i, 2, "0"))},
                   {"balance_after", std::stoll(r.value(i, 3, "0"))},
                   {"reference", r.rows[i][4] ? json(*r.rows[i][4]) : json(nullptr)},
-                  {"created_at", r.value(i, 6)}};
+                  {"created_at", r.value(i, 6)},
+                  {"account", r.value(i, 8) == "t" ? "escrow" : "available"}};
         if (r.rows[i][5]) t["counterparty"] = *r.rows[i][5];
         items.push_back(std::move(t));
       }

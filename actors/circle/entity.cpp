@@ -575,7 +575,7 @@ void contribute(circle_actor* self, const std::string& user, const std::string& 
   st.contributing[user] = {move_id, key, hash, rp, {}};
   ++st.core.busy;
   money::start_cmd cmd{move_id, "contribution", st.core.id, st.c.contribution_amount,
-                       "round " + std::to_string(round) + " of circle " + st.c.name};
+                       "round " + std::to_string(round) + " of circle " + st.c.name, ""};
   // The wallet's answer comes once the pot has the money (or it refused);
   // allow it two steps' time.
   actors::ask(self, st.asks, {"wallet", user}, caf::make_message(std::move(cmd)),

@@ -27,6 +27,15 @@ const std::vector<plan>& plans() {
     {"contribution", "wallet", "available", "contribution", "circle", "pot", "contribution",
      "reversal", 200},
     {"payout", "circle", "pot", "payout", "wallet", "available", "payout", "reversal", 200},
+    // Escrow (gig contracts): a wallet's escrow is its second account. A
+    // lock and a refund stay within one wallet (one write, saga.hpp's
+    // move_within); a release goes to the hustler's wallet.
+    {"escrow_lock", "wallet", "available", "escrow_lock", "wallet", "escrow", "escrow_lock",
+     "reversal", 200},
+    {"escrow_release", "wallet", "escrow", "escrow_release", "wallet", "available",
+     "escrow_release", "reversal", 200},
+    {"escrow_refund", "wallet", "escrow", "escrow_refund", "wallet", "available", "escrow_refund",
+     "reversal", 200},
   };
   return all;
 }
@@ -136,10 +145,10 @@ journal::row entry_row(const leg& l, const entry& e) {
 journal::row reserve_row(const std::string& id, const plan& p, const std::string& from,
                          const std::string& to, int64_t amount, const std::string& note,
                          const std::string& created_at, const std::string& key,
-                         const std::string& key_user) {
-  return {&transfers_table(), v_reserved,
+                         const std::string& key_user, const char* state, int64_t version) {
+  return {&transfers_table(), version,
           values_of(id_value(id), id_value(from), id_value(to), num(amount), text(note),
-                    std::string{"reserved"}, num(v_reserved), created_at, now_rfc3339(),
+                    std::string{state}, num(version), created_at, now_rfc3339(),
                     text(key), std::string{p.type},
                     key_user.empty() || key_user == from ? value{} : id_value(key_user)),
           true};

@@ -55,7 +55,9 @@ struct settings {
 };
 
 /// What a move of one type does. Accounts are named per kind: "available"
-/// (a wallet's spendable balance), "pot" (a circle's pot).
+/// (a wallet's spendable balance), "escrow" (a wallet's escrow), "pot" (a
+/// circle's pot). A move whose two accounts belong to one entity (a
+/// wallet's escrow lock) is made in one write, not as a saga.
 struct plan {
   const char* type;          // transfers.move_type
   const char* from_kind;     // the kind that owns the source (and drives the saga)
@@ -110,6 +112,7 @@ struct start_cmd {
   std::string to_id;
   int64_t amount = 0;
   std::string note;
+  std::string counterparty;  // shown on the source's leg (default: to_id)
 };
 
 /// Activate and resume the moves this entity left pending → ok.
@@ -122,7 +125,8 @@ typename Inspector::result_type inspect(Inspector& f, credit_cmd& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, start_cmd& x) {
-  return f(caf::meta::type_name("gm_m_start"), x.move_id, x.type, x.to_id, x.amount, x.note);
+  return f(caf::meta::type_name("gm_m_start"), x.move_id, x.type, x.to_id, x.amount, x.note,
+           x.counterparty);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resume_cmd&) {
@@ -170,11 +174,13 @@ journal::row entry_row(const leg& l, const entry& e);
 /// A move's first row (fresh: its id was just minted or derived), written
 /// with its reserve. It names the client's Idempotency-Key, so that a saga
 /// resumed after a crash can still write the key's final answer;
-/// `key_user` is whose key it is (if not the source's owner).
+/// `key_user` is whose key it is (if not the source's owner). A move made
+/// in one write is written `settled` at once.
 journal::row reserve_row(const std::string& id, const plan& p, const std::string& from,
                          const std::string& to, int64_t amount, const std::string& note,
                          const std::string& created_at, const std::string& key,
-                         const std::string& key_user);
+                         const std::string& key_user, const char* state = "reserved",
+                         int64_t version = v_reserved);
 
 /// A later step of move `id`: its new state, by whoever took the step.
 journal::row step_row(const std::string& id, const char* state_name, int64_t version);

@@ -105,10 +105,13 @@ struct book {
   std::unordered_set<std::string> credits_in_flight;
   // Moves asked for with start_cmd whose ids are being looked up.
   std::unordered_set<std::string> starting;
+  // Moves within this entity (move_within) whose write has not committed.
+  std::unordered_set<std::string> within;
   // The sum of the amounts of sagas that are `held` (ledger::balances).
   int64_t outgoing = 0;
   bool idle() const {
-    return sagas.empty() && keys.empty() && credits_in_flight.empty() && starting.empty();
+    return sagas.empty() && keys.empty() && credits_in_flight.empty() && starting.empty() &&
+           within.empty();
   }
 };
 
@@ -350,6 +353,66 @@ struct move_request {
   std::function<void()> on_reserve;
 };
 
+/// A move between two accounts of this entity (a wallet's available
+/// balance and its escrow): both legs, the move's row (`settled`) and the
+/// key's answer in one write, so there is nothing to resume. `rp` gets the
+/// source leg's document once it committed. The checks have passed.
+template <class K, class Self>
+void move_within(Self* self, move_request m, std::optional<caf::response_promise> rp) {
+  auto& st = self->state;
+  auto id = m.id.empty() ? new_time_uuid() : m.id;
+  auto at = now_rfc3339();
+  auto leg = [&](const char* account, const char* type, int64_t delta) {
+    K::add(self, account, delta);
+    ++st.core.version;
+    entry e;
+    e.id = new_time_uuid();
+    e.move_id = id;
+    e.type = type;
+    e.amount = m.amount;
+    e.delta = delta;
+    e.balance_after = K::balances(self, account).balance;
+    e.owner_version = st.core.version;
+    e.reference = m.note;
+    e.counterparty = m.counterparty;
+    e.created_at = at;
+    return e;
+  };
+  auto out = leg(m.p->from_account, m.p->out_entry, -m.amount);
+  auto in = leg(m.p->to_account, m.p->in_entry, m.amount);
+  std::vector<journal::row> rows;
+  rows.reserve(5);
+  K::state_rows(self, rows);
+  rows.push_back(entry_row(K::leg_of(self, m.p->from_account), out));
+  rows.push_back(entry_row(K::leg_of(self, m.p->to_account), in));
+  rows.push_back(reserve_row(id, *m.p, st.core.id, st.core.id, m.amount, m.note, at, m.key,
+                             m.key_user, "settled", v_final));
+  auto body = K::render(self, out);
+  if (!m.key.empty()) {
+    rows.push_back(key_row(m.key_user, m.key, m.key_hash, body, actors::errc::ok, 2,
+                           m.p->ok_status));
+  }
+  K::money(self).within.insert(id);
+  auto snap = K::snapshot(self);
+  auto version = st.core.version;
+  actors::persist(self, st.core, std::move(rows), true,
+                  [self, id, m, rp, body, snap, version](bool ok) mutable {
+                    K::money(self).within.erase(id);
+                    if (!ok) {
+                      if (rp) rp->deliver(not_stored());
+                      K::lost(self);
+                      return;
+                    }
+                    if (!m.key.empty()) {
+                      keys_of<K>(self).done(m.key_user, m.key, body, version, actors::errc::ok,
+                                            m.key_hash, m.p->ok_status);
+                    }
+                    K::trim(self);
+                    if (rp) rp->deliver(actors::success(body, version));
+                    K::changed(self, std::move(snap), version);
+                  });
+}
+
 /// Reserves the amount on the source (durably: the debit, the move's row
 /// and the key's `in_progress`), then asks the destination. `rp` gets the
 /// source leg's document once the destination has the money, or the
@@ -374,6 +437,10 @@ void start(Self* self, move_request m, std::optional<caf::response_promise> rp) 
     return;
   }
   if (m.on_reserve) m.on_reserve();
+  if (m.p->to_kind == std::string{K::kind()} && m.to_id == st.core.id) {
+    move_within<K>(self, std::move(m), std::move(rp));
+    return;
+  }
   K::add(self, m.p->from_account, -m.amount);
   ++st.core.version;
   entry e;
@@ -449,7 +516,7 @@ void on_start(Self* self, start_cmd& c, caf::response_promise rp) {
     s->client = rp;
     return;
   }
-  if (b.starting.count(c.move_id) > 0) {
+  if (b.starting.count(c.move_id) > 0 || b.within.count(c.move_id) > 0) {
     rp.deliver(actors::fail(actors::errc::unavailable, "this move is being started"));
     return;
   }
@@ -468,6 +535,7 @@ void on_start(Self* self, start_cmd& c, caf::response_promise rp) {
   m.to_id = c.to_id;
   m.amount = c.amount;
   m.note = c.note;
+  m.counterparty = c.counterparty;
   actors::on_pool(
     self,
     [self, id, m, rp, done](pg::connection& conn) mutable -> std::function<void()> {

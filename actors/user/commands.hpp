@@ -25,6 +25,25 @@ struct update_cmd {
   bool has_location = false;
 };
 
+/// A review of this user was stored: read the rating again → ok.
+struct rated_cmd {};
+
+/// Tell this user `data` (`notification.new` on `user:{id}`) → ok. For
+/// whoever has news for a user and is not an entity that holds the topic
+/// store (the gateway: a proposal received).
+struct notify_cmd {
+  std::string data;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, notify_cmd& x) {
+  return f(caf::meta::type_name("gm_u_notify"), x.data);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rated_cmd&) {
+  return f(caf::meta::type_name("gm_u_rated"));
+}
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, get_cmd& x) {
   return f(caf::meta::type_name("gm_u_get"), x.private_view);

@@ -9,6 +9,7 @@
 
 #include "actors/commands.hpp"
 #include "actors/entity_core.hpp"
+#include "actors/topics.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "persistence/journal.hpp"
@@ -42,12 +43,17 @@ struct profile {
   std::string bio;
   opt location;
   std::string created_at;
+  // Reviews of this user (gig contracts): a read of the reviews table, at
+  // activation and after each new review (rated_cmd).
+  int64_t rating_sum = 0;
+  int64_t rating_count = 0;
 };
 
 struct state {
   actors::entity_core core;  // core.id: the user id
   profile p;
   std::shared_ptr<journal::gate> gate;
+  std::shared_ptr<topics::store> events;
   // The two views as JSON, rendered on first read after a change: reads
   // are what this entity is for.
   std::string private_body;
@@ -69,8 +75,14 @@ json private_json(const state& st) {
 }
 
 json public_json(const state& st) {
-  return {{"id", st.core.id}, {"full_name", st.p.full_name}, {"role", st.p.role},
-          {"bio", st.p.bio}};
+  json j = {{"id", st.core.id}, {"full_name", st.p.full_name}, {"role", st.p.role},
+            {"bio", st.p.bio}, {"rating_count", st.p.rating_count}};
+  if (st.p.rating_count > 0) {
+    // The average, to two decimals.
+    auto hundredths = (st.p.rating_sum * 200 / st.p.rating_count + 1) / 2;
+    j["rating"] = static_cast<double>(hundredths) / 100.0;
+  }
+  return j;
 }
 
 std::string dump(const json& j) {
@@ -128,9 +140,61 @@ result on_update(user_actor* self, update_cmd& c) {
   return caf::delegated<caf::message>{};
 }
 
+/// Reads the count and sum of this user's ratings (on a pool thread).
+bool read_rating(pg::connection& c, const std::string& id, profile& p, std::string& error) {
+  auto r = c.exec("SELECT count(*), coalesce(sum(rating), 0) FROM reviews WHERE reviewee_id = $1",
+                  {id});
+  if (!r.ok()) {
+    error = r.error;
+    return false;
+  }
+  p.rating_count = std::stoll(r.value(0, 0, "0"));
+  p.rating_sum = std::stoll(r.value(0, 1, "0"));
+  return true;
+}
+
+result on_notify(user_actor* self, notify_cmd& c) {
+  topics::notify(self->system(), self->state.events.get(), self->state.core.id, std::move(c.data));
+  return caf::make_message(success("", self->state.core.version));
+}
+
+result on_rated(user_actor* self, rated_cmd&) {
+  auto rp = self->make_response_promise();
+  auto id = self->state.core.id;
+  ++self->state.core.busy;
+  auto done = [self] {
+    --self->state.core.busy;
+    actors::finish_if_idle(self, self->state.core);
+  };
+  actors::on_pool(
+    self,
+    [self, id, rp, done](pg::connection& c) mutable -> std::function<void()> {
+      profile p;
+      std::string error;
+      bool ok = read_rating(c, id, p, error);
+      return [self, ok, p, error, rp, done]() mutable {
+        auto& st = self->state;
+        if (ok) {
+          st.p.rating_count = p.rating_count;
+          st.p.rating_sum = p.rating_sum;
+          st.public_body.clear();
+          rp.deliver(success("", st.core.version));
+        } else {
+          rp.deliver(fail(errc::unavailable, error));
+        }
+        done();
+      };
+    },
+    [rp, done](const std::string& why) mutable {
+      rp.deliver(fail(errc::unavailable, why));
+      done();
+    });
+  return caf::delegated<caf::message>{};
+}
+
 const actors::command_table<user_actor>& commands() {
   static const auto table =
-    actors::command_table<user_actor>{}.on(&on_get).on(&on_update);
+    actors::command_table<user_actor>{}.on(&on_get).on(&on_update).on(&on_rated).on(&on_notify);
   return table;
 }
 
@@ -181,6 +245,7 @@ loaded load_row(pg::connection& c, const std::string& id) {
   l.p.location = r.rows[0][5];
   l.p.created_at = r.value(0, 6);
   l.version = std::stoll(r.value(0, 7, "0"));
+  read_rating(c, id, l.p, l.error);
   return l;
 }
 
@@ -204,11 +269,13 @@ void on_loaded(user_actor* self, loaded& l) {
   actors::announce_loaded(self, type, st.core.id);
 }
 
-caf::behavior user_impl(user_actor* self, std::string id, std::shared_ptr<journal::gate> gate) {
+caf::behavior user_impl(user_actor* self, std::string id, std::shared_ptr<journal::gate> gate,
+                        std::shared_ptr<topics::store> events) {
   auto& st = self->state;
   st.core.id = std::move(id);
   st.core.type = type;
   st.gate = std::move(gate);
+  st.events = std::move(events);
   if (!is_uuid(st.core.id)) {
     actors::give_up(self, type, errc::not_found, "no such user", "missing", &empty_state);
     return actors::entity_handlers(self, &empty_state);
@@ -220,11 +287,12 @@ caf::behavior user_impl(user_actor* self, std::string id, std::shared_ptr<journa
 
 } // namespace
 
-actors::entity_kind kind(std::shared_ptr<journal::gate> gate) {
+actors::entity_kind kind(std::shared_ptr<journal::gate> gate,
+                         std::shared_ptr<topics::store> events) {
   actors::entity_kind k;
   k.type = type;
-  k.spawn = [gate](caf::local_actor* shard, const std::string& id) {
-    return shard->spawn(user_impl, id, gate);
+  k.spawn = [gate, events](caf::local_actor* shard, const std::string& id) {
+    return shard->spawn(user_impl, id, gate, events);
   };
   return k;
 }
@@ -234,9 +302,12 @@ actors::kind_registration registration() {
   r.type = type;
   r.topic = "user";
   r.announce = [](caf::actor_system_config& cfg) {
-    cfg.add_message_type<get_cmd>("gm_u_get").add_message_type<update_cmd>("gm_u_update");
+    cfg.add_message_type<get_cmd>("gm_u_get")
+      .add_message_type<update_cmd>("gm_u_update")
+      .add_message_type<rated_cmd>("gm_u_rated")
+      .add_message_type<notify_cmd>("gm_u_notify");
   };
-  r.make = [](const actors::kind_context& ctx) { return kind(ctx.gate); };
+  r.make = [](const actors::kind_context& ctx) { return kind(ctx.gate, ctx.events); };
   r.may_see = [](caf::event_based_actor*, const actors::topic_caller& who, const std::string& id,
                  std::function<void(int, std::string)> done) {
     done(id == who.user_id ? 0 : 403, "you may only subscribe to your own user topic");

@@ -18,12 +18,17 @@ namespace gm::journal {
 class gate;
 }
 
+namespace gm::topics {
+class store;
+}
+
 namespace gm::user {
 
 inline constexpr const char* type = "user";
 
 /// Returns the user entity kind (for its shard).
-actors::entity_kind kind(std::shared_ptr<journal::gate> gate);
+actors::entity_kind kind(std::shared_ptr<journal::gate> gate,
+                         std::shared_ptr<topics::store> events);
 
 /// Returns the user's line in the list of kinds: its shard, and its topic
 /// `user:{id}` (notifications), which only that user may see.

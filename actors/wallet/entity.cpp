@@ -190,8 +190,9 @@ std::string empty_state(wallet_actor*) {
 }
 
 // ---- the wallet's side of the money mechanism (actors/money/saga.hpp) -----
-// A wallet has one account that moves use, "available" (its balance).
-// Its escrow counts toward what it may hold. Its keys are its user's: the
+// A wallet has two accounts: "available" (its balance) and "escrow" (money
+// locked for gig contracts, which the contract asks to lock, release or
+// refund). Both count toward what it may hold. Its keys are its user's: the
 // wallet's id is the user's id.
 
 struct money_traits {
@@ -209,16 +210,21 @@ struct money_traits {
     return self->state.env->money;
   }
   static std::shared_ptr<actors::ask_book>& asks(wallet_actor* self) { return self->state.asks; }
-  static ledger::balances balances(wallet_actor* self, const std::string&) {
+  static ledger::balances balances(wallet_actor* self, const std::string& account) {
     auto& st = self->state;
-    return {st.balance, st.escrow, money::outgoing_of(st.money.get())};
+    auto out = money::outgoing_of(st.money.get());
+    // What the account holds first; the other counts toward the maximum.
+    if (account == "escrow") return {st.escrow, st.balance, out};
+    return {st.balance, st.escrow, out};
   }
-  static void add(wallet_actor* self, const std::string&, int64_t delta) {
-    self->state.balance += delta;
+  static void add(wallet_actor* self, const std::string& account, int64_t delta) {
+    (account == "escrow" ? self->state.escrow : self->state.balance) += delta;
   }
-  static money::leg leg_of(wallet_actor* self, const std::string&) {
-    // The account (text) is the wallet id too.
+  static money::leg leg_of(wallet_actor* self, const std::string& account) {
+    // The available balance's account (text) is the wallet id; its escrow's
+    // is `escrow:{wallet id}`. Both are the wallet's (wallet_id).
     auto w = value::uuid(self->state.wallet_uuid);
+    if (account == "escrow") return {std::string{"escrow:"} + self->state.wallet_id(), w};
     return {w, w};
   }
   static void state_rows(wallet_actor* self, std::vector<journal::row>& rows) {

@@ -82,17 +82,24 @@ def fresh_database():
 
 
 def check_ledger(test, url):
-    """The ledger invariants, in SQL: every wallet's balance (and every
-    circle's pot) is the sum of its entries and not negative; all balances
+    """The ledger invariants, in SQL: every wallet's balance and escrow
+    (and every circle's pot) is the sum of its account's entries and not
+    negative; all balances
     together (wallets, escrow, pots) equal deposits minus
     withdrawals (the external account's entries, negated); every finished
     transfer's entries sum to zero; no transfer is left half done."""
     mismatched = psql(url, """
         SELECT w.id, w.balance, coalesce(sum(e.delta), 0)
-        FROM wallets w LEFT JOIN ledger_entries e ON e.wallet_id = w.id
+        FROM wallets w LEFT JOIN ledger_entries e ON e.account = w.id::text
         GROUP BY w.id, w.balance HAVING w.balance <> coalesce(sum(e.delta), 0)""")
     test.assertEqual(mismatched, [], "wallets whose balance is not the sum of their entries")
-    test.assertEqual(psql(url, "SELECT count(*) FROM wallets WHERE balance < 0"), [["0"]])
+    escrows = psql(url, """
+        SELECT w.id, w.escrow_balance, coalesce(sum(e.delta), 0)
+        FROM wallets w LEFT JOIN ledger_entries e ON e.account = 'escrow:' || w.id
+        GROUP BY w.id, w.escrow_balance HAVING w.escrow_balance <> coalesce(sum(e.delta), 0)""")
+    test.assertEqual(escrows, [], "escrows that are not the sum of their entries")
+    test.assertEqual(psql(url, "SELECT count(*) FROM wallets WHERE balance < 0 "
+                               "OR escrow_balance < 0"), [["0"]])
     # Every other account (a savings circle's pot) is the sum of its entries
     # too, and counts in the total.
     pots = psql(url, """
