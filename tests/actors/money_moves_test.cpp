@@ -18,7 +18,21 @@ TEST_CASE("every move type has one plan, and its source drives it") {
     // (move, account, type) backstop would refuse it).
     CHECK(std::string{p.back_entry} != p.out_entry);
   }
-  CHECK(plan_of("escrow_release") == nullptr);
+  CHECK(plan_of("escrow") == nullptr);
+  CHECK(plan_of("") == nullptr);
+  // Escrow is a wallet's second account: a lock and a refund stay within
+  // one wallet (from one account of it to the other), a release leaves it.
+  for (auto name : {"escrow_lock", "escrow_release", "escrow_refund"}) {
+    auto* e = plan_of(name);
+    REQUIRE(e != nullptr);
+    CHECK(std::string{e->from_kind} == "wallet");
+    CHECK(std::string{e->to_kind} == "wallet");
+    CHECK(std::string{e->from_account} != e->to_account);
+    CHECK(std::string{e->out_entry} == name);
+  }
+  CHECK(std::string{plan_of("escrow_lock")->to_account} == "escrow");
+  CHECK(std::string{plan_of("escrow_release")->from_account} == "escrow");
+  CHECK(std::string{plan_of("escrow_refund")->to_account} == "available");
   auto* t = plan_of("transfer");
   REQUIRE(t != nullptr);
   CHECK(std::string{t->from_kind} == "wallet");

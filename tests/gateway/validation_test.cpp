@@ -232,3 +232,25 @@ TEST_CASE("the flat fast way reads what nlohmann reads, and gives up on everythi
   CHECK(doc["amount"].is_number_integer());
   CHECK_FALSE(doc["amount"].is_number_unsigned());
 }
+
+TEST_CASE("date-time format: RFC 3339 with a zone and a real day") {
+  body_schema s{{string_field("at", true, 1, 40, "date-time")}};
+  auto status = [&s](const std::string& at) {
+    request rq;
+    rq.body = nlohmann::json{{"at", at}}.dump();
+    response bad;
+    return validate_body(rq, s, bad) ? 0 : bad.status;
+  };
+  CHECK(status("2027-01-31T18:00:00Z") == 0);
+  CHECK(status("2027-01-31T18:00:00.123Z") == 0);
+  CHECK(status("2027-01-31T18:00:00+03:00") == 0);
+  CHECK(status("2028-02-29T00:00:00Z") == 0);  // a leap day
+  CHECK(status("2027-02-29T00:00:00Z") == 422);
+  CHECK(status("2027-04-31T00:00:00Z") == 422);
+  CHECK(status("2027-01-31T24:00:00Z") == 422);
+  CHECK(status("2027-01-31T18:00:00") == 422);  // no zone
+  CHECK(status("2027-01-31") == 422);
+  CHECK(status("tomorrow") == 422);
+  CHECK(status("2027-01-31T18:00:00Zjunk") == 422);
+  CHECK(status("2027-01-31T18:00:00.Z") == 422);
+}

@@ -468,7 +468,7 @@ class WalletApiTest(NodeTestCase):
                                          "gateway"})
         shards = children["shards"]["supervisor"]
         self.assertEqual({c["name"] for c in shards["children"]},
-                         {"shard:user", "shard:wallet", "shard:circle"})
+                         {"shard:user", "shard:wallet", "shard:circle", "shard:contract"})
         self.assertTrue(all(c["running"] for c in tree["children"]))
 
 
