@@ -52,11 +52,10 @@ SQL
 
 # The baseline: the three requests as three functions, one transaction each.
 psql "$BENCH_PG_URL" -qAt >/dev/null <<'SQL'
-CREATE OR REPLACE FUNCTION bench_accept(p_gig uuid, p_prop uuid, p_client uuid) RETURNS uuid
-LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION bench_accept(p_gig uuid, p_prop uuid, p_client uuid, cid uuid)
+RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
-  g gigs%ROWTYPE; p proposals%ROWTYPE; w wallets%ROWTYPE;
-  cid uuid := gen_random_uuid(); move uuid := gen_random_uuid();
+  g gigs%ROWTYPE; p proposals%ROWTYPE; w wallets%ROWTYPE; move uuid := gen_random_uuid();
 BEGIN
   SELECT * INTO g FROM gigs WHERE id = p_gig FOR UPDATE;
   IF g.client_id <> p_client OR g.status <> 'open' THEN RETURN NULL; END IF;
@@ -111,15 +110,22 @@ BEGIN
   RETURN 200;
 END $$;
 CREATE SEQUENCE bench_next;
-CREATE TABLE bench_pg AS SELECT row_number() OVER () AS i, gig, proposal, client, hustler
-  FROM bench_gigs WHERE side = 'pg';
+CREATE TABLE bench_pg AS SELECT row_number() OVER () AS i, gig, proposal, client, hustler,
+  gen_random_uuid() AS cid FROM bench_gigs WHERE side = 'pg';
 CREATE UNIQUE INDEX ON bench_pg (i);
+-- One request each, by the line's number (pgbench's variables are numbers).
+CREATE FUNCTION bench_accept_i(n bigint) RETURNS uuid LANGUAGE sql AS
+  'SELECT bench_accept(gig, proposal, client, cid) FROM bench_pg WHERE i = n';
+CREATE FUNCTION bench_deliver_i(n bigint) RETURNS integer LANGUAGE sql AS
+  'SELECT bench_deliver(cid, hustler) FROM bench_pg WHERE i = n';
+CREATE FUNCTION bench_approve_i(n bigint) RETURNS integer LANGUAGE sql AS
+  'SELECT bench_approve(cid, client) FROM bench_pg WHERE i = n';
 SQL
 cat >"$bench_data/lifecycle.sql" <<'SQL'
-SELECT gig, proposal, client, hustler FROM bench_pg WHERE i = nextval('bench_next') \gset
-SELECT bench_accept(:'gig', :'proposal', :'client') AS cid \gset
-SELECT bench_deliver(:'cid', :'hustler');
-SELECT bench_approve(:'cid', :'client');
+SELECT nextval('bench_next') AS n \gset
+SELECT bench_accept_i(:n);
+SELECT bench_deliver_i(:n);
+SELECT bench_approve_i(:n);
 SQL
 # REST's lines: gig, proposal, the client's token, the hustler's.
 psql "$BENCH_PG_URL" -qAt -F ' ' -c "SELECT gig, proposal, ck, hk FROM bench_gigs
@@ -141,7 +147,8 @@ rest_done=$(completed rest)
 rest_rate=$(awk -v n="$rest_done" -v t="$took" 'BEGIN {printf "%d", n / t}')
 echo "  REST: $n lifecycles answered in ${took}s ($failed refused), $rest_done completed in PostgreSQL: $rest_rate/s"
 bench_settle_db
-"$pgbench" -n -c "$pool" -j 2 -T "$secs" -f "$bench_data/lifecycle.sql" "$BENCH_PG_URL" >/dev/null 2>&1
+"$pgbench" -n -c "$pool" -j 2 -T "$secs" -f "$bench_data/lifecycle.sql" "$BENCH_PG_URL" \
+  >"$bench_data/pgbench.log" 2>&1 || gm_die "pgbench failed: see $bench_data/pgbench.log"
 pg_done=$(completed pg)
 pg_rate=$((pg_done / secs))
 echo "  PL/pgSQL: $pg_done completed: $pg_rate/s"
@@ -166,6 +173,6 @@ ANALYZE gigs;
 SQL
 echo "search: $(psql "$BENCH_PG_URL" -qAt -c "SELECT count(*) FROM gigs") gigs; 200 sequential GET /api/v1/gigs?q=&limit=20 per query (query p50_ms p99_ms items)"
 token=$(head -1 "$bench_data/tokens")
-python3 "$here/contract_load.py" search "$BENCH_NODE_PORT" "$token" 200 "plumbing" "logo design" \
+python3 "$here/contract_load.py" search "$BENCH_NODE_PORT" "$token" 200 "plumbing" "logo" "logo plumbing" \
   "$(psql "$BENCH_PG_URL" -qAt -c "SELECT w FROM bench_words WHERE i = 777")" "nothingmatches" |
   sed 's/^/  /'

@@ -10,6 +10,7 @@ invariants holding."""
 import json
 import random
 import signal
+import sys
 import threading
 import time
 import unittest
@@ -474,8 +475,10 @@ class GigTest(unittest.TestCase):
                                         {"release_to": rnd.choice(["hustler", "client"])},
                                         key=uuid.uuid4().hex)
                     elif what == "transfer":
-                        st, _, _ = call(port, "POST", "/api/v1/wallet/transfer", cl[1],
-                                        {"to_user_id": hu[0], "amount": 7})
+                        st, _, data = call(port, "POST", "/api/v1/wallet/transfer", cl[1],
+                                           {"to_user_id": hu[0], "amount": 7})
+                        if st == 201:
+                            cid = json_body(data)["id"]  # the source leg's entry
                     else:
                         gig = post_gig(self, port, cl[1])
                         prop = propose(self, port, hu[1], gig["id"], price=50)
@@ -505,11 +508,22 @@ class GigTest(unittest.TestCase):
         self.assertTrue(ok, psql(url, "SELECT id, status, settling FROM contracts "
                                       "WHERE settling <> '' OR status = 'opening'"))
         self.assertGreater(len(answered), 5)
-        # Every answered approval or resolution is in its contract's state.
+        # Every answered approval or resolution is in its contract's state,
+        # every answered accept made an active (or later) contract, every
+        # answered transfer is in the ledger.
+        entries = {r[0] for r in psql(url, "SELECT id FROM ledger_entries")}
+        counts = {}
         for what, cid in answered:
+            counts[what] = counts.get(what, 0) + 1
             if what in ("approve", "resolve"):
                 st = psql(url, "SELECT status FROM contracts WHERE id = '%s'" % cid)[0][0]
                 self.assertIn(st, ("completed", "refunded"), (what, cid))
+            elif what == "transfer":
+                self.assertIn(cid, entries)
+        for cid, _, _ in contracts:
+            st = psql(url, "SELECT status FROM contracts WHERE id = '%s'" % cid)[0][0]
+            self.assertIn(st, ("active", "delivered", "disputed", "completed", "refunded"))
+        print("answered before the kill:", counts, file=sys.stderr)
         check_ledger(self, url)
         check_escrow(self, url)
 
