@@ -46,9 +46,10 @@ std::string id_of_gig(const std::string& gig_id) {
 
 namespace {
 
-/// Whoever waits for the move in `settling` to end.
+/// Whoever waits for the move in `settling` to end, and the key its end
+/// answers (also after the client was told the outcome is unknown).
 struct waiter {
-  caf::response_promise rp;
+  std::optional<caf::response_promise> rp;
   std::string user;
   std::string key;
   std::string hash;
@@ -167,10 +168,8 @@ entity_reply refusal(const decision& d) {
 void lost(contract_actor* self) {
   auto& st = self->state;
   if (std::strcmp(st.core.status, "failed") == 0) return;
-  if (st.waiting) {
-    st.waiting->rp.deliver(money::not_stored());
-    st.waiting.reset();
-  }
+  if (st.waiting && st.waiting->rp) st.waiting->rp->deliver(money::not_stored());
+  st.waiting.reset();
   actors::fail_entity(self, type, &empty_state);
 }
 
@@ -200,8 +199,8 @@ using due_atom = caf::atom_constant<caf::atom("k_due")>;
 void on_moved(contract_actor* self, entity_reply& r);
 
 /// Asks the client's wallet for the move `settling` names. Its id is
-/// derived from the contract (and, for a lock, the proposal), so a second
-/// request for it is answered from the first.
+/// derived from the contract and the decision, so a second request for it
+/// is answered from the first.
 void ask_move(contract_actor* self) {
   auto& st = self->state;
   auto& c = st.c;
@@ -209,18 +208,20 @@ void ask_move(contract_actor* self) {
   money::start_cmd cmd;
   cmd.amount = c.agreed_price;
   cmd.counterparty = c.hustler_id;
+  // The decision's version names the move: nothing else changes the
+  // contract while a move is decided (rules.hpp), so activation finds the
+  // same version, and a later decision (after a refusal) a new move.
+  auto name = "contract:" + c.id + ":" + c.settling + ":" + std::to_string(st.core.version);
+  cmd.move_id = money::derived_id(name);
   if (c.settling == "lock") {
-    cmd.move_id = money::derived_id("contract:" + c.id + ":lock:" + c.proposal_id);
     cmd.type = "escrow_lock";
     cmd.to_id = c.client_id;
     cmd.note = "escrow for contract " + c.title;
   } else if (c.settling == "release") {
-    cmd.move_id = money::derived_id("contract:" + c.id + ":release");
     cmd.type = "escrow_release";
     cmd.to_id = c.hustler_id;
     cmd.note = "payment for contract " + c.title;
   } else {
-    cmd.move_id = money::derived_id("contract:" + c.id + ":refund");
     cmd.type = "escrow_refund";
     cmd.to_id = c.client_id;
     cmd.note = "refund of contract " + c.title;
@@ -282,33 +283,34 @@ void settle(contract_actor* self, bool ok, const entity_reply& why) {
   st.waiting.reset();
   auto body = dump(contract_json(st));
   bool shown_now = shown(c);
-  if (ok && w && !w->key.empty()) {
-    extra.push_back(money::key_row(w->user, w->key, w->hash, body, errc::ok, 1, w->ok_status));
+  // The refusal's answer: insufficient funds (a lock), else a conflict.
+  auto code = why.error() == errc::insufficient_funds ? errc::insufficient_funds : errc::conflict;
+  auto detail = move == "lock" ? why.detail
+                               : "the escrow could not be " +
+                                   std::string{move == "refund" ? "refunded" : "released"} + ": " +
+                                   why.detail;
+  // The key's answer goes with the change that decides it.
+  if (w && !w->key.empty()) {
+    extra.push_back(ok ? money::key_row(w->user, w->key, w->hash, body, errc::ok, 1, w->ok_status)
+                       : money::key_row(w->user, w->key, w->hash, detail, code));
   }
-  write(self, std::move(extra), [self, ok, why, w, body, version, note, both, by, shown_now,
-                                 move]() mutable {
+  write(self, std::move(extra), [self, ok, code, detail, w, body, version, note, both, by,
+                                 shown_now, move]() mutable {
     auto& st = self->state;
     auto& c = st.c;
     if (w) {
-      if (ok) {
-        if (!w->key.empty()) {
+      if (!w->key.empty()) {
+        if (ok) {
           money::keys_of<K>(self).done(w->user, w->key, body, version, errc::ok, w->hash,
                                        w->ok_status);
+        } else {
+          money::keys_of<K>(self).done(w->user, w->key, detail, 0, code, w->hash);
         }
-        w->rp.deliver(success(body, version));
-      } else {
-        auto detail = move == "lock" ? why.detail
-                                     : "the escrow could not be " +
-                                         std::string{move == "refund" ? "refunded" : "released"} +
-                                         ": " + why.detail;
-        money::refuse<K>(self, w->user, w->key, why.error() == errc::insufficient_funds
-                                                  ? errc::insufficient_funds
-                                                  : errc::conflict,
-                         detail, w->rp);
       }
+      if (w->rp) w->rp->deliver(ok ? success(body, version) : fail(code, detail));
     } else if (!ok) {
       gm::log::get("contract")->warn("contract {}: the escrow's {} was refused: {}", c.id, move,
-                                     why.detail);
+                                     detail);
     }
     if (shown_now) publish(self, body, version);
     if (note != nullptr) {
@@ -337,14 +339,13 @@ void on_moved(contract_actor* self, entity_reply& r) {
     return;
   }
   // Unknown (the wallet is busy, or did not answer in time): the move may
-  // still be made. Its client hears that; the contract asks again.
-  if (st.waiting) {
-    auto w = std::move(*st.waiting);
-    st.waiting.reset();
-    money::release_key<K>(self, w.user, w.key);
-    w.rp.deliver(fail(errc::outcome_unknown,
-                      "the escrow's " + st.c.settling +
-                        " is under way; retry with the same Idempotency-Key"));
+  // still be made. Its client hears that; the contract asks again, and the
+  // key (held meanwhile: a repeat gets 409) answers with the outcome.
+  if (st.waiting && st.waiting->rp) {
+    st.waiting->rp->deliver(fail(errc::outcome_unknown,
+                                 "the escrow's " + st.c.settling +
+                                   " is under way; retry with the same Idempotency-Key"));
+    st.waiting->rp.reset();
   }
   self->delayed_send(self, std::chrono::seconds{1}, retry_atom::value);
 }

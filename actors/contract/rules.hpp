@@ -22,7 +22,7 @@
 //
 // A step that moves money (approve, the deadline, resolve) is decided
 // first (`settling` names its move, durably), then made by the client's
-// wallet under an id derived from the contract and the move; the status
+// wallet under an id derived from the contract and the decision; the status
 // changes when the wallet answers. Activation finishes a decided move.
 // Reviews: each party once, after completed or refunded.
 #pragma once

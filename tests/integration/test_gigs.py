@@ -340,6 +340,80 @@ class GigTest(unittest.TestCase):
         check_ledger(self, url)
         check_escrow(self, url)
 
+    def test_concurrent_accepts_and_approvals_move_the_escrow_once(self):
+        node, url = self.start_node()
+        port = node.port
+        client = register_as(port, "client")
+        hustlers = [register_as(port, "hustler") for _ in range(6)]
+        deposit(self, port, client[1], 100000)
+        gig = post_gig(self, port, client[1])
+        props = [propose(self, port, h[1], gig["id"], price=1000 + i)
+                 for i, h in enumerate(hustlers)]
+        results = [None] * len(props)
+
+        def go(i):
+            results[i] = accept(port, client[1], gig["id"], props[i]["id"])
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(len(props))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted(r[0] for r in results)
+        self.assertEqual(statuses.count(201), 1, statuses)
+        self.assertTrue(all(s == 409 for s in statuses if s != 201), statuses)
+        c = json_body([r for r in results if r[0] == 201][0][2])
+        w = wallet(port, client[1])
+        self.assertEqual((w["balance"], w["escrow_balance"]),
+                         (100000 - c["agreed_price"], c["agreed_price"]))
+        winner = [h for h in hustlers if h[0] == c["hustler_id"]][0]
+        self.assertEqual(step(port, winner[1], c["id"], "deliver", {})[0], 200)
+        answers = [None] * 6
+
+        def approve(i):
+            answers[i] = step(port, client[1], c["id"], "approve", key="k%d" % i)[0]
+        threads = [threading.Thread(target=approve, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(answers.count(200), 1, answers)
+        self.assertTrue(all(a == 409 for a in answers if a != 200), answers)
+        self.assertEqual(wallet(port, winner[1])["balance"], c["agreed_price"])
+        self.assertEqual(wallet(port, client[1])["escrow_balance"], 0)
+        check_ledger(self, url)
+        check_escrow(self, url)
+
+    def test_a_release_the_hustler_cannot_hold_changes_nothing(self):
+        node, url = self.start_node()
+        port = node.port
+        client = register_as(port, "client")
+        hustler = register_as(port, "hustler")
+        big = 2**63 - 1 - 50
+        deposit(self, port, hustler[1], big)
+        c = self.contract(port, client, hustler, price=100, fund=1000)
+        self.assertEqual(step(port, hustler[1], c["id"], "deliver", {})[0], 200)
+        status, _, data = step(port, client[1], c["id"], "approve", key="a1")
+        self.assertEqual(status, 409, data)
+        self.assertEqual(step(port, client[1], c["id"], "approve", key="a1")[0], 409)  # replay
+        doc = json_body(call(port, "GET", "/api/v1/contracts/%s" % c["id"], client[1])[2])
+        self.assertEqual(doc["status"], "delivered")
+        w = wallet(port, client[1])
+        self.assertEqual((w["balance"], w["escrow_balance"]), (900, 100))
+        self.assertEqual(wallet(port, hustler[1])["balance"], big)
+        # The client's list: the lock from the available balance, the
+        # release out of escrow and its reversal back, both marked escrow.
+        items = json_body(call(port, "GET", "/api/v1/wallet/transactions", client[1])[2])["items"]
+        self.assertEqual([(t["type"], t["account"]) for t in items],
+                         [("reversal", "escrow"), ("escrow_release", "escrow"),
+                          ("escrow_lock", "available"), ("deposit", "available")])
+        # The hustler makes room; the approval goes through.
+        status, _, data = call(port, "POST", "/api/v1/wallet/withdraw", hustler[1], {"amount": 1000})
+        self.assertEqual(status, 201, data)
+        self.assertEqual(step(port, client[1], c["id"], "approve", key="a2")[0], 200)
+        self.assertEqual(wallet(port, hustler[1])["balance"], big - 1000 + 100)
+        check_ledger(self, url)
+        check_escrow(self, url)
+
     def test_notifications_and_topic_authorization(self):
         node, _ = self.start_node()
         port = node.port
