@@ -274,12 +274,20 @@ public:
     auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
     timeouts.idle_timeout = srv_->opts.ws_idle_timeout;
     timeouts.keep_alive_pings = true;
+    // Also the bound of a closing handshake: after our close frame the
+    // session reads and discards until the client's close, at most this
+    // long (RFC 6455 7.1.1), then drops the connection.
+    timeouts.handshake_timeout = std::chrono::seconds{5};
     ws_.set_option(timeouts);
     ws_.set_option(websocket::stream_base::decorator([request_id](websocket::response_type& res) {
       res.set(http::field::server, "gigmesh");
       res.set("X-Request-Id", request_id);
     }));
-    ws_.read_message_max(srv_->opts.ws_message_max);
+    // No limit in Beast: it fails an oversized message by closing the TCP
+    // connection while the client may still be sending (the client then
+    // sees a reset, not our 1009). The session counts the message itself
+    // and closes with the handshake (on_read).
+    ws_.read_message_max(0);
     ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
       self->on_accept(ec);
     });
@@ -323,16 +331,30 @@ private:
   }
 
   void do_read() {
-    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->on_read(ec);
-    });
+    // A message in pieces, so that its size is known before it is whole.
+    ws_.async_read_some(buffer_, 64 << 10,
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          self->on_read(ec);
+                        });
   }
 
   void on_read(beast::error_code ec) {
     if (ec) {
-      // Closed by the peer, too big (Beast closes with 1009), not UTF-8
-      // (1007), a dead peer: in every case the session ends.
+      // Closed by the peer, not UTF-8 (Beast closes with 1007), a dead
+      // peer: in every case the session ends.
       finish();
+      return;
+    }
+    if (buffer_.size() > srv_->opts.ws_message_max) {
+      // Too big: close with 1009. No read follows: the close reads and
+      // discards the rest until the client's close (or the handshake
+      // timeout), so the client reads our close instead of a reset.
+      buffer_.consume(buffer_.size());
+      start_close(websocket::close_code::too_big, "message too big");
+      return;
+    }
+    if (!ws_.is_message_done()) {
+      do_read();
       return;
     }
     if (!ws_.got_text()) {

@@ -144,6 +144,15 @@ class WebSocketTest(NodeTestCase):
         with self.assertRaises(Closed) as closed:
             big.recv()
         self.assertEqual(closed.exception.code, 1009)
+        # A 1 MiB frame: the node keeps reading (and discarding) after its
+        # close, so the client finishes sending and reads the 1009, never
+        # a reset (RFC 6455's closing handshake).
+        for _ in range(5):
+            huge = self.connect(token)
+            huge.send_frame(1, b"[" + b" " * (1 << 20) + b"]")
+            with self.assertRaises(Closed) as closed:
+                huge.recv()
+            self.assertEqual(closed.exception.code, 1009)
         bad_utf8 = self.connect(token)
         bad_utf8.send_frame(1, b'{"op":"ping","id":"\xff"}')
         with self.assertRaises(Closed) as closed:
