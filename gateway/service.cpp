@@ -129,7 +129,15 @@ void admit(caf::event_based_actor* self, call& c) {
                       "role " + c.rq.role + " may not " + r.method + " " + r.pattern));
     return;
   }
-  if (r.body) {
+  // A body whose every field is optional may be left out (no body, no
+  // Content-Type): the handler sees an empty object (a delivery without a
+  // note).
+  bool omitted = r.body && c.rq.body.empty() && c.rq.header("Content-Type").empty() &&
+                 std::none_of(r.body->fields.begin(), r.body->fields.end(),
+                              [](const field_rule& f) { return f.required; });
+  if (omitted) {
+    c.rq.json = std::make_shared<nlohmann::json>(nlohmann::json::object());
+  } else if (r.body) {
     if (!is_json_content(c.rq.header("Content-Type"))) {
       c.respond(problem(415, "unsupported-media-type", "Unsupported Media Type",
                         "the body must be application/json"));
