@@ -152,11 +152,6 @@ void list_mine(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
   });
 }
 
-field_rule one_of(field_rule f, std::vector<std::string> values) {
-  f.one_of = std::move(values);
-  return f;
-}
-
 field_rule boolean_field(std::string name) {
   field_rule f;
   f.name = std::move(name);

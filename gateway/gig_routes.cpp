@@ -529,11 +529,6 @@ void list_contracts(caf::event_based_actor* self, api_context_ptr ctx, request& 
   });
 }
 
-field_rule one_of(field_rule f, std::vector<std::string> values) {
-  f.one_of = std::move(values);
-  return f;
-}
-
 std::vector<field_rule> gig_fields(bool required) {
   return {string_field("title", required, 1, 200),
           string_field("description", required, 1, 5000),

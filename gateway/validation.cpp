@@ -70,6 +70,11 @@ field_rule string_field(std::string name, bool required, size_t min_len, size_t 
   return f;
 }
 
+field_rule one_of(field_rule f, std::vector<std::string> values) {
+  f.one_of = std::move(values);
+  return f;
+}
+
 field_rule integer_field(std::string name, bool required, int64_t min, int64_t max) {
   field_rule f;
   f.name = std::move(name);

@@ -45,6 +45,9 @@ std::shared_ptr<const body_schema> make_schema(std::vector<field_rule> fields);
 field_rule string_field(std::string name, bool required, size_t min_len, size_t max_len,
                         std::string format = {});
 
+/// Returns `f` allowing only `values`.
+field_rule one_of(field_rule f, std::vector<std::string> values);
+
 /// Returns a rule for an integer in `min`..`max`.
 field_rule integer_field(std::string name, bool required, int64_t min, int64_t max);
 

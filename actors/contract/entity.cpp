@@ -539,15 +539,14 @@ void act(contract_actor* self, const act_cmd& a, action what, caf::response_prom
     return;
   }
   const char* note = nullptr;
+  c.status = status_after(what, a.release_to);
   if (what == action::deliver) {
-    c.status = "delivered";
     c.delivery_note = a.text;
     auto now = now_unix_ms();
     c.delivered_at = rfc3339_of_ms(now);
     c.auto_release_at_ms = auto_release_at(now, st.env->auto_release_ms);
     note = "contract.delivered";
   } else {  // dispute: the escrow stays where it is until an admin resolves
-    c.status = "disputed";
     c.dispute_reason = a.text;
     c.disputed_by = a.user;
     c.auto_release_at_ms = 0;

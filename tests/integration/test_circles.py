@@ -14,7 +14,8 @@ import unittest
 
 from harness import Node, json_body, main, psql, wait_for
 from wsclient import WsClient
-from test_wallet import NODE_ENV, call, check_ledger, fresh_database, login_admin, register
+from test_wallet import (NODE_ENV, call, check_ledger, fresh_database, login_admin, register,
+                         start_fresh_node)
 
 PENDING = "SELECT count(*) FROM transfers WHERE state IN ('reserved', 'credited', 'refused')"
 
@@ -49,12 +50,7 @@ def started_circle(test, port, members, **fields):
 
 class CircleTest(unittest.TestCase):
 
-    def start_node(self, **env):
-        url = fresh_database()
-        node = Node(pg_url=url, env=dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="400", **env))
-        self.addCleanup(node.cleanup)
-        node.start().wait_ready()
-        return node, url
+    start_node = start_fresh_node
 
     def test_a_circle_of_three_runs_every_round_to_completed(self):
         node, url = self.start_node()

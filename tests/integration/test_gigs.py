@@ -7,7 +7,6 @@ profile's rating, notifications and topic authorization over WebSocket,
 and kill -9 under mixed load leaving no escrow half moved and the SQL
 invariants holding."""
 
-import json
 import random
 import signal
 import sys
@@ -18,21 +17,9 @@ import uuid
 
 from harness import Node, json_body, main, psql, wait_for
 from wsclient import WsClient
-from test_wallet import NODE_ENV, call, check_ledger, fresh_database, login_admin, phone
-
-
-def register_as(port, role):
-    status, _, data = call(port, "POST", "/api/v1/auth/register",
-                           body={"phone": phone(), "full_name": "Gig " + role,
-                                 "password": "password-123", "role": role})
-    assert status == 201, (status, data)
-    doc = json_body(data)
-    return doc["user"]["id"], doc["access_token"]
-
-
-def deposit(test, port, token, amount):
-    status, _, data = call(port, "POST", "/api/v1/wallet/deposit", token, {"amount": amount})
-    test.assertEqual(status, 201, data)
+from test_circles import deposit
+from test_wallet import (NODE_ENV, call, check_ledger, fresh_database, login_admin, register,
+                         start_fresh_node)
 
 
 def wallet(port, token):
@@ -89,12 +76,7 @@ def check_escrow(test, url):
 
 class GigTest(unittest.TestCase):
 
-    def start_node(self, **env):
-        url = fresh_database()
-        node = Node(pg_url=url, env=dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="400", **env))
-        self.addCleanup(node.cleanup)
-        node.start().wait_ready()
-        return node, url
+    start_node = start_fresh_node
 
     def contract(self, port, client, hustler, price=3000, fund=10000):
         """A gig of client's with hustler's proposal accepted: the contract."""
@@ -109,9 +91,9 @@ class GigTest(unittest.TestCase):
     def test_the_whole_loop_moves_the_escrow_and_reviews_once(self):
         node, url = self.start_node()
         port = node.port
-        client = register_as(port, "client")
-        hustler = register_as(port, "hustler")
-        other = register_as(port, "hustler")
+        client = register(port, "client")
+        hustler = register(port, "hustler")
+        other = register(port, "hustler")
         deposit(self, port, client[1], 10000)
         gig = post_gig(self, port, client[1], deadline="2027-01-31T18:00:00Z")
         self.assertEqual((gig["status"], gig["client_id"], gig["deadline"]),
@@ -195,8 +177,8 @@ class GigTest(unittest.TestCase):
     def test_accept_without_funds_changes_nothing(self):
         node, url = self.start_node()
         port = node.port
-        client = register_as(port, "client")
-        hustler = register_as(port, "hustler")
+        client = register(port, "client")
+        hustler = register(port, "hustler")
         deposit(self, port, client[1], 1000)
         gig = post_gig(self, port, client[1])
         prop = propose(self, port, hustler[1], gig["id"], price=3000)
@@ -219,9 +201,9 @@ class GigTest(unittest.TestCase):
     def test_roles_and_owners(self):
         node, _ = self.start_node()
         port = node.port
-        client = register_as(port, "client")
-        client2 = register_as(port, "client")
-        hustler = register_as(port, "hustler")
+        client = register(port, "client")
+        client2 = register(port, "client")
+        hustler = register(port, "hustler")
         body = {"title": "t", "description": "d", "category": "c", "budget_min": 1, "budget_max": 2}
         self.assertEqual(call(port, "POST", "/api/v1/gigs", hustler[1], body)[0], 403)
         self.assertEqual(call(port, "POST", "/api/v1/gigs", client[1],
@@ -267,7 +249,7 @@ class GigTest(unittest.TestCase):
     def test_search_filters_and_pages(self):
         node, url = self.start_node()
         port = node.port
-        client = register_as(port, "client")
+        client = register(port, "client")
         post_gig(self, port, client[1], title="Plumbing repairs in Westlands",
                  description="Fix a leaking kitchen sink", category="home")
         post_gig(self, port, client[1], title="Website for a restaurant",
@@ -307,8 +289,8 @@ class GigTest(unittest.TestCase):
         node, url = self.start_node()
         port = node.port
         admin = login_admin(port)
-        client = register_as(port, "client")
-        hustler = register_as(port, "hustler")
+        client = register(port, "client")
+        hustler = register(port, "hustler")
         c1 = self.contract(port, client, hustler, price=2000, fund=10000)
         c2 = self.contract(port, client, hustler, price=3000, fund=0)
         self.assertEqual(wallet(port, client[1])["escrow_balance"], 5000)
@@ -345,8 +327,8 @@ class GigTest(unittest.TestCase):
     def test_concurrent_accepts_and_approvals_move_the_escrow_once(self):
         node, url = self.start_node()
         port = node.port
-        client = register_as(port, "client")
-        hustlers = [register_as(port, "hustler") for _ in range(6)]
+        client = register(port, "client")
+        hustlers = [register(port, "hustler") for _ in range(6)]
         deposit(self, port, client[1], 100000)
         gig = post_gig(self, port, client[1])
         props = [propose(self, port, h[1], gig["id"], price=1000 + i)
@@ -388,8 +370,8 @@ class GigTest(unittest.TestCase):
     def test_a_release_the_hustler_cannot_hold_changes_nothing(self):
         node, url = self.start_node()
         port = node.port
-        client = register_as(port, "client")
-        hustler = register_as(port, "hustler")
+        client = register(port, "client")
+        hustler = register(port, "hustler")
         big = 2**63 - 1 - 50
         deposit(self, port, hustler[1], big)
         c = self.contract(port, client, hustler, price=100, fund=1000)
@@ -419,9 +401,9 @@ class GigTest(unittest.TestCase):
     def test_notifications_and_topic_authorization(self):
         node, _ = self.start_node()
         port = node.port
-        client = register_as(port, "client")
-        hustler = register_as(port, "hustler")
-        stranger = register_as(port, "hustler")
+        client = register(port, "client")
+        hustler = register(port, "hustler")
+        stranger = register(port, "hustler")
         cws = WsClient(port, client[1])
         hws = WsClient(port, hustler[1])
         sws = WsClient(port, stranger[1])
@@ -471,8 +453,8 @@ class GigTest(unittest.TestCase):
         self.addCleanup(node.cleanup)
         node.start().wait_ready()
         port = node.port
-        client = register_as(port, "client")
-        hustler = register_as(port, "hustler")
+        client = register(port, "client")
+        hustler = register(port, "hustler")
         c = self.contract(port, client, hustler, price=1500, fund=2000)
         self.assertEqual(step(port, hustler[1], c["id"], "deliver", {})[0], 200)
         # The node stops before the deadline; it is down when it passes.
@@ -494,8 +476,8 @@ class GigTest(unittest.TestCase):
         node, url = self.start_node(GIGMESH_CONTRACT_AUTO_RELEASE_MS="1500",
                                     GIGMESH_SAGA_SWEEP_INTERVAL_MS="500")
         port = node.port
-        client = register_as(port, "client")
-        hustler = register_as(port, "hustler")
+        client = register(port, "client")
+        hustler = register(port, "hustler")
         c = self.contract(port, client, hustler, price=700, fund=700)
         hws = WsClient(port, hustler[1])
         hws.send({"op": "subscribe", "topic": "user:%s" % hustler[0]})
@@ -519,8 +501,8 @@ class GigTest(unittest.TestCase):
         node.start().wait_ready()
         port = node.port
         admin = login_admin(port)
-        clients = [register_as(port, "client") for _ in range(4)]
-        hustlers = [register_as(port, "hustler") for _ in range(4)]
+        clients = [register(port, "client") for _ in range(4)]
+        hustlers = [register(port, "hustler") for _ in range(4)]
         for c in clients:
             deposit(self, port, c[1], 1000000)
         # Contracts in every state to start from.

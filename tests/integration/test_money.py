@@ -13,8 +13,8 @@ import time
 import unittest
 import uuid
 
-from harness import Node, json_body, main, psql, wait_for
-from test_wallet import NODE_ENV, call, check_ledger, fresh_database, login_admin, register
+from harness import json_body, main, psql, wait_for
+from test_wallet import call, check_ledger, login_admin, register, start_fresh_node
 
 INT64_MAX = 9223372036854775807
 
@@ -34,12 +34,7 @@ def request_hash(method, path, body):
 
 class MoneyDefectsTest(unittest.TestCase):
 
-    def start_node(self, **env):
-        url = fresh_database()
-        node = Node(pg_url=url, env=dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="400", **env))
-        self.addCleanup(node.cleanup)
-        node.start().wait_ready()
-        return node, url
+    start_node = start_fresh_node
 
     def test_a_credit_is_applied_once_however_often_the_sender_resends(self):
         # The sender asks again after 1 ms without an answer, so nearly every

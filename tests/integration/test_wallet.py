@@ -46,10 +46,10 @@ def call(port, method, path, token=None, body=None, headers=None, timeout=10):
     return request(port, method, path, body=data, headers=h, timeout=timeout)
 
 
-def register(port):
+def register(port, role="client"):
     status, _, data = call(port, "POST", "/api/v1/auth/register",
                            body={"phone": phone(), "full_name": "Test User",
-                                 "password": "password-123", "role": "client"})
+                                 "password": "password-123", "role": role})
     assert status == 201, (status, data)
     doc = json_body(data)
     return doc["user"]["id"], doc["access_token"]
@@ -79,6 +79,17 @@ def fresh_database():
     name = "wallet_%s" % uuid.uuid4().hex[:12]
     psql(PG_URL, "CREATE DATABASE %s" % name)
     return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def start_fresh_node(test, **env):
+    """Starts a node on a new database (entities passivate after 400 ms
+    idle); it is stopped when `test` ends. Returns (node, database url).
+    Test classes take it as their start_node method."""
+    url = fresh_database()
+    node = Node(pg_url=url, env=dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="400", **env))
+    test.addCleanup(node.cleanup)
+    node.start().wait_ready()
+    return node, url
 
 
 def check_ledger(test, url):
