@@ -23,6 +23,7 @@ const char* type_name(json_type t) {
     case json_type::string: return "string";
     case json_type::integer: return "integer";
     case json_type::boolean: return "boolean";
+    case json_type::string_list: return "array of strings";
   }
   return "value";
 }
@@ -47,6 +48,8 @@ bool has_type(const json& v, json_type t) {
     // parse as unsigned or float and are caught by the range check.
     case json_type::integer: return v.is_number_integer();
     case json_type::boolean: return v.is_boolean();
+    case json_type::string_list:
+      return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); });
   }
   return false;
 }
@@ -67,6 +70,14 @@ field_rule string_field(std::string name, bool required, size_t min_len, size_t 
   f.min_length = min_len;
   f.max_length = max_len;
   f.format = std::move(format);
+  return f;
+}
+
+field_rule string_list_field(std::string name, bool required, size_t max_items,
+                             size_t item_max_len, std::string item_format) {
+  field_rule f = string_field(std::move(name), required, 1, item_max_len, std::move(item_format));
+  f.type = json_type::string_list;
+  f.max_items = max_items;
   return f;
 }
 
@@ -325,6 +336,34 @@ bool is_rfc3339(const std::string& s) {
 
 } // namespace
 
+/// The rules of string field `f` that `s` breaks: an error item, or null.
+json string_error(const field_rule& f, const std::string& s) {
+  if (s.find('\0') != std::string::npos) {
+    // Valid JSON, but PostgreSQL text cannot hold it (and C strings end there).
+    return error_item(f.name, "must not contain the character U+0000");
+  } else if (s.size() < f.min_length) {
+    return error_item(f.name, f.min_length == 1 ? std::string{"must not be empty"}
+                                                : "must be at least " +
+                                                    std::to_string(f.min_length) + " bytes");
+  } else if (s.size() > f.max_length) {
+    return error_item(f.name, "must be at most " + std::to_string(f.max_length) + " bytes");
+  } else if (!f.one_of.empty() &&
+             std::find(f.one_of.begin(), f.one_of.end(), s) == f.one_of.end()) {
+    std::string allowed;
+    for (auto& v : f.one_of) allowed += (allowed.empty() ? "" : ", ") + v;
+    return error_item(f.name, "must be one of: " + allowed);
+  } else if (f.format == "e164" && !is_e164(s)) {
+    return error_item(f.name, "must be an E.164 phone number (+254...)");
+  } else if (f.format == "email" && !is_email(s)) {
+    return error_item(f.name, "must be an email address");
+  } else if (f.format == "uuid" && !is_uuid(s)) {
+    return error_item(f.name, "must be a UUID");
+  } else if (f.format == "date-time" && !is_rfc3339(s)) {
+    return error_item(f.name, "must be an RFC 3339 date and time (2026-12-31T18:00:00Z)");
+  }
+  return nullptr;
+}
+
 std::optional<json> validate_body(const request& rq, const body_schema& schema,
                                   response& problem_out) {
   std::string repeated;
@@ -372,7 +411,7 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
       } else if (f.type == json_type::integer && it->is_number_float()) {
         type_errors.push_back(error_item(f.name, "must be an integer, not a fraction"));
       } else {
-        type_errors.push_back(error_item(f.name, std::string{f.type == json_type::integer ? "must be an " : "must be a "} + type_name(f.type)));
+        type_errors.push_back(error_item(f.name, std::string{(f.type == json_type::integer || f.type == json_type::string_list) ? "must be an " : "must be a "} + type_name(f.type)));
       }
       continue;
     }
@@ -383,32 +422,21 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
                                                    " and " + std::to_string(f.max)));
       }
     } else if (f.type == json_type::string) {
-      const auto& s = it->get_ref<const std::string&>();
-      if (s.find('\0') != std::string::npos) {
-        // Valid JSON, but PostgreSQL text cannot hold it (and C strings end there).
-        rule_errors.push_back(error_item(f.name, "must not contain the character U+0000"));
-      } else if (s.size() < f.min_length) {
-        rule_errors.push_back(error_item(
-          f.name, f.min_length == 1 ? std::string{"must not be empty"}
-                                    : "must be at least " + std::to_string(f.min_length) +
-                                        " bytes"));
-      } else if (s.size() > f.max_length) {
+      auto e = string_error(f, it->get_ref<const std::string&>());
+      if (!e.is_null()) rule_errors.push_back(std::move(e));
+    } else if (f.type == json_type::string_list) {
+      if (it->size() > f.max_items) {
         rule_errors.push_back(
-          error_item(f.name, "must be at most " + std::to_string(f.max_length) + " bytes"));
-      } else if (!f.one_of.empty() &&
-                 std::find(f.one_of.begin(), f.one_of.end(), s) == f.one_of.end()) {
-        std::string allowed;
-        for (auto& v : f.one_of) allowed += (allowed.empty() ? "" : ", ") + v;
-        rule_errors.push_back(error_item(f.name, "must be one of: " + allowed));
-      } else if (f.format == "e164" && !is_e164(s)) {
-        rule_errors.push_back(error_item(f.name, "must be an E.164 phone number (+254...)"));
-      } else if (f.format == "email" && !is_email(s)) {
-        rule_errors.push_back(error_item(f.name, "must be an email address"));
-      } else if (f.format == "uuid" && !is_uuid(s)) {
-        rule_errors.push_back(error_item(f.name, "must be a UUID"));
-      } else if (f.format == "date-time" && !is_rfc3339(s)) {
-        rule_errors.push_back(
-          error_item(f.name, "must be an RFC 3339 date and time (2026-12-31T18:00:00Z)"));
+          error_item(f.name, "must have at most " + std::to_string(f.max_items) + " items"));
+        continue;
+      }
+      for (size_t k = 0; k < it->size(); ++k) {
+        auto e = string_error(f, (*it)[k].get_ref<const std::string&>());
+        if (!e.is_null()) {
+          e["field"] = f.name + "[" + std::to_string(k) + "]";
+          rule_errors.push_back(std::move(e));
+          break;
+        }
       }
     }
   }
@@ -436,7 +464,11 @@ nlohmann::json body_schema::to_openapi() const {
   json required = json::array();
   for (auto& f : fields) {
     json p = {{"type", type_name(f.type)}};
-    if (f.type == json_type::string) {
+    if (f.type == json_type::string_list) {
+      json item = {{"type", "string"}, {"maxLength", f.max_length}};
+      if (!f.format.empty()) item["format"] = f.format;
+      p = {{"type", "array"}, {"items", item}, {"maxItems", f.max_items}};
+    } else if (f.type == json_type::string) {
       p["maxLength"] = f.max_length;
       if (f.min_length > 0) p["minLength"] = f.min_length;
       if (!f.one_of.empty()) p["enum"] = f.one_of;

@@ -18,7 +18,7 @@
 
 namespace gm::gateway {
 
-enum class json_type { string, integer, boolean };
+enum class json_type { string, integer, boolean, string_list };
 
 struct field_rule {
   std::string name;
@@ -30,6 +30,7 @@ struct field_rule {
   int64_t max = INT64_MAX;        // integers
   std::vector<std::string> one_of;  // strings: allowed values, if any
   std::string format;             // "e164", "email", "uuid", or empty
+  size_t max_items = 0;           // string lists: at most this many items
 };
 
 struct body_schema {
@@ -44,6 +45,11 @@ std::shared_ptr<const body_schema> make_schema(std::vector<field_rule> fields);
 /// Returns a rule for a string of `min_len`..`max_len` bytes.
 field_rule string_field(std::string name, bool required, size_t min_len, size_t max_len,
                         std::string format = {});
+
+/// Returns a rule for an array of at most `max_items` strings, each checked
+/// like a string_field of 1..`item_max_len` bytes in `item_format`.
+field_rule string_list_field(std::string name, bool required, size_t max_items,
+                             size_t item_max_len, std::string item_format = {});
 
 /// Returns `f` allowing only `values`.
 field_rule one_of(field_rule f, std::vector<std::string> values);
