@@ -43,7 +43,7 @@ struct settings {
   int64_t http_drain_timeout_ms = 10000;
   int64_t request_timeout_ms = 5000;
   int gateway_workers = 4;
-  int64_t ws_send_queue = 256;       // frames queued per WebSocket before it is closed
+  int64_t ws_send_queue = 4096;      // frames queued per WebSocket before it is closed
   int64_t ws_idle_timeout_ms = 60000;  // silent WebSocket: pinged at half, closed at all of it
   int64_t ws_message_max = 64 << 10;  // bytes per incoming WebSocket message
 
@@ -91,6 +91,8 @@ struct settings {
   // Savings circles: the length of a "day" for due dates (tests shrink it).
   int64_t circle_day_ms = 86400000;
   int64_t contract_auto_release_ms = 14LL * 86400000;
+  // Chat rooms: the longest message, in characters (Unicode code points).
+  int64_t chat_max_text = 4000;
 };
 
 /// Returns the settings built from defaults, the config file (from `--config`

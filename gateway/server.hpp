@@ -22,7 +22,7 @@ struct server_options {
   std::chrono::milliseconds read_timeout{30000};
   size_t max_pipeline = 16;
   size_t ws_message_max = 64 << 10;  // bytes per incoming WebSocket message
-  size_t ws_send_queue = 256;        // frames queued per WebSocket before it is closed
+  size_t ws_send_queue = 4096;       // frames queued per WebSocket before it is closed
   size_t ws_socket_buffer = 64 << 10;  // kernel send buffer of a WebSocket, bytes
   // A WebSocket that sends nothing (not even a pong) is pinged after half of
   // this and closed after all of it: dead and half-open peers go.
