@@ -96,6 +96,7 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   kctx.saga_sweep_interval = milliseconds{cfg.saga_sweep_interval_ms};
   kctx.circle_day_ms = cfg.circle_day_ms;
   kctx.contract_auto_release_ms = cfg.contract_auto_release_ms;
+  kctx.chat_max_text = static_cast<size_t>(cfg.chat_max_text);
   gm::shard::options shard_opts;
   shard_opts.node_id = node.id;
   shard_opts.idle_timeout = milliseconds{cfg.entity_idle_timeout_ms};

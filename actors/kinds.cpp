@@ -5,6 +5,7 @@
 #include "actors/circle/circle.hpp"
 #include "actors/contract/contract.hpp"
 #include "actors/money/moves.hpp"
+#include "actors/room/room.hpp"
 #include "actors/user/user.hpp"
 #include "actors/wallet/wallet.hpp"
 
@@ -16,6 +17,7 @@ const std::vector<kind_registration>& kinds() {
     wallet::registration(),
     circle::registration(),
     contract::registration(),
+    room::registration(),
   };
   return all;
 }

@@ -21,6 +21,7 @@ class gate;
 
 namespace gm::topics {
 class store;
+struct event;
 }
 
 namespace gm::actors {
@@ -36,6 +37,8 @@ struct kind_context {
   std::chrono::milliseconds saga_sweep_interval{10000};
   // Savings circles (config circle_day_ms): the length of a day for due dates.
   int64_t circle_day_ms = 86400000;
+  // Chat rooms (config chat_max_text): the longest message, in characters.
+  size_t chat_max_text = 4000;
   // Gig contracts (config contract_auto_release_ms): how long after
   // delivery the escrow is released if the client does not answer.
   int64_t contract_auto_release_ms = 14LL * 86400000;
@@ -53,11 +56,22 @@ using topic_rule = std::function<void(caf::event_based_actor* self, const topic_
                                       const std::string& id,
                                       std::function<void(int, std::string)> done)>;
 
+/// For topics whose events are kept in PostgreSQL (chat messages): reads,
+/// on the asking actor `self`, the events of entity `id`'s topic with
+/// `after` < seq <= `upto`, oldest first, at most `limit`; then runs
+/// `done(events, "")`, or `done({}, why)` if it could not. A subscriber
+/// that resumes with a since_seq older than the topic store's memory
+/// gets the rest from here (gateway/ws.cpp).
+using history_fn = std::function<void(
+  caf::event_based_actor* self, const std::string& id, int64_t after, int64_t upto, int64_t limit,
+  std::function<void(std::vector<topics::event>&, const std::string&)> done)>;
+
 /// One kind: how to build it for its shard, and its topic.
 struct kind_registration {
   std::string type;   // entity_kind::type, the admin API's `{type}`
   std::string topic;  // its topics' prefix ("wallet" for `wallet:{id}`); empty: none
   topic_rule may_see;
+  history_fn history;  // optional
   std::function<entity_kind(const kind_context&)> make;
   /// Announces the kind's command types to the actor system (before it
   /// starts), so that commands can cross nodes (CAF needs each type by name).

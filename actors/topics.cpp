@@ -100,6 +100,14 @@ bool store::record(const std::string& name, const std::string& ev, int64_t seq,
   return true;
 }
 
+void store::advance(const std::string& name, int64_t seq) {
+  auto& s = impl_->of(name);
+  std::lock_guard<std::mutex> guard{s.m};
+  auto& t = s.topics[name];
+  if (seq > t.seq) t.seq = seq;
+  if (s.topics.size() > impl_->opts.max_topics / stripe_count) impl_->trim(s);
+}
+
 int64_t store::subscribe(const std::string& name, const caf::actor& who, int64_t since,
                          std::vector<event>& missed) {
   auto& s = impl_->of(name);

@@ -87,6 +87,12 @@ public:
   bool record(const std::string& topic, const std::string& event, int64_t seq,
               std::string& data, std::vector<caf::actor>& to);
 
+  /// Raises `topic`'s current seq to `seq` without an event: an entity
+  /// whose events are kept elsewhere (a room's messages) says where its
+  /// topic stands when it activates, so that a subscriber learns the
+  /// current seq, and that older events must come from that store.
+  void advance(const std::string& topic, int64_t seq);
+
   /// Adds `who` to `topic`'s subscribers; returns the topic's current seq
   /// and fills `missed` with the events after `since` still held (none if
   /// `since` < 0).

@@ -209,6 +209,8 @@ const std::vector<key_spec>& schema() {
      "how long after delivery a gig contract releases its escrow if the client neither approves "
      "nor disputes",
      int_field(&settings::contract_auto_release_ms, 1, 86400000LL * 3660)},
+    {"chat_max_text", "the longest chat message, in characters (Unicode code points)",
+     int_field(&settings::chat_max_text, 1, 100000)},
     {"currency", "the currency of wallets (ISO 4217 code)",
      [](settings& s, const std::string& key, const std::string& v) {
        bool ok = v.size() == 3 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });

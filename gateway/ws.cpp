@@ -12,7 +12,9 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/entity_core.hpp"
 #include "actors/kinds.hpp"
+#include "actors/room/room.hpp"
 #include "actors/router.hpp"
 #include "actors/topics.hpp"
 #include "common/ids.hpp"
@@ -35,16 +37,31 @@ constexpr uint16_t close_policy = 1008;
 // Frames that may wait behind an op still being answered (see ws_state).
 constexpr size_t max_waiting_frames = 10000;
 constexpr size_t max_waiting_bytes = 1 << 20;
+// Resume from a store of history (chat): at most this many missed events,
+// read this many at a time. Live events that arrive meanwhile wait, up to
+// max_held per topic.
+constexpr int64_t max_replay = 10000;
+constexpr int64_t replay_page = 1000;
+constexpr size_t max_held = 20000;
+constexpr uint16_t close_try_later = 1013;
 
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+/// One subscribed topic.
+struct subscription {
+  int64_t last = -1;  // the last seq sent
+  /// Catching up from history: live events wait in `held` until it is done.
+  bool replaying = false;
+  std::vector<std::pair<int64_t, topics::frame_ptr>> held;
+};
+
 struct ws_state {
   ws_identity who;
   ws_peer peer;
   api_context_ptr ctx;
-  std::unordered_map<std::string, int64_t> topics;  // topic → last seq sent
+  std::unordered_map<std::string, subscription> topics;
   // Ops are answered in the order they arrive: while one waits for another
   // actor (a subscribe asks the wallet and the hub), later frames wait
   // here, so a subscribe then an unsubscribe of the same topic leaves it
@@ -79,8 +96,8 @@ void send_error(ws_actor* self, const json& id, int status, const std::string& d
 void send_event(ws_actor* self, const std::string& topic, int64_t seq, topics::frame_ptr frame) {
   auto& st = self->state;
   auto it = st.topics.find(topic);
-  if (it == st.topics.end() || seq <= it->second) return;
-  it->second = seq;
+  if (it == st.topics.end() || seq <= it->second.last) return;
+  it->second.last = seq;
   st.events_out->inc();
   st.peer.send(std::move(frame));
 }
@@ -101,8 +118,7 @@ void authorize_topic(ws_actor* self, const std::string& topic,
   } else if (auto* k = actors::kind_of_topic(kind)) {
     // The kind's own rule (actors/kinds.hpp).
     k->may_see(self, {st.who.user_id, st.who.role}, id, std::move(done));
-  } else if (kind == "rider" || kind == "task" || kind == "contract" || kind == "circle" ||
-             kind == "room") {
+  } else if (kind == "rider" || kind == "task") {
     done(404, kind + " topics do not exist on this node yet");
   } else {
     done(400, "unknown topic kind " + kind);
@@ -146,6 +162,91 @@ void op_done(ws_actor* self) {
   st.draining = false;
 }
 
+/// A live event of `topic`: sent now, or held while the topic catches up
+/// from history (a session whose catch-up falls too far behind is closed).
+void on_event(ws_actor* self, const std::string& topic, int64_t seq,
+              const topics::frame_ptr& frame) {
+  auto& st = self->state;
+  auto it = st.topics.find(topic);
+  if (it == st.topics.end()) return;
+  if (!it->second.replaying) {
+    send_event(self, topic, seq, frame);
+    return;
+  }
+  it->second.held.emplace_back(seq, frame);
+  if (it->second.held.size() > max_held) {
+    send_error(self, nullptr, 503, "too many live events while catching up on " + topic);
+    st.peer.close(close_try_later, "too many events while catching up");
+    self->quit();
+  }
+}
+
+/// The catch-up of `topic` is over: sends the events the topic store still
+/// held (`missed`) and those that arrived live meanwhile, each once, in
+/// order, goes live, and lets the ops that waited go on.
+void end_replay(ws_actor* self, const std::string& topic, std::vector<topics::event>& missed) {
+  auto& st = self->state;
+  auto it = st.topics.find(topic);
+  if (it == st.topics.end()) {
+    op_done(self);
+    return;
+  }
+  for (auto& e : missed) {
+    send_event(self, topic, e.seq,
+               std::make_shared<const std::string>(
+                 topics::event_frame(topic, e.name, e.seq, e.data)));
+  }
+  auto held = std::move(it->second.held);
+  it->second.held.clear();
+  it->second.replaying = false;
+  for (auto& [seq, frame] : held) send_event(self, topic, seq, frame);
+  op_done(self);
+}
+
+/// Forgets `topic` (the session is no longer subscribed to it).
+void drop_topic(ws_actor* self, const std::string& topic) {
+  auto& st = self->state;
+  if (st.topics.erase(topic) == 0) return;
+  st.subscriptions->add(-1);
+  if (auto hub = find_registered(self->system(), topics::registry_name())) {
+    self->send(hub, topics::unsubscribe_atom::value, topic, caf::actor_cast<caf::actor>(self));
+  }
+}
+
+/// Replays `topic`'s events after `after` up to `upto` from its kind's
+/// history, a page at a time; then end_replay(). At most `budget` events.
+void replay(ws_actor* self, const actors::kind_registration* kind, const std::string& topic,
+            const std::string& entity_id, int64_t after, int64_t upto, int64_t budget,
+            std::shared_ptr<std::vector<topics::event>> missed) {
+  auto page = std::min(replay_page, budget);
+  kind->history(
+    self, entity_id, after, upto, page,
+    [self, kind, topic, entity_id, upto, budget, missed, page](std::vector<topics::event>& events,
+                                                               const std::string& error) {
+      if (!error.empty()) {
+        send_error(self, nullptr, 503,
+                   "the history of " + topic + " could not be read (" + error +
+                     "); subscribe again with the same since_seq");
+        drop_topic(self, topic);
+        op_done(self);
+        return;
+      }
+      int64_t last = -1;
+      for (auto& e : events) {
+        last = e.seq;
+        send_event(self, topic, e.seq,
+                   std::make_shared<const std::string>(
+                     topics::event_frame(topic, e.name, e.seq, e.data)));
+      }
+      auto n = static_cast<int64_t>(events.size());
+      if (n == page && last < upto && budget - n > 0) {
+        replay(self, kind, topic, entity_id, last, upto, budget - n, missed);
+        return;
+      }
+      end_replay(self, topic, *missed);
+    });
+}
+
 void subscribe(ws_actor* self, const json& msg) {
   json id = msg.contains("id") ? msg["id"] : json(nullptr);
   auto named = topic_of(self, msg, id, "subscribe");
@@ -175,18 +276,54 @@ void subscribe(ws_actor* self, const json& msg) {
     self->request(hub, self->state.ctx->request_timeout, topics::subscribe_atom::value, topic,
                   caf::actor_cast<caf::actor>(self), since)
       .then(
-        [self, topic, id](int64_t seq, std::vector<topics::event>& missed) {
+        [self, topic, id, since](int64_t seq, std::vector<topics::event>& missed) {
           auto& st = self->state;
-          if (st.topics.emplace(topic, -1).second) st.subscriptions->add(1);
+          auto [it, fresh] = st.topics.emplace(topic, subscription{});
+          if (fresh) st.subscriptions->add(1);
+          auto& sub = it->second;
+          // since_seq is exclusive: what follows it is sent (again, if this
+          // session had it already).
+          if (since >= 0) sub.last = since;
+          // A topic whose events are kept in PostgreSQL (chat) resumes from
+          // there when the store's memory does not reach back to since_seq:
+          // its seq has no gaps, so the memory covers it only if it starts
+          // right after since_seq.
+          auto colon = topic.find(':');
+          auto* kind = actors::kind_of_topic(topic.substr(0, colon));
+          bool covered = missed.empty() ? (seq == since && seq > 0)
+                                        : missed.front().seq <= since + 1;
+          bool from_history = kind && kind->history && since >= 0 && !covered;
+          if (from_history && seq - since > max_replay) {
+            send_error(self, id, 409,
+                       std::to_string(seq - since) + " events were missed, more than " +
+                         std::to_string(max_replay) +
+                         " a subscribe replays: read the history over REST, then subscribe "
+                         "with a later since_seq");
+            drop_topic(self, topic);
+            op_done(self);
+            return;
+          }
           json ok = {{"op", "subscribed"}, {"topic", topic}, {"seq", seq}};
           if (!id.is_null()) ok["id"] = id;
           send_json(self, ok);
-          for (auto& e : missed) {
-            send_event(self, topic, e.seq,
-                       std::make_shared<const std::string>(
-                         topics::event_frame(topic, e.name, e.seq, e.data)));
+          if (!from_history) {
+            for (auto& e : missed) {
+              send_event(self, topic, e.seq,
+                         std::make_shared<const std::string>(
+                           topics::event_frame(topic, e.name, e.seq, e.data)));
+            }
+            op_done(self);
+            return;
           }
-          op_done(self);
+          // Live events from now on wait until the catch-up is done; the
+          // history read starts after the subscription, so it holds every
+          // event before the first live one.
+          sub.replaying = true;
+          auto upto = missed.empty() ? INT64_MAX : missed.front().seq - 1;
+          auto rest = std::make_shared<std::vector<topics::event>>(std::move(missed));
+          // Later ops wait until it is done (end_replay), so that the
+          // topic's events go out in order whatever they ask.
+          replay(self, kind, topic, topic.substr(colon + 1), since, upto, max_replay, rest);
         },
         [self, id](caf::error&) {
           send_error(self, id, 503, "the topic hub did not answer");
@@ -200,17 +337,55 @@ void unsubscribe(ws_actor* self, const json& msg) {
   auto named = topic_of(self, msg, id, "unsubscribe");
   if (!named) return;
   auto topic = std::move(*named);
-  auto& st = self->state;
-  if (st.topics.erase(topic) > 0) {
-    st.subscriptions->add(-1);
-    auto hub = find_registered(self->system(), topics::registry_name());
-    if (hub) {
-      self->send(hub, topics::unsubscribe_atom::value, topic, caf::actor_cast<caf::actor>(self));
-    }
-  }
+  drop_topic(self, topic);
   json ok = {{"op", "unsubscribed"}, {"topic", topic}};
   if (!id.is_null()) ok["id"] = id;
   send_json(self, ok);
+}
+
+/// A chat message (API.md `send`): the same command as the REST post, to
+/// the room entity, which answers once the message is durable; the ack
+/// carries its seq. Not an op others wait for: a session may have many
+/// messages in flight, acknowledged in the order it sent them (its
+/// commands reach the room in order, which numbers and commits them so).
+void send_message(ws_actor* self, const json& msg) {
+  json id = msg.contains("id") ? msg["id"] : json(nullptr);
+  auto named = topic_of(self, msg, id, "send");
+  if (!named) return;
+  auto& topic = *named;
+  auto colon = topic.find(':');
+  if (topic.compare(0, colon, "room") != 0 || colon == std::string::npos) {
+    send_error(self, id, 400, "send takes a room topic (room:<id>)");
+    return;
+  }
+  if (!msg.contains("text") || !msg["text"].is_string()) {
+    send_error(self, id, 400, "send needs a text (string)");
+    return;
+  }
+  auto room_id = topic.substr(colon + 1);
+  if (!is_uuid(room_id)) {
+    send_error(self, id, 404, "no such room");
+    return;
+  }
+  room::post_cmd cmd{self->state.who.user_id, msg["text"].get<std::string>()};
+  actors::ask(self, {room::type, room_id}, caf::make_message(std::move(cmd)),
+              [self, id](actors::entity_reply& r) {
+                if (r.ok()) {
+                  json ack = {{"op", "ack"}, {"seq", r.version}};
+                  if (!id.is_null()) ack["id"] = id;
+                  send_json(self, ack);
+                  return;
+                }
+                int status = 503;
+                switch (r.error()) {
+                  case actors::errc::not_found: status = 404; break;
+                  case actors::errc::forbidden: status = 403; break;
+                  case actors::errc::invalid: status = 422; break;
+                  case actors::errc::conflict: status = 409; break;
+                  default: break;
+                }
+                send_error(self, id, status, r.detail);
+              });
 }
 
 void handle_op(ws_actor* self, const std::string& text);
@@ -248,7 +423,7 @@ void handle_op(ws_actor* self, const std::string& text) {
   } else if (op == "unsubscribe") {
     unsubscribe(self, msg);
   } else if (op == "send") {
-    send_error(self, id, 404, "chat rooms do not exist on this node yet");
+    send_message(self, msg);
   } else if (op == "location") {
     send_error(self, id, 404, "riders do not exist on this node yet");
   } else {
@@ -283,7 +458,8 @@ caf::behavior ws_impl(ws_actor* self, ws_identity who, ws_peer peer, api_context
     // const: the hub sends one message to every subscriber; a mutable
     // reference would make CAF copy it for each.
     [self](topics::event_atom, const std::string& topic, int64_t seq,
-           const topics::frame_ptr& frame) { send_event(self, topic, seq, frame); },
+           const topics::frame_ptr& frame) { on_event(self, topic, seq, frame); },
+    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
     [self](expired_atom) {
       send_error(self, nullptr, 401, "the access token expired; reconnect with a new one");
       self->state.peer.close(close_policy, "token expired");
