@@ -68,6 +68,26 @@ TEST_CASE("the store keeps each topic's last events in order and drops repeats")
   CHECK(s.topic_count() == 2);
 }
 
+TEST_CASE("advance names a topic's current seq without an event; events go on after it") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  store s;
+  s.advance("room:r", 500);
+  caf::scoped_actor self{sys};
+  std::vector<gm::topics::event> missed;
+  // The store holds nothing before 500: a subscriber learns the seq, and
+  // that what it missed must come from elsewhere (the room's history).
+  CHECK(s.subscribe("room:r", self, 480, missed) == 500);
+  CHECK(missed.empty());
+  s.advance("room:r", 400);  // never back
+  std::vector<caf::actor> to;
+  std::string data = "{}";
+  CHECK(s.record("room:r", "message.received", 501, data, to));
+  missed.clear();
+  CHECK(s.subscribe("room:r", self, 480, missed) == 501);
+  CHECK(seqs(missed) == std::vector<int64_t>{501});
+}
+
 TEST_CASE("the store drops topics nobody watches beyond its bound, never a watched one") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};

@@ -254,3 +254,23 @@ TEST_CASE("date-time format: RFC 3339 with a zone and a real day") {
   CHECK(status("2027-01-31T18:00:00Zjunk") == 422);
   CHECK(status("2027-01-31T18:00:00.Z") == 422);
 }
+
+TEST_CASE("a list of strings: its type, its length and each item are checked") {
+  auto schema = gm::gateway::make_schema(
+    {gm::gateway::string_list_field("ids", false, 2, 36, "uuid")});
+  auto run = [&](const std::string& body) {
+    request rq;
+    rq.body = body;
+    response bad;
+    auto doc = validate_body(rq, *schema, bad);
+    return doc ? 0 : bad.status;
+  };
+  CHECK(run("{}") == 0);
+  CHECK(run(R"({"ids": []})") == 0);
+  CHECK(run(R"({"ids": ["8d7f5c1e-9a7b-4c1d-8e2f-0a1b2c3d4e5f"]})") == 0);
+  CHECK(run(R"({"ids": "8d7f5c1e-9a7b-4c1d-8e2f-0a1b2c3d4e5f"})") == 400);  // not a list
+  CHECK(run(R"({"ids": [1]})") == 400);                                      // not strings
+  CHECK(run(R"({"ids": ["nope"]})") == 422);                                 // not uuids
+  CHECK(run(R"({"ids": ["", "x"]})") == 422);
+  CHECK(run(R"({"ids": ["a", "b", "c"]})") == 422);                          // too many
+}
