@@ -290,8 +290,13 @@ void subscribe(ws_actor* self, const json& msg) {
           // right after since_seq.
           auto colon = topic.find(':');
           auto* kind = actors::kind_of_topic(topic.substr(0, colon));
+          // (A message whose write the journal could not confirm is never
+          // published, though it may have committed: the store's events
+          // then skip it, and only the history has it.)
+          bool contiguous = missed.empty() || missed.back().seq - missed.front().seq + 1 ==
+                                                static_cast<int64_t>(missed.size());
           bool covered = missed.empty() ? (seq == since && seq > 0)
-                                        : missed.front().seq <= since + 1;
+                                        : contiguous && missed.front().seq <= since + 1;
           bool from_history = kind && kind->history && since >= 0 && !covered;
           if (from_history && seq - since > max_replay) {
             send_error(self, id, 409,
@@ -319,7 +324,7 @@ void subscribe(ws_actor* self, const json& msg) {
           // history read starts after the subscription, so it holds every
           // event before the first live one.
           sub.replaying = true;
-          auto upto = missed.empty() ? INT64_MAX : missed.front().seq - 1;
+          auto upto = missed.empty() || !contiguous ? INT64_MAX : missed.front().seq - 1;
           auto rest = std::make_shared<std::vector<topics::event>>(std::move(missed));
           // Later ops wait until it is done (end_replay), so that the
           // topic's events go out in order whatever they ask.

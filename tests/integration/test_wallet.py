@@ -479,7 +479,8 @@ class WalletApiTest(NodeTestCase):
                                          "gateway"})
         shards = children["shards"]["supervisor"]
         self.assertEqual({c["name"] for c in shards["children"]},
-                         {"shard:user", "shard:wallet", "shard:circle", "shard:contract"})
+                         {"shard:user", "shard:wallet", "shard:circle", "shard:contract",
+                          "shard:room"})
         self.assertTrue(all(c["running"] for c in tree["children"]))
 
 
