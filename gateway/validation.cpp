@@ -1,6 +1,8 @@
 // Implements strict body validation.
 #include "gateway/validation.hpp"
 
+#include <sstream>
+
 #include "common/ids.hpp"
 
 #include <algorithm>
@@ -24,6 +26,7 @@ const char* type_name(json_type t) {
     case json_type::integer: return "integer";
     case json_type::boolean: return "boolean";
     case json_type::string_list: return "array of strings";
+    case json_type::number: return "number";
   }
   return "value";
 }
@@ -48,6 +51,7 @@ bool has_type(const json& v, json_type t) {
     // parse as unsigned or float and are caught by the range check.
     case json_type::integer: return v.is_number_integer();
     case json_type::boolean: return v.is_boolean();
+    case json_type::number: return v.is_number();
     case json_type::string_list:
       return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); });
   }
@@ -78,6 +82,16 @@ field_rule string_list_field(std::string name, bool required, size_t max_items,
   field_rule f = string_field(std::move(name), required, 1, item_max_len, std::move(item_format));
   f.type = json_type::string_list;
   f.max_items = max_items;
+  return f;
+}
+
+field_rule number_field(std::string name, bool required, double min, double max) {
+  field_rule f;
+  f.name = std::move(name);
+  f.required = required;
+  f.type = json_type::number;
+  f.min_number = min;
+  f.max_number = max;
   return f;
 }
 
@@ -424,6 +438,13 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
     } else if (f.type == json_type::string) {
       auto e = string_error(f, it->get_ref<const std::string&>());
       if (!e.is_null()) rule_errors.push_back(std::move(e));
+    } else if (f.type == json_type::number) {
+      auto v = it->get<double>();
+      if (!(v >= f.min_number && v <= f.max_number)) {
+        std::ostringstream range;
+        range << "must be between " << f.min_number << " and " << f.max_number;
+        rule_errors.push_back(error_item(f.name, range.str()));
+      }
     } else if (f.type == json_type::string_list) {
       if (it->size() > f.max_items) {
         rule_errors.push_back(
@@ -473,6 +494,10 @@ nlohmann::json body_schema::to_openapi() const {
       if (f.min_length > 0) p["minLength"] = f.min_length;
       if (!f.one_of.empty()) p["enum"] = f.one_of;
       if (!f.format.empty()) p["format"] = f.format;
+    } else if (f.type == json_type::number) {
+      p["format"] = "double";
+      p["minimum"] = f.min_number;
+      p["maximum"] = f.max_number;
     } else if (f.type == json_type::integer) {
       p["format"] = "int64";
       if (f.min != INT64_MIN) p["minimum"] = f.min;

@@ -18,7 +18,7 @@
 
 namespace gm::gateway {
 
-enum class json_type { string, integer, boolean, string_list };
+enum class json_type { string, integer, boolean, string_list, number };
 
 struct field_rule {
   std::string name;
@@ -31,6 +31,8 @@ struct field_rule {
   std::vector<std::string> one_of;  // strings: allowed values, if any
   std::string format;             // "e164", "email", "uuid", or empty
   size_t max_items = 0;           // string lists: at most this many items
+  double min_number = 0;          // numbers
+  double max_number = 0;          // numbers
 };
 
 struct body_schema {
@@ -50,6 +52,9 @@ field_rule string_field(std::string name, bool required, size_t min_len, size_t 
 /// like a string_field of 1..`item_max_len` bytes in `item_format`.
 field_rule string_list_field(std::string name, bool required, size_t max_items,
                              size_t item_max_len, std::string item_format = {});
+
+/// Returns a rule for a JSON number (integer or fraction) in `min`..`max`.
+field_rule number_field(std::string name, bool required, double min, double max);
 
 /// Returns `f` allowing only `values`.
 field_rule one_of(field_rule f, std::vector<std::string> values);

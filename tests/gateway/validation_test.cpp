@@ -274,3 +274,21 @@ TEST_CASE("a list of strings: its type, its length and each item are checked") {
   CHECK(run(R"({"ids": ["", "x"]})") == 422);
   CHECK(run(R"({"ids": ["a", "b", "c"]})") == 422);                          // too many
 }
+
+TEST_CASE("a number: integers and fractions within its bounds") {
+  auto schema = gm::gateway::make_schema({gm::gateway::number_field("lat", true, -90, 90)});
+  auto run = [&](const std::string& body) {
+    request rq;
+    rq.body = body;
+    response bad;
+    auto doc = validate_body(rq, *schema, bad);
+    return doc ? 0 : bad.status;
+  };
+  CHECK(run(R"({"lat": -1.2921})") == 0);
+  CHECK(run(R"({"lat": 90})") == 0);
+  CHECK(run(R"({"lat": -90.0})") == 0);
+  CHECK(run(R"({"lat": 90.000001})") == 422);
+  CHECK(run(R"({"lat": 1e400})") == 400);  // not a number JSON can hold: malformed
+  CHECK(run(R"({"lat": "1"})") == 400);
+  CHECK(run(R"({})") == 422);
+}
