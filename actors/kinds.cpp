@@ -4,7 +4,9 @@
 
 #include "actors/circle/circle.hpp"
 #include "actors/contract/contract.hpp"
+#include "actors/dispatch/dispatcher.hpp"
 #include "actors/money/moves.hpp"
+#include "actors/rider/rider.hpp"
 #include "actors/room/room.hpp"
 #include "actors/user/user.hpp"
 #include "actors/wallet/wallet.hpp"
@@ -18,6 +20,8 @@ const std::vector<kind_registration>& kinds() {
     circle::registration(),
     contract::registration(),
     room::registration(),
+    rider::registration(),
+    dispatch::registration(),
   };
   return all;
 }

@@ -73,6 +73,9 @@ void add_circle_routes(route_table& table, api_context_ptr ctx);
 /// Adds the Gigs, proposals, contracts routes of API.md to `table`.
 void add_gig_routes(route_table& table, api_context_ptr ctx);
 
+/// Adds the rider routes of API.md ("Riders and delivery tasks").
+void add_rider_routes(route_table& table, api_context_ptr ctx);
+
 /// Adds the Chat rooms routes of API.md to `table`; messages hold at most
 /// `max_text` characters (config chat_max_text).
 void add_room_routes(route_table& table, api_context_ptr ctx, size_t max_text);

@@ -6,7 +6,9 @@
 
 #include <strings.h>
 
+#include <cmath>
 #include <deque>
+#include <sstream>
 #include <optional>
 
 #include <caf/all.hpp>
@@ -14,6 +16,7 @@
 
 #include "actors/entity_core.hpp"
 #include "actors/kinds.hpp"
+#include "actors/rider/rider.hpp"
 #include "actors/room/room.hpp"
 #include "actors/router.hpp"
 #include "actors/topics.hpp"
@@ -118,7 +121,7 @@ void authorize_topic(ws_actor* self, const std::string& topic,
   } else if (auto* k = actors::kind_of_topic(kind)) {
     // The kind's own rule (actors/kinds.hpp).
     k->may_see(self, {st.who.user_id, st.who.role}, id, std::move(done));
-  } else if (kind == "rider" || kind == "task") {
+  } else if (kind == "task") {
     done(404, kind + " topics do not exist on this node yet");
   } else {
     done(400, "unknown topic kind " + kind);
@@ -393,6 +396,56 @@ void send_message(ws_actor* self, const json& msg) {
               });
 }
 
+/// A rider's location ping (API.md `location`): the same command as the
+/// REST ping, buffered. Answered only when refused (`op:error`).
+void send_location(ws_actor* self, const json& msg) {
+  json id = msg.contains("id") ? msg["id"] : json(nullptr);
+  auto& who = self->state.who;
+  if (who.role != "rider") {
+    send_error(self, id, 403, "only riders send locations");
+    return;
+  }
+  auto number = [&](const char* name, bool required, double lo, double hi, double& out) {
+    if (!msg.contains(name)) {
+      if (required) send_error(self, id, 400, std::string{"location needs "} + name + " (number)");
+      out = NAN;
+      return !required;
+    }
+    if (!msg[name].is_number()) {
+      send_error(self, id, 400, std::string{name} + " must be a number");
+      return false;
+    }
+    out = msg[name].get<double>();
+    if (!(out >= lo && out <= hi)) {
+      std::ostringstream range;
+      range << name << " must be between " << lo << " and " << hi;
+      send_error(self, id, 422, range.str());
+      return false;
+    }
+    return true;
+  };
+  rider::locate_cmd cmd;
+  cmd.user = who.user_id;
+  if (!number("lat", true, -90, 90, cmd.lat) || !number("lng", true, -180, 180, cmd.lng) ||
+      !number("heading", false, 0, 360, cmd.heading) ||
+      !number("speed", false, 0, 1000, cmd.speed)) {
+    return;
+  }
+  actors::ask(self, {rider::type, who.user_id}, caf::make_message(std::move(cmd)),
+              [self, id](actors::entity_reply& r) {
+                if (r.ok()) return;
+                int status = 503;
+                switch (r.error()) {
+                  case actors::errc::not_found: status = 404; break;
+                  case actors::errc::forbidden: status = 403; break;
+                  case actors::errc::invalid: status = 422; break;
+                  case actors::errc::conflict: status = 409; break;
+                  default: break;
+                }
+                send_error(self, id, status, r.detail);
+              });
+}
+
 void handle_op(ws_actor* self, const std::string& text);
 
 void handle_frame(ws_actor* self, const std::string& text) {
@@ -430,7 +483,7 @@ void handle_op(ws_actor* self, const std::string& text) {
   } else if (op == "send") {
     send_message(self, msg);
   } else if (op == "location") {
-    send_error(self, id, 404, "riders do not exist on this node yet");
+    send_location(self, msg);
   } else {
     send_error(self, id, 400, op.empty() ? "op is missing" : "unknown op " + op);
   }

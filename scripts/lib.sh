@@ -7,7 +7,7 @@ GM_PGBIN=/usr/lib/postgresql/15/bin
 GM_PACKAGES=(
   g++ make cmake ninja-build ccache pkg-config git ca-certificates curl procps
   libcaf-dev libboost1.81-dev libpq-dev libhiredis-dev nlohmann-json3-dev
-  libspdlog-dev doctest-dev libssl-dev libjemalloc-dev
+  libspdlog-dev doctest-dev libssl-dev libjemalloc-dev libs2-dev
   postgresql-15 postgresql-client-15 redis-server python3 wrk
 )
 

@@ -83,10 +83,11 @@ def fresh_database():
 
 def start_fresh_node(test, **env):
     """Starts a node on a new database (entities passivate after 400 ms
-    idle); it is stopped when `test` ends. Returns (node, database url).
+    idle, unless `env` says otherwise); it is stopped when `test` ends. Returns (node, database url).
     Test classes take it as their start_node method."""
     url = fresh_database()
-    node = Node(pg_url=url, env=dict(NODE_ENV, GIGMESH_ENTITY_IDLE_TIMEOUT_MS="400", **env))
+    node = Node(pg_url=url, env=dict(NODE_ENV, **dict({"GIGMESH_ENTITY_IDLE_TIMEOUT_MS": "400"},
+                                                       **env)))
     test.addCleanup(node.cleanup)
     node.start().wait_ready()
     return node, url
