@@ -481,7 +481,7 @@ class WalletApiTest(NodeTestCase):
         shards = children["shards"]["supervisor"]
         self.assertEqual({c["name"] for c in shards["children"]},
                          {"shard:user", "shard:wallet", "shard:circle", "shard:contract",
-                          "shard:room"})
+                          "shard:room", "shard:rider", "shard:dispatcher"})
         self.assertTrue(all(c["running"] for c in tree["children"]))
 
 
