@@ -4,10 +4,14 @@
 // location only if it is the rider, a dispatcher or an admin. Each route is
 // one command to the rider entity.
 #include <cmath>
+#include <cstdlib>
+#include <optional>
+#include <sstream>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/dispatch/dispatcher.hpp"
 #include "actors/rider/rider.hpp"
 #include "actors/router.hpp"
 #include "common/ids.hpp"
@@ -79,6 +83,63 @@ void add_rider_routes(route_table& table, api_context_ptr) {
                                                      optional_number(b, "heading"),
                                                      optional_number(b, "speed")}),
                  202, std::move(respond));
+    }));
+  // Before /riders/{id}: the first route whose pattern matches wins.
+  table.add(api_route(
+    "GET", "/api/v1/riders/nearby",
+    "The available riders nearest a point, best first as dispatch ranks them (distance, then "
+    "rating and level): ?lat=&lng= required, ?radius_m= (1..50,000, 5,000), ?limit= (1..100, "
+    "10); dispatchers and admins",
+    "riders", {{200, "{items: [{id, distance_m, rating, level}]}"}, {400, "bad query"},
+               {403, "not a dispatcher"}},
+    {true, {}, nullptr},
+    [](caf::event_based_actor* self, request& rq, respond_fn respond) {
+      if (rq.role != "dispatcher" && rq.role != "admin") {
+        respond(problem(403, "forbidden", "Forbidden", "nearby riders are for dispatchers"));
+        return;
+      }
+      auto number = [&](const char* name, double lo, double hi, std::optional<double> fallback,
+                        double& out) {
+        auto q = rq.query_param(name);
+        if (!q) {
+          if (!fallback) {
+            respond(problem(400, "invalid-query", "Bad Request", std::string{name} + " is required"));
+            return false;
+          }
+          out = *fallback;
+          return true;
+        }
+        char* end = nullptr;
+        out = std::strtod(q->c_str(), &end);
+        if (q->empty() || end != q->c_str() + q->size() || !(out >= lo && out <= hi)) {
+          std::ostringstream why;
+          why << name << " must be a number between " << lo << " and " << hi;
+          respond(problem(400, "invalid-query", "Bad Request", why.str()));
+          return false;
+        }
+        return true;
+      };
+      double lat, lng, radius, limit;
+      if (!number("lat", -90, 90, std::nullopt, lat) || !number("lng", -180, 180, std::nullopt, lng) ||
+          !number("radius_m", 1, 50000, 5000.0, radius) || !number("limit", 1, 100, 10.0, limit)) {
+        return;
+      }
+      dispatch::find_candidates(
+        self, lat, lng, radius, static_cast<int32_t>(limit), {},
+        [respond](std::vector<rider::candidate>& cs, const std::string& error) {
+          if (!error.empty() && cs.empty()) {
+            respond(unavailable("a dispatcher did not answer: " + error));
+            return;
+          }
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& c : cs) {
+            items.push_back({{"id", c.id},
+                             {"distance_m", std::round(c.meters * 10) / 10},
+                             {"rating", c.rating},
+                             {"level", c.level}});
+          }
+          respond(json_response(200, nlohmann::json{{"items", std::move(items)}}.dump()));
+        });
     }));
   table.add(api_route(
     "GET", "/api/v1/riders/{id}",

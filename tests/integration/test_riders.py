@@ -140,6 +140,60 @@ class RiderTest(unittest.TestCase):
         self.assertNotEqual(far, region)
         self.assertEqual(inspect(self.port, admin, "dispatcher", far)["available_riders"], 1)
 
+    def test_nearby_riders_come_ranked_from_both_sides_of_a_region_border(self):
+        admin = login_admin(self.port)
+        _, td = register(self.port, "dispatcher")
+        _, tc = register(self.port, "client")
+        probe_id, probe = register(self.port, "rider")
+        lat = NAIROBI[0]
+        self.post(probe, "online", {"lat": lat, "lng": NAIROBI[1]})
+
+        def region_at(lng):
+            self.post(probe, "location", {"lat": lat, "lng": lng})
+            return inspect(self.port, admin, "rider", probe_id)["region"]
+
+        # Find a region border east of Nairobi by bisection, to a metre.
+        west, east = NAIROBI[1], NAIROBI[1] + 0.2
+        home = region_at(west)
+        self.assertNotEqual(region_at(east), home)
+        while east - west > 0.00001:
+            mid = (west + east) / 2
+            if region_at(mid) == home:
+                west = mid
+            else:
+                east = mid
+        self.post(probe, "offline")
+        # Query 20 m west of the border; one rider 20 m east of it (the
+        # next region), one 150 m west, one 3 km away, one offline nearby.
+        q = west - 0.00018
+        across_id, across = register(self.port, "rider")
+        near_id, near = register(self.port, "rider")
+        far_id, far = register(self.port, "rider")
+        gone_id, gone = register(self.port, "rider")
+        for token, lng in ((across, east + 0.00018), (near, q - 0.00135), (far, q - 0.027),
+                           (gone, q)):
+            self.assertEqual(self.post(token, "online", {"lat": lat, "lng": lng})[0], 200)
+        self.post(gone, "offline")
+        self.assertNotEqual(inspect(self.port, admin, "rider", across_id)["region"],
+                            inspect(self.port, admin, "rider", near_id)["region"])
+
+        def nearby(token, query):
+            status, _, data = call(self.port, "GET", "/api/v1/riders/nearby?" + query, token)
+            return status, json_body(data)
+
+        st, doc = nearby(td, "lat=%f&lng=%f&radius_m=1000" % (lat, q))
+        self.assertEqual(st, 200, doc)
+        self.assertEqual([r["id"] for r in doc["items"]], [across_id, near_id])
+        self.assertLess(doc["items"][0]["distance_m"], 60)
+        st, doc = nearby(td, "lat=%f&lng=%f&radius_m=5000&limit=1" % (lat, q))
+        self.assertEqual([r["id"] for r in doc["items"]], [across_id])
+        st, doc = nearby(td, "lat=%f&lng=%f&radius_m=5000" % (lat, q))
+        self.assertEqual([r["id"] for r in doc["items"]], [across_id, near_id, far_id])
+        self.assertEqual(nearby(tc, "lat=0&lng=0")[0], 403)
+        for query in ("lng=0", "lat=91&lng=0", "lat=x&lng=0", "lat=0&lng=0&radius_m=0",
+                      "lat=0&lng=0&limit=101"):
+            self.assertEqual(nearby(td, query)[0], 400, query)
+
 
 if __name__ == "__main__":
     main()
