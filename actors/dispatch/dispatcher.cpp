@@ -207,11 +207,14 @@ actors::kind_registration registration() {
   return r;
 }
 
-void find_candidates(caf::event_based_actor* self, double lat, double lng, double radius_m,
-                     int32_t max, std::vector<std::string> exclude,
-                     std::function<void(std::vector<rider::candidate>&, const std::string& error)>
-                       done) {
-  auto regions = regions_near(lat, lng, radius_m);
+namespace {
+
+using found_fn = std::function<void(std::vector<rider::candidate>&, const std::string& error)>;
+
+/// Asks the dispatchers of `regions` and runs `done` with their answers
+/// added to `into`, ranked and cut to `max`.
+void ask_regions(caf::event_based_actor* self, const std::vector<std::string>& regions,
+                 const nearest_cmd& q, std::vector<rider::candidate> into, found_fn done) {
   struct gather {
     size_t left = 0;
     std::vector<rider::candidate> all;
@@ -219,10 +222,15 @@ void find_candidates(caf::event_based_actor* self, double lat, double lng, doubl
   };
   auto g = std::make_shared<gather>();
   g->left = regions.size();
+  g->all = std::move(into);
+  auto max = q.max;
+  if (regions.empty()) {
+    done(g->all, g->error);
+    return;
+  }
   for (auto& region : regions) {
-    actors::ask(self, {type, region},
-                caf::make_message(nearest_cmd{lat, lng, radius_m, max, exclude}),
-                std::chrono::seconds{5}, [g, max, done](entity_reply& r) {
+    actors::ask(self, {type, region}, caf::make_message(q), std::chrono::seconds{5},
+                [g, max, done](entity_reply& r) {
                   if (!r.ok()) {
                     g->error = r.detail;
                   } else {
@@ -236,10 +244,51 @@ void find_candidates(caf::event_based_actor* self, double lat, double lng, doubl
                   }
                   if (--g->left > 0) return;
                   rider::rank(g->all);
-                  if (g->all.size() > static_cast<size_t>(max)) g->all.resize(static_cast<size_t>(max));
+                  if (g->all.size() > static_cast<size_t>(max)) {
+                    g->all.resize(static_cast<size_t>(max));
+                  }
                   done(g->all, g->error);
                 });
   }
+}
+
+} // namespace
+
+void find_candidates(caf::event_based_actor* self, double lat, double lng, double radius_m,
+                     int32_t max, std::vector<std::string> exclude, found_fn done) {
+  // The point's own region first. If it has `max` riders nearer than some
+  // distance d, only neighbours within d of the point can hold better ones
+  // (d plus a ranking step: ranking treats distances within
+  // rider::same_distance_m alike); usually none does, and the search asks
+  // one dispatcher instead of up to nine.
+  auto regions = regions_near(lat, lng, radius_m);
+  nearest_cmd q{lat, lng, radius_m, max, std::move(exclude)};
+  auto own = std::vector<std::string>{regions.front()};
+  regions.erase(regions.begin());
+  ask_regions(self, own, q,
+              {}, [self, lat, lng, radius_m, q, regions, done](std::vector<rider::candidate>& found,
+                                                            const std::string& error) mutable {
+                if (regions.empty()) {
+                  done(found, error);
+                  return;
+                }
+                double reach = radius_m;
+                if (found.size() == static_cast<size_t>(q.max)) {
+                  double worst = 0;
+                  for (auto& c : found) worst = std::max(worst, c.meters);
+                  reach = std::min(radius_m, worst + rider::same_distance_m);
+                }
+                auto near = regions_near(lat, lng, reach);
+                std::vector<std::string> more;
+                for (auto& r : near) {
+                  if (std::find(regions.begin(), regions.end(), r) != regions.end()) more.push_back(r);
+                }
+                if (!error.empty() && more.empty()) {
+                  done(found, error);
+                  return;
+                }
+                ask_regions(self, more, q, std::move(found), done);
+              });
 }
 
 } // namespace gm::dispatch
