@@ -97,6 +97,9 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   kctx.circle_day_ms = cfg.circle_day_ms;
   kctx.contract_auto_release_ms = cfg.contract_auto_release_ms;
   kctx.chat_max_text = static_cast<size_t>(cfg.chat_max_text);
+  kctx.dispatch_offer_timeout_ms = cfg.dispatch_offer_timeout_ms;
+  kctx.dispatch_max_offers = static_cast<int32_t>(cfg.dispatch_max_offers);
+  kctx.dispatch_radius_m = static_cast<double>(cfg.dispatch_radius_m);
   gm::shard::options shard_opts;
   shard_opts.node_id = node.id;
   shard_opts.idle_timeout = milliseconds{cfg.entity_idle_timeout_ms};

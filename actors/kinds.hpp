@@ -42,6 +42,11 @@ struct kind_context {
   // Gig contracts (config contract_auto_release_ms): how long after
   // delivery the escrow is released if the client does not answer.
   int64_t contract_auto_release_ms = 14LL * 86400000;
+  // Delivery tasks (config dispatch_*): how long an offer waits for its
+  // rider, offers before a task is unassigned, the search radius.
+  int64_t dispatch_offer_timeout_ms = 30000;
+  int32_t dispatch_max_offers = 5;
+  double dispatch_radius_m = 5000;
 };
 
 /// Who subscribes to a topic.

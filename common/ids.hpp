@@ -57,4 +57,11 @@ std::string rfc3339_of_ms(int64_t ms);
 /// Returns the wall clock in Unix milliseconds.
 int64_t now_unix_ms();
 
+/// Returns the wall clock in Unix microseconds.
+int64_t now_unix_us();
+
+/// Returns Unix microseconds `us` as RFC 3339 UTC with microseconds
+/// (timestamps whose differences are measured: a task's dispatch).
+std::string rfc3339_of_us(int64_t us);
+
 } // namespace gm

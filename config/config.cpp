@@ -211,6 +211,12 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::contract_auto_release_ms, 1, 86400000LL * 3660)},
     {"chat_max_text", "the longest chat message, in characters (Unicode code points)",
      int_field(&settings::chat_max_text, 1, 100000)},
+    {"dispatch_offer_timeout_ms", "how long a rider has to answer a task's offer before it moves on",
+     int_field(&settings::dispatch_offer_timeout_ms, 100, 3600000)},
+    {"dispatch_max_offers", "offers of one task before it is unassigned",
+     int_field(&settings::dispatch_max_offers, 1, 100)},
+    {"dispatch_radius_m", "how far from a task's pickup riders are looked for, in meters",
+     int_field(&settings::dispatch_radius_m, 1, 50000)},
     {"currency", "the currency of wallets (ISO 4217 code)",
      [](settings& s, const std::string& key, const std::string& v) {
        bool ok = v.size() == 3 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });

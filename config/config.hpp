@@ -93,6 +93,11 @@ struct settings {
   int64_t contract_auto_release_ms = 14LL * 86400000;
   // Chat rooms: the longest message, in characters (Unicode code points).
   int64_t chat_max_text = 4000;
+  // Dispatch: how long an offer waits for its rider, how many offers a
+  // task makes before it is unassigned, how far riders are looked for.
+  int64_t dispatch_offer_timeout_ms = 30000;
+  int64_t dispatch_max_offers = 5;
+  int64_t dispatch_radius_m = 5000;
 };
 
 /// Returns the settings built from defaults, the config file (from `--config`

@@ -36,6 +36,10 @@ const std::vector<plan>& plans() {
      "escrow_release", "reversal", 200},
     {"escrow_refund", "wallet", "escrow", "escrow_refund", "wallet", "available", "escrow_refund",
      "reversal", 200},
+    // Delivery tasks: the fee waits in the creator's escrow (an escrow_lock)
+    // and goes to the rider who delivered it as an `earning`.
+    {"task_earning", "wallet", "escrow", "escrow_release", "wallet", "available", "earning",
+     "reversal", 200},
   };
   return all;
 }
