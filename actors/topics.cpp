@@ -168,6 +168,10 @@ void publish(caf::actor_system& sys, store* s, const std::string& topic, const c
 }
 
 void notify(caf::actor_system& sys, store* s, const std::string& user_id, std::string data) {
+  publish(sys, s, "user:" + user_id, "notification.new", clock_seq(), std::move(data));
+}
+
+int64_t clock_seq() {
   static std::atomic<int64_t> last{0};
   int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                   std::chrono::system_clock::now().time_since_epoch())
@@ -177,7 +181,7 @@ void notify(caf::actor_system& sys, store* s, const std::string& user_id, std::s
   do {
     seq = std::max(now, prev + 1);
   } while (!last.compare_exchange_weak(prev, seq));
-  publish(sys, s, "user:" + user_id, "notification.new", seq, std::move(data));
+  return seq;
 }
 
 } // namespace gm::topics

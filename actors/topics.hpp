@@ -128,6 +128,11 @@ void publish(caf::actor_system& sys, store* s, const std::string& topic, const c
 /// microsecond at most per node).
 void notify(caf::actor_system& sys, store* s, const std::string& user_id, std::string data);
 
+/// Returns the next seq for a topic that several entities publish on
+/// (`user:{id}`, and `task:{id}`, which carries its rider's locations too):
+/// the node's wall clock in microseconds, kept rising.
+int64_t clock_seq();
+
 } // namespace gm::topics
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gm::topics::frame_ptr)
