@@ -27,6 +27,7 @@ const char* type_name(json_type t) {
     case json_type::boolean: return "boolean";
     case json_type::string_list: return "array of strings";
     case json_type::number: return "number";
+    case json_type::position: return "object {lat, lng}";
   }
   return "value";
 }
@@ -52,6 +53,7 @@ bool has_type(const json& v, json_type t) {
     case json_type::integer: return v.is_number_integer();
     case json_type::boolean: return v.is_boolean();
     case json_type::number: return v.is_number();
+    case json_type::position: return v.is_object();
     case json_type::string_list:
       return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); });
   }
@@ -82,6 +84,14 @@ field_rule string_list_field(std::string name, bool required, size_t max_items,
   field_rule f = string_field(std::move(name), required, 1, item_max_len, std::move(item_format));
   f.type = json_type::string_list;
   f.max_items = max_items;
+  return f;
+}
+
+field_rule position_field(std::string name, bool required) {
+  field_rule f;
+  f.name = std::move(name);
+  f.required = required;
+  f.type = json_type::position;
   return f;
 }
 
@@ -425,7 +435,7 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
       } else if (f.type == json_type::integer && it->is_number_float()) {
         type_errors.push_back(error_item(f.name, "must be an integer, not a fraction"));
       } else {
-        type_errors.push_back(error_item(f.name, std::string{(f.type == json_type::integer || f.type == json_type::string_list) ? "must be an " : "must be a "} + type_name(f.type)));
+        type_errors.push_back(error_item(f.name, std::string{(f.type == json_type::integer || f.type == json_type::string_list || f.type == json_type::position) ? "must be an " : "must be a "} + type_name(f.type)));
       }
       continue;
     }
@@ -444,6 +454,25 @@ std::optional<json> validate_body(const request& rq, const body_schema& schema,
         std::ostringstream range;
         range << "must be between " << f.min_number << " and " << f.max_number;
         rule_errors.push_back(error_item(f.name, range.str()));
+      }
+    } else if (f.type == json_type::position) {
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        if (m.key() != "lat" && m.key() != "lng") {
+          rule_errors.push_back(error_item(f.name + "." + m.key(), "unknown field"));
+        }
+      }
+      for (auto [part, bound] : {std::pair<const char*, double>{"lat", 90}, {"lng", 180}}) {
+        auto name = f.name + "." + part;
+        auto m = it->find(part);
+        if (m == it->end() || m->is_null()) {
+          rule_errors.push_back(error_item(name, "is required"));
+        } else if (!m->is_number()) {
+          type_errors.push_back(error_item(name, "must be a number"));
+        } else if (!(m->get<double>() >= -bound && m->get<double>() <= bound)) {
+          std::ostringstream range;
+          range << "must be between " << -bound << " and " << bound;
+          rule_errors.push_back(error_item(name, range.str()));
+        }
       }
     } else if (f.type == json_type::string_list) {
       if (it->size() > f.max_items) {
@@ -494,6 +523,15 @@ nlohmann::json body_schema::to_openapi() const {
       if (f.min_length > 0) p["minLength"] = f.min_length;
       if (!f.one_of.empty()) p["enum"] = f.one_of;
       if (!f.format.empty()) p["format"] = f.format;
+    } else if (f.type == json_type::position) {
+      auto num = [](double bound) {
+        return json{{"type", "number"}, {"format", "double"}, {"minimum", -bound},
+                    {"maximum", bound}};
+      };
+      p = {{"type", "object"},
+           {"additionalProperties", false},
+           {"required", {"lat", "lng"}},
+           {"properties", {{"lat", num(90)}, {"lng", num(180)}}}};
     } else if (f.type == json_type::number) {
       p["format"] = "double";
       p["minimum"] = f.min_number;

@@ -18,7 +18,7 @@
 
 namespace gm::gateway {
 
-enum class json_type { string, integer, boolean, string_list, number };
+enum class json_type { string, integer, boolean, string_list, number, position };
 
 struct field_rule {
   std::string name;
@@ -55,6 +55,10 @@ field_rule string_list_field(std::string name, bool required, size_t max_items,
 
 /// Returns a rule for a JSON number (integer or fraction) in `min`..`max`.
 field_rule number_field(std::string name, bool required, double min, double max);
+
+/// Returns a rule for a point on the Earth: an object of exactly two
+/// numbers, `lat` (-90..90) and `lng` (-180..180).
+field_rule position_field(std::string name, bool required);
 
 /// Returns `f` allowing only `values`.
 field_rule one_of(field_rule f, std::vector<std::string> values);
