@@ -8,6 +8,7 @@
 #include "actors/money/moves.hpp"
 #include "actors/rider/rider.hpp"
 #include "actors/room/room.hpp"
+#include "actors/task/task.hpp"
 #include "actors/user/user.hpp"
 #include "actors/wallet/wallet.hpp"
 
@@ -22,6 +23,7 @@ const std::vector<kind_registration>& kinds() {
     room::registration(),
     rider::registration(),
     dispatch::registration(),
+    task::registration(),
   };
   return all;
 }

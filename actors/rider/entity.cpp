@@ -15,6 +15,7 @@
 #include "actors/dispatch/geo.hpp"
 #include "actors/entity_core.hpp"
 #include "actors/router.hpp"
+#include "actors/task/commands.hpp"
 #include "actors/topics.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -75,6 +76,9 @@ json rider_json(const state& st, bool with_location) {
     if (p.located_at_ms != 0) j["located_at"] = rfc3339_of_ms(p.located_at_ms);
   }
   if (with_location && !p.task_id.empty()) j["task_id"] = p.task_id;
+  if (with_location && !p.offer_task.empty()) {
+    j["offer"] = {{"task_id", p.offer_task}, {"expires_at", rfc3339_of_ms(p.offer_until_ms)}};
+  }
   return j;
 }
 
@@ -102,7 +106,10 @@ void lost(rider_actor* self) {
 void tell_dispatch(rider_actor* self) {
   auto& st = self->state;
   auto& p = st.p;
-  std::string region = p.status == "available" && p.located ? dispatch::region_of(p.lat, p.lng) : "";
+  // A rider holding an offer is no candidate for other tasks meanwhile.
+  std::string region = p.status == "available" && p.located && p.offer_task.empty()
+                         ? dispatch::region_of(p.lat, p.lng)
+                         : "";
   if (!p.region.empty() && p.region != region) {
     actors::tell(self->system(), {dispatch::type, p.region},
                  caf::make_message(dispatch::remove_cmd{st.core.id}));
@@ -124,7 +131,7 @@ void publish_location(rider_actor* self) {
                   st.core.version, doc);
   if (!st.p.task_id.empty()) {
     topics::publish(self->system(), st.env->events.get(), "task:" + st.p.task_id,
-                    "rider.location", st.core.version, std::move(doc));
+                    "rider.location", topics::clock_seq(), std::move(doc));
   }
 }
 
@@ -215,6 +222,162 @@ result on_locate(rider_actor* self, locate_cmd& c) {
   return rp;
 }
 
+// ---- delivery tasks (actors/task/entity.cpp has the other side) ----
+
+using offer_due_atom = caf::atom_constant<caf::atom("ri_offer")>;
+
+/// Writes the rider (durable), then answers `rp` ok.
+void save(rider_actor* self, caf::response_promise rp) {
+  auto& st = self->state;
+  ++st.core.version;
+  tell_dispatch(self);
+  commit(self, true, rp, dump(rider_json(st, true)));
+}
+
+void forget_offer(rider_actor* self) {
+  self->state.p.offer_task.clear();
+  self->state.p.offer_until_ms = 0;
+}
+
+result on_hold(rider_actor* self, hold_cmd& c) {
+  auto& st = self->state;
+  auto& p = st.p;
+  auto now = now_unix_ms();
+  if (p.status != "available") return refuse(errc::conflict, "the rider is " + p.status);
+  if (!p.offer_task.empty() && p.offer_task != c.task && p.offer_until_ms > now) {
+    return refuse(errc::conflict, "the rider holds another offer");
+  }
+  if (c.until_ms <= now) return refuse(errc::conflict, "the offer has run out");
+  if (!actors::journal_accepting(*st.env->gate)) {
+    return refuse(errc::unavailable, "the journal is full; retry shortly");
+  }
+  p.offer_task = c.task;
+  p.offer_until_ms = c.until_ms;
+  self->delayed_send(self, std::chrono::milliseconds{c.until_ms - now}, offer_due_atom::value,
+                     c.task, c.until_ms);
+  auto rp = self->make_response_promise();
+  save(self, rp);
+  return rp;
+}
+
+void on_offer_due(rider_actor* self, const std::string& task, int64_t until) {
+  auto& p = self->state.p;
+  if (p.offer_task != task || p.offer_until_ms != until) return;
+  forget_offer(self);
+  ++self->state.core.version;
+  tell_dispatch(self);
+  // Buffered: a rider that activates takes a run-out offer for none.
+  actors::persist(self, self->state.core,
+                  {rider_row(self->state.core.id, p, self->state.core.version)}, false,
+                  [self](bool ok) {
+                    if (!ok) lost(self);
+                  });
+}
+
+result on_claim(rider_actor* self, claim_cmd& c) {
+  auto& st = self->state;
+  auto& p = st.p;
+  if (p.task_id == c.task) return caf::make_message(success(dump(rider_json(st, true)), st.core.version));
+  if (p.status == "busy") return refuse(errc::conflict, "the rider is busy with another task");
+  if (p.status != "available") return refuse(errc::conflict, "the rider is " + p.status);
+  bool holds_it = p.offer_task == c.task;
+  bool holds_other = !p.offer_task.empty() && !holds_it && p.offer_until_ms > now_unix_ms();
+  if (!c.forced && !holds_it) return refuse(errc::conflict, "the rider does not hold this offer");
+  if (c.forced && holds_other) return refuse(errc::conflict, "the rider holds another offer");
+  if (!actors::journal_accepting(*st.env->gate)) {
+    return refuse(errc::unavailable, "the journal is full; retry shortly");
+  }
+  forget_offer(self);
+  p.status = "busy";
+  p.task_id = c.task;
+  auto rp = self->make_response_promise();
+  save(self, rp);
+  return rp;
+}
+
+/// Forgets task `task` (held or carried); answers `rp` if given.
+void release(rider_actor* self, const std::string& task, std::optional<caf::response_promise> rp) {
+  auto& st = self->state;
+  auto& p = st.p;
+  bool changed = false;
+  if (p.offer_task == task) {
+    forget_offer(self);
+    changed = true;
+  }
+  if (p.task_id == task) {
+    p.task_id.clear();
+    if (p.status == "busy") p.status = "available";
+    changed = true;
+  }
+  if (!changed) {
+    if (rp) rp->deliver(success(dump(rider_json(st, true)), st.core.version));
+    return;
+  }
+  save(self, rp ? *rp : self->make_response_promise());
+}
+
+result on_release(rider_actor* self, release_cmd& c) {
+  auto rp = self->make_response_promise();
+  release(self, c.task, rp);
+  return rp;
+}
+
+/// The rider delivered `task`: XP, one more completed task, available.
+void finish(rider_actor* self, const std::string& task, bool on_time,
+            std::optional<caf::response_promise> rp) {
+  auto& st = self->state;
+  auto& p = st.p;
+  if (p.task_id != task) {  // applied already (or never carried it)
+    if (rp) rp->deliver(success(dump(rider_json(st, true)), st.core.version));
+    return;
+  }
+  p.xp += xp_for_task(on_time);
+  p.level = level_for_xp(p.xp);
+  ++p.completed_tasks;
+  p.task_id.clear();
+  if (p.status == "busy") p.status = "available";
+  save(self, rp ? *rp : self->make_response_promise());
+}
+
+result on_finish(rider_actor* self, finish_cmd& c) {
+  auto rp = self->make_response_promise();
+  finish(self, c.task, c.on_time, rp);
+  return rp;
+}
+
+/// Activation: asks the task the rider holds or carries how it stands, and
+/// mends what a lost tell left (rider.hpp).
+void check_task(rider_actor* self, const std::string& task) {
+  if (task.empty()) return;
+  actors::ask(self, {"task", task}, caf::make_message(task::whose_cmd{}), std::chrono::seconds{10},
+              [self, task](entity_reply& r) {
+                auto& p = self->state.p;
+                auto me = self->state.core.id;
+                if (!r.ok() && r.error() != errc::not_found) return;  // ask again next time
+                std::string status, rider, offered;
+                bool on_time = false;
+                if (r.ok()) {
+                  auto j = json::parse(r.body, nullptr, false);
+                  if (j.is_object()) {
+                    status = j.value("status", "");
+                    rider = j.value("rider_id", "");
+                    offered = j.value("offered_to", "");
+                    on_time = j.value("on_time", false);
+                  }
+                }
+                if (p.task_id == task) {
+                  if (rider == me && status == "completed") {
+                    finish(self, task, on_time, std::nullopt);
+                  } else if (!(rider == me && (status == "assigned" || status == "picked_up")) &&
+                             !(offered == me && status == "offered")) {
+                    release(self, task, std::nullopt);
+                  }
+                } else if (p.offer_task == task && !(offered == me && status == "offered")) {
+                  release(self, task, std::nullopt);
+                }
+              });
+}
+
 result on_get(rider_actor* self, get_cmd& c) {
   auto& st = self->state;
   return caf::make_message(
@@ -226,7 +389,11 @@ const actors::command_table<rider_actor>& commands() {
                               .on(&on_online)
                               .on(&on_offline)
                               .on(&on_locate)
-                              .on(&on_get);
+                              .on(&on_get)
+                              .on(&on_hold)
+                              .on(&on_claim)
+                              .on(&on_release)
+                              .on(&on_finish);
   return table;
 }
 
@@ -234,6 +401,10 @@ caf::result<caf::message> dispatch_cmd(caf::scheduled_actor* ptr, caf::message_v
   auto self = static_cast<rider_actor*>(ptr);
   auto& st = self->state;
   auto& c = xs.content();
+  if (c.match_elements<offer_due_atom, std::string, int64_t>()) {
+    on_offer_due(self, c.get_as<std::string>(1), c.get_as<int64_t>(2));
+    return caf::delegated<caf::message>{};
+  }
   if (c.match_elements<actors::inspect_atom>()) {
     return caf::make_message(actors::describe(self, st.core, state_json(self)));
   }
@@ -262,10 +433,18 @@ void on_loaded(rider_actor* self, loaded& l) {
   }
   st.p = std::move(l.p);
   st.core.version = l.version;
+  if (!st.p.offer_task.empty() && st.p.offer_until_ms <= now_unix_ms()) forget_offer(self);
   st.core.status = "active";
   self->set_default_handler(dispatch_cmd);
   self->become(caf::behavior{[](actors::run_atom, const actors::continuation& fn) { (*fn)(); }});
   actors::announce_loaded(self, type, st.core.id);
+  if (!st.p.offer_task.empty()) {
+    auto wait = std::max<int64_t>(0, st.p.offer_until_ms - now_unix_ms());
+    self->delayed_send(self, std::chrono::milliseconds{wait}, offer_due_atom::value,
+                       st.p.offer_task, st.p.offer_until_ms);
+  }
+  check_task(self, st.p.task_id);
+  check_task(self, st.p.offer_task);
 }
 
 caf::behavior rider_impl(rider_actor* self, std::string id, const environment* env) {
@@ -292,7 +471,11 @@ actors::kind_registration registration() {
     cfg.add_message_type<online_cmd>("gm_ri_online")
       .add_message_type<offline_cmd>("gm_ri_offline")
       .add_message_type<locate_cmd>("gm_ri_locate")
-      .add_message_type<get_cmd>("gm_ri_get");
+      .add_message_type<get_cmd>("gm_ri_get")
+      .add_message_type<hold_cmd>("gm_ri_hold")
+      .add_message_type<claim_cmd>("gm_ri_claim")
+      .add_message_type<release_cmd>("gm_ri_release")
+      .add_message_type<finish_cmd>("gm_ri_finish");
   };
   r.make = [](const actors::kind_context& ctx) {
     auto env = std::make_shared<environment>();

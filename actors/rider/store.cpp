@@ -34,7 +34,7 @@ const journal::table_spec& riders_table() {
      {"lng", "double precision"}, {"heading", "double precision"}, {"speed", "double precision"},
      {"located_at", "timestamptz"}, {"region", "text"}, {"rating", "double precision"},
      {"xp", "bigint"}, {"level", "integer"}, {"completed_tasks", "bigint"}, {"task_id", "uuid"},
-     {"version", "bigint"}},
+     {"version", "bigint"}, {"offer_task_id", "uuid"}, {"offer_until", "timestamptz"}},
     {0}, 13, journal::write_mode::upsert_versioned};
   return t;
 }
@@ -47,7 +47,9 @@ journal::row rider_row(const std::string& id, const profile& p, int64_t version)
             p.located_at_ms == 0 ? value{} : value{rfc3339_of_ms(p.located_at_ms)},
             p.region.empty() ? value{} : value{p.region}, number(p.rating), value::integer(p.xp),
             value::integer(p.level), value::integer(p.completed_tasks),
-            money::id_value(p.task_id), value::integer(version))};
+            money::id_value(p.task_id), value::integer(version),
+            money::id_value(p.offer_task),
+            p.offer_until_ms == 0 ? value{} : value{rfc3339_of_ms(p.offer_until_ms)})};
 }
 
 loaded load_rows(pg::connection& c, const std::string& id) {
@@ -57,7 +59,9 @@ loaded load_rows(pg::connection& c, const std::string& id) {
     "coalesce((extract(epoch FROM r.located_at) * 1000)::bigint, 0), r.region, "
     "coalesce(r.xp, 0), coalesce(r.level, 1), coalesce(r.completed_tasks, 0), r.task_id, "
     "coalesce(r.version, 0), "
-    "(SELECT coalesce(avg(rating), 0) FROM reviews WHERE reviewee_id = u.id) "
+    "(SELECT coalesce(avg(rating), 0) FROM reviews WHERE reviewee_id = u.id), "
+    "coalesce(r.offer_task_id::text, ''), "
+    "coalesce((extract(epoch FROM r.offer_until) * 1000)::bigint, 0) "
     "FROM users u LEFT JOIN riders r ON r.user_id = u.id WHERE u.id = $1",
     {id});
   if (!r.ok()) {
@@ -82,6 +86,8 @@ loaded load_rows(pg::connection& c, const std::string& id) {
   p.task_id = r.value(0, 11);
   l.version = std::stoll(r.value(0, 12, "0"));
   p.rating = std::stod(r.value(0, 13, "0"));
+  p.offer_task = r.value(0, 14);
+  p.offer_until_ms = std::stoll(r.value(0, 15, "0"));
   return l;
 }
 

@@ -32,6 +32,8 @@ struct profile {
   int32_t level = 1;
   int64_t completed_tasks = 0;
   std::string task_id;  // the task it carries (busy)
+  std::string offer_task;  // the task whose offer it holds (available)
+  int64_t offer_until_ms = 0;
 };
 
 const journal::table_spec& riders_table();
