@@ -76,6 +76,10 @@ void add_gig_routes(route_table& table, api_context_ptr ctx);
 /// Adds the rider routes of API.md ("Riders and delivery tasks").
 void add_rider_routes(route_table& table, api_context_ptr ctx);
 
+/// Adds the delivery task routes of API.md ("Riders and delivery tasks"),
+/// and the dispatchers' list and manual assignment (docs/api-additions.md).
+void add_task_routes(route_table& table, api_context_ptr ctx, int64_t max_fee);
+
 /// Adds the Chat rooms routes of API.md to `table`; messages hold at most
 /// `max_text` characters (config chat_max_text).
 void add_room_routes(route_table& table, api_context_ptr ctx, size_t max_text);

@@ -256,6 +256,7 @@ caf::behavior service_impl(caf::stateful_actor<state>* self, config::settings cf
   add_gig_routes(st.routes, api);
   add_room_routes(st.routes, api, static_cast<size_t>(cfg.chat_max_text));
   add_rider_routes(st.routes, api);
+  add_task_routes(st.routes, api, cfg.max_balance);
   add_admin_routes(st.routes, api);
   *ctx.openapi = st.routes.openapi(GIGMESH_VERSION);
 

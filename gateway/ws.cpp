@@ -397,7 +397,9 @@ void send_message(ws_actor* self, const json& msg) {
 }
 
 /// A rider's location ping (API.md `location`): the same command as the
-/// REST ping, buffered. Answered only when refused (`op:error`).
+/// REST ping, buffered. Answered when refused (`op:error`), and, if the
+/// ping carries an `id`, with `{"op":"ack","id":…}` once the rider took it
+/// (an addition: a client can pace its pings).
 void send_location(ws_actor* self, const json& msg) {
   json id = msg.contains("id") ? msg["id"] : json(nullptr);
   auto& who = self->state.who;
@@ -433,7 +435,10 @@ void send_location(ws_actor* self, const json& msg) {
   }
   actors::ask(self, {rider::type, who.user_id}, caf::make_message(std::move(cmd)),
               [self, id](actors::entity_reply& r) {
-                if (r.ok()) return;
+                if (r.ok()) {
+                  if (!id.is_null()) send_json(self, json{{"op", "ack"}, {"id", id}});
+                  return;
+                }
                 int status = 503;
                 switch (r.error()) {
                   case actors::errc::not_found: status = 404; break;
