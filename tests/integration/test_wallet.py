@@ -481,7 +481,8 @@ class WalletApiTest(NodeTestCase):
         shards = children["shards"]["supervisor"]
         self.assertEqual({c["name"] for c in shards["children"]},
                          {"shard:user", "shard:wallet", "shard:circle", "shard:contract",
-                          "shard:room", "shard:rider", "shard:dispatcher"})
+                          "shard:room", "shard:rider", "shard:dispatcher",
+                          "shard:task"})
         self.assertTrue(all(c["running"] for c in tree["children"]))
 
 
