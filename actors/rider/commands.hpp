@@ -46,8 +46,9 @@ struct hold_cmd {
   int64_t until_ms = 0;
 };
 /// Task → rider: take the task (the rider accepted its offer, or a
-/// dispatcher assigns it: `forced`, needs no offer) → ok once the rider is
-/// busy with it (durable); conflict otherwise. Again for the same task: ok.
+/// dispatcher assigns it: `forced`) → ok once the rider is busy with it
+/// (durable); conflict if it is offline, busy with another task, or holds
+/// another task's offer. Again for the same task: ok.
 struct claim_cmd {
   std::string task;
   bool forced = false;

@@ -16,6 +16,7 @@
 #include "actors/entity_core.hpp"
 #include "actors/router.hpp"
 #include "actors/task/commands.hpp"
+#include "actors/user/commands.hpp"
 #include "actors/topics.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -280,10 +281,12 @@ result on_claim(rider_actor* self, claim_cmd& c) {
   if (p.task_id == c.task) return caf::make_message(success(dump(rider_json(st, true)), st.core.version));
   if (p.status == "busy") return refuse(errc::conflict, "the rider is busy with another task");
   if (p.status != "available") return refuse(errc::conflict, "the rider is " + p.status);
-  bool holds_it = p.offer_task == c.task;
-  bool holds_other = !p.offer_task.empty() && !holds_it && p.offer_until_ms > now_unix_ms();
-  if (!c.forced && !holds_it) return refuse(errc::conflict, "the rider does not hold this offer");
-  if (c.forced && holds_other) return refuse(errc::conflict, "the rider holds another offer");
+  // The task is the authority on whom it offered itself to: a rider that
+  // lost its hold (a crash between the task's write and its own) may still
+  // take it, unless it holds another task's offer meanwhile.
+  bool holds_other =
+    !p.offer_task.empty() && p.offer_task != c.task && p.offer_until_ms > now_unix_ms();
+  if (holds_other) return refuse(errc::conflict, "the rider holds another task's offer");
   if (!actors::journal_accepting(*st.env->gate)) {
     return refuse(errc::unavailable, "the journal is full; retry shortly");
   }
@@ -336,7 +339,21 @@ void finish(rider_actor* self, const std::string& task, bool on_time,
   ++p.completed_tasks;
   p.task_id.clear();
   if (p.status == "busy") p.status = "available";
-  save(self, rp ? *rp : self->make_response_promise());
+  ++st.core.version;
+  tell_dispatch(self);  // its new level ranks it from now on
+  auto reply = dump(rider_json(st, true));
+  actors::persist(self, st.core, {rider_row(st.core.id, p, st.core.version)}, true,
+                  [self, rp, reply](bool ok) mutable {
+                    if (!ok) {
+                      if (rp) rp->deliver(fail(errc::outcome_unknown, "not stored"));
+                      lost(self);
+                      return;
+                    }
+                    if (rp) rp->deliver(success(reply, self->state.core.version));
+                    // The public profile shows the level and completed tasks.
+                    actors::tell(self->system(), {"user", self->state.core.id},
+                                 caf::make_message(user::rated_cmd{}));
+                  });
 }
 
 result on_finish(rider_actor* self, finish_cmd& c) {

@@ -10,14 +10,16 @@
 // decision, so asking again after a crash never moves twice.
 //
 // Riders and tasks agree without sharing a transaction:
-// - An offer: the rider is asked to hold it first (hold_cmd: it holds at
-//   most one, until the offer runs out), then the task writes `offered`,
-//   then publishes `task.offered`. A crash between leaves the rider holding
-//   an offer nobody sees; it runs out by itself, and the task, still
-//   `pending`, offers again. No task is ever shown as offered to two
-//   riders: the task's row names one.
+// - An offer: at once, the task writes `offered` (naming the rider) and
+//   asks the rider to hold the offer (hold_cmd: a rider holds at most one,
+//   until it runs out); once both are done it publishes `task.offered`. A
+//   rider that refuses (it took another offer meanwhile) is replaced by
+//   the next candidate in the next write. After a crash, the row names at
+//   most one rider (no task is ever offered to two), and an offer runs out
+//   by itself whichever side lost what.
 // - An accept: the rider is asked to claim the task (claim_cmd: it turns
-//   busy with it), then the task writes `assigned`.
+//   busy with it unless it holds another offer), then the task writes
+//   `assigned`.
 // - The task tells a rider it no longer holds or carries it (release_cmd,
 //   finish_cmd for a completion, with its XP). A rider that activates asks
 //   the task it holds or carries (whose_cmd) and mends itself, so a tell
@@ -45,6 +47,7 @@
 #include "actors/topics.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "common/metrics.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/pg.hpp"
 
@@ -87,6 +90,7 @@ struct state {
   uint64_t gen = 0;
   int64_t armed_until = 0;        // the offer timeout armed (Unix ms; 0: none)
   int64_t dispatch_start_us = 0;  // the dispatch under way began
+  std::vector<std::function<void()>> after_step;  // steps waiting for `stepping` to end
   static inline const char* name = "gm.task";
 };
 
@@ -281,46 +285,76 @@ void go_unassigned(task_actor* self) {
   });
 }
 
+/// Latency buckets for dispatch: 0.1 ms steps to 10 ms, then coarser.
+std::vector<double> dispatch_buckets() {
+  std::vector<double> b;
+  for (int i = 1; i <= 100; ++i) b.push_back(i * 0.0001);
+  for (double s : {0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 5.0}) {
+    b.push_back(s);
+  }
+  return b;
+}
+
+/// Dispatch start → offer sent; task created → its first offer sent.
+metrics::histogram& dispatch_seconds() {
+  static auto& h = metrics::global().get_histogram(
+    "gigmesh_task_dispatch_seconds",
+    "a task's dispatch: candidates asked until the offer is sent (durable, rider holding it)", {},
+    dispatch_buckets());
+  return h;
+}
+metrics::histogram& first_offer_seconds() {
+  static auto& h = metrics::global().get_histogram(
+    "gigmesh_task_first_offer_seconds",
+    "a task's creation (its command arrived) until its first offer is sent", {},
+    dispatch_buckets());
+  return h;
+}
+
 void end_step(task_actor* self) {
   auto& st = self->state;
   st.stepping = false;
   --st.core.busy;
+  // The steps that waited for this one run next, in their order, once the
+  // caller has finished with this one (one may begin a step again: those
+  // after it wait once more).
+  if (!st.after_step.empty()) {
+    auto waiting = std::move(st.after_step);
+    st.after_step.clear();
+    ++st.core.busy;
+    self->send(self, actors::run_atom::value,
+               std::make_shared<std::function<void()>>([self, waiting] {
+                 for (auto& fn : waiting) fn();
+                 --self->state.core.busy;
+                 actors::finish_if_idle(self, self->state.core);
+               }));
+  }
   actors::finish_if_idle(self, st.core);
 }
 
-/// The rider holds the offer: the task is offered to it.
-void make_offer(task_actor* self, const std::string& rider, int64_t until) {
+/// The offer is sent: to the rider (user:{rider}) and on the task's topic.
+void send_offer(task_actor* self, const std::string& rider) {
   auto& st = self->state;
-  auto& t = st.t;
-  auto now = now_unix_us();
-  t.status = "offered";
-  t.offered_to = rider;
-  t.offer_until_ms = until;
-  ++t.offers;
-  t.tried.push_back(rider);
-  t.offered_us = now;
-  t.dispatch_us = std::max<int64_t>(1, now - st.dispatch_start_us);
-  changed(self);
   auto version = st.core.version;
   auto body = body_of(st);
-  write(self, {}, [self, rider, body, version] {
-    auto& st = self->state;
-    // The offer is sent: measured from the start of the dispatch.
-    topics::publish(self->system(), st.env->events.get(), "user:" + rider, "task.offered",
-                    topics::clock_seq(), body);
-    publish(self, "task.offered", body, version);
-    arm_offer(self);
-  });
+  topics::publish(self->system(), st.env->events.get(), "user:" + rider, "task.offered",
+                  topics::clock_seq(), body);
+  publish(self, "task.offered", body, version);
+  auto now = now_unix_us();
+  dispatch_seconds().observe(static_cast<double>(now - st.dispatch_start_us) / 1e6);
+  if (st.t.offers == 1) {
+    first_offer_seconds().observe(static_cast<double>(now - st.t.created_us) / 1e6);
+  }
+  arm_offer(self);
 }
 
-/// Asks candidate `i` of `cs` to hold the offer; on a refusal, the next.
-void try_hold(task_actor* self, uint64_t gen, std::shared_ptr<std::vector<rider::candidate>> cs,
-              size_t i) {
+/// Offers the task to candidate `i` of `cs`: writes `offered` to it and
+/// asks it to hold the offer, both at once; sends the offer once both are
+/// done. A rider that refuses is replaced by the next candidate.
+void offer_to(task_actor* self, std::shared_ptr<std::vector<rider::candidate>> cs, size_t i) {
   auto& st = self->state;
-  if (gen != st.gen) {
-    end_step(self);
-    return;
-  }
+  auto& t = st.t;
   if (i >= cs->size()) {
     end_step(self);
     go_unassigned(self);
@@ -328,22 +362,51 @@ void try_hold(task_actor* self, uint64_t gen, std::shared_ptr<std::vector<rider:
   }
   auto rider = (*cs)[i].id;
   auto until = now_unix_ms() + st.env->offer_timeout_ms;
+  t.status = "offered";
+  t.offered_to = rider;
+  t.offer_until_ms = until;
+  ++t.offers;
+  t.tried.push_back(rider);
+  t.offered_us = now_unix_us();
+  t.dispatch_us = std::max<int64_t>(1, t.offered_us - st.dispatch_start_us);
+  changed(self);
+  auto mine = st.gen;
+  struct join {
+    int left = 2;
+    bool held = false;
+  };
+  auto j = std::make_shared<join>();
+  auto both = [self, cs, i, rider, mine, j] {
+    if (--j->left > 0) return;
+    auto& st = self->state;
+    auto& t = st.t;
+    if (mine != st.gen) {
+      // Canceled meanwhile: the cancel releases the rider the row names.
+      if (j->held) release_rider(self, rider);
+      end_step(self);
+      return;
+    }
+    if (!j->held) {
+      // It took another offer since its dispatcher last heard of it: the
+      // next candidate's write replaces this one.
+      t.status = "pending";
+      t.offered_to.clear();
+      t.offer_until_ms = 0;
+      --t.offers;
+      t.tried.pop_back();
+      t.offered_us = 0;
+      offer_to(self, cs, i + 1);
+      return;
+    }
+    end_step(self);
+    send_offer(self, rider);
+  };
+  write(self, {}, both);
   actors::ask(self, st.asks, {rider::type, rider},
               caf::make_message(rider::hold_cmd{st.core.id, until}), std::chrono::seconds{5},
-              [self, gen, cs, i, rider, until](entity_reply& r) {
-                auto& st = self->state;
-                if (gen != st.gen) {
-                  // Canceled or assigned meanwhile.
-                  if (r.ok()) release_rider(self, rider);
-                  end_step(self);
-                  return;
-                }
-                if (!r.ok()) {
-                  try_hold(self, gen, cs, i + 1);
-                  return;
-                }
-                end_step(self);
-                make_offer(self, rider, until);
+              [j, both](entity_reply& r) {
+                j->held = r.ok();
+                both();
               });
 }
 
@@ -380,7 +443,7 @@ void dispatch_next(task_actor* self) {
         self->delayed_send(self, std::chrono::seconds{1}, dispatch_atom::value);
         return;
       }
-      try_hold(self, gen, std::make_shared<std::vector<rider::candidate>>(std::move(cs)), 0);
+      offer_to(self, std::make_shared<std::vector<rider::candidate>>(std::move(cs)), 0);
     });
 }
 
@@ -487,15 +550,17 @@ void settle(task_actor* self, bool ok, const entity_reply& why) {
     }
     if (shown_now) publish(self, "task.updated", body, version);
     if (!ok) return;
-    if (move == "lock") {
-      dispatch_next(self);
-    } else if (move == "pay") {
+    if (move == "pay") {
       finish_rider(self, 1);
-    } else {
+    } else if (move == "refund") {
       release_rider(self, release);
     }
     if (note != nullptr && !note_to.empty()) notify(self, note_to, note);
   });
+  // The fee is locked: the dispatch begins while `pending` is written. The
+  // journal commits one entity's rows in order, so the offer's row never
+  // commits before this one, and its event follows this one's.
+  if (ok && move == "lock") dispatch_next(self);
 }
 
 void on_moved(task_actor* self, entity_reply& r) {
@@ -650,6 +715,59 @@ void assign(task_actor* self, const std::string& rider, bool forced, caf::respon
     });
 }
 
+/// A step (after its key, if it takes one): decided by the rules, then
+/// taken.
+void run_act(task_actor* self, act_cmd a, action what, caf::response_promise rp) {
+  auto& st = self->state;
+  auto& t = st.t;
+  if (st.stepping && what != action::cancel) {
+    // A rider is being asked (an offer going out, an accept): this step
+    // waits for that answer. A cancel goes first (the step in flight
+    // sees the change and gives way).
+    st.after_step.push_back([self, a, what, rp] { run_act(self, a, what, rp); });
+    return;
+  }
+  auto d = can(t, what, caller_of(t, a.user, a.role), now_unix_ms());
+  if (!d.ok()) return refuse_key(self, a.user, a.key, rp, refusal(d));
+  if (!actors::journal_accepting(*st.env->money.gate)) {
+    return refuse_key(self, a.user, a.key, rp, money::journal_full());
+  }
+  auto move = move_of(what);
+  if (!move.empty()) {
+    if (what == action::complete) {
+      t.proof = a.text;
+      t.has_proof = a.has_text;
+    }
+    decide_move(self, move, a.user, waiter{rp, a.user, a.key, a.hash, 200});
+    return;
+  }
+  money::release_key<K>(self, a.user, a.key);  // the other steps move no money
+  switch (what) {
+    case action::accept:
+      assign(self, a.user, false, rp);
+      return;
+    case action::assign:
+      assign(self, lower_uuid(a.rider), true, rp);
+      return;
+    case action::decline:
+      offer_ended(self, [rp](const std::string& body, int64_t version) mutable {
+        rp.deliver(success(body, version));
+      });
+      return;
+    default: {  // pickup
+      t.status = "picked_up";
+      t.picked_up_us = now_unix_us();
+      changed(self);
+      auto version = st.core.version;
+      auto body = body_of(st);
+      write(self, {}, [self, rp, body, version]() mutable {
+        rp.deliver(success(body, version));
+        publish(self, "task.updated", body, version);
+      });
+    }
+  }
+}
+
 result on_act(task_actor* self, act_cmd& a) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
@@ -669,53 +787,7 @@ result on_act(task_actor* self, act_cmd& a) {
     rp.deliver(fail(errc::invalid, "rider_id: names no rider"));
     return rp;
   }
-  auto proceed = [self, a, what, rp]() mutable {
-    auto& st = self->state;
-    auto& t = st.t;
-    auto d = can(t, what, caller_of(t, a.user, a.role), now_unix_ms());
-    if (!d.ok()) return refuse_key(self, a.user, a.key, rp, refusal(d));
-    if (st.stepping && what != action::cancel) {
-      return refuse_key(self, a.user, a.key, rp,
-                        fail(errc::in_progress, "the task is changing; retry shortly"));
-    }
-    if (!actors::journal_accepting(*st.env->money.gate)) {
-      return refuse_key(self, a.user, a.key, rp, money::journal_full());
-    }
-    auto move = move_of(what);
-    if (!move.empty()) {
-      if (what == action::complete) {
-        t.proof = a.text;
-        t.has_proof = a.has_text;
-      }
-      decide_move(self, move, a.user, waiter{rp, a.user, a.key, a.hash, 200});
-      return;
-    }
-    money::release_key<K>(self, a.user, a.key);  // the other steps move no money
-    switch (what) {
-      case action::accept:
-        assign(self, a.user, false, rp);
-        return;
-      case action::assign:
-        assign(self, lower_uuid(a.rider), true, rp);
-        return;
-      case action::decline:
-        offer_ended(self, [rp](const std::string& body, int64_t version) mutable {
-          rp.deliver(success(body, version));
-        });
-        return;
-      default: {  // pickup
-        t.status = "picked_up";
-        t.picked_up_us = now_unix_us();
-        changed(self);
-        auto version = st.core.version;
-        auto body = body_of(st);
-        write(self, {}, [self, rp, body, version]() mutable {
-          rp.deliver(success(body, version));
-          publish(self, "task.updated", body, version);
-        });
-      }
-    }
-  };
+  auto proceed = [self, a, what, rp]() mutable { run_act(self, a, what, rp); };
   if (move_of(what).empty()) {
     proceed();
   } else {
