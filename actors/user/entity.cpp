@@ -47,6 +47,10 @@ struct profile {
   // activation and after each new review (rated_cmd).
   int64_t rating_sum = 0;
   int64_t rating_count = 0;
+  // A rider's level and completed tasks (actors/rider/), read with the
+  // ratings: the rider tells its user when they change.
+  int32_t level = 1;
+  int64_t completed_tasks = 0;
 };
 
 struct state {
@@ -81,6 +85,10 @@ json public_json(const state& st) {
     // The average, to two decimals.
     auto hundredths = (st.p.rating_sum * 200 / st.p.rating_count + 1) / 2;
     j["rating"] = static_cast<double>(hundredths) / 100.0;
+  }
+  if (st.p.role == "rider") {
+    j["level"] = st.p.level;
+    j["completed_tasks"] = st.p.completed_tasks;
   }
   return j;
 }
@@ -142,7 +150,10 @@ result on_update(user_actor* self, update_cmd& c) {
 
 /// Reads the count and sum of this user's ratings (on a pool thread).
 bool read_rating(pg::connection& c, const std::string& id, profile& p, std::string& error) {
-  auto r = c.exec("SELECT count(*), coalesce(sum(rating), 0) FROM reviews WHERE reviewee_id = $1",
+  auto r = c.exec("SELECT count(*), coalesce(sum(rating), 0), "
+                  "(SELECT level FROM riders WHERE user_id = $1), "
+                  "(SELECT completed_tasks FROM riders WHERE user_id = $1) "
+                  "FROM reviews WHERE reviewee_id = $1",
                   {id});
   if (!r.ok()) {
     error = r.error;
@@ -150,6 +161,8 @@ bool read_rating(pg::connection& c, const std::string& id, profile& p, std::stri
   }
   p.rating_count = std::stoll(r.value(0, 0, "0"));
   p.rating_sum = std::stoll(r.value(0, 1, "0"));
+  p.level = static_cast<int32_t>(std::stoll(r.value(0, 2, "1")));
+  p.completed_tasks = std::stoll(r.value(0, 3, "0"));
   return true;
 }
 
@@ -177,6 +190,8 @@ result on_rated(user_actor* self, rated_cmd&) {
         if (ok) {
           st.p.rating_count = p.rating_count;
           st.p.rating_sum = p.rating_sum;
+          st.p.level = p.level;
+          st.p.completed_tasks = p.completed_tasks;
           st.public_body.clear();
           rp.deliver(success("", st.core.version));
         } else {

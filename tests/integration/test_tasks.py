@@ -10,6 +10,7 @@ during dispatch: after the restart no task is accepted twice, no rider holds
 two offers, no fee is paid twice, and the tasks that were being offered go
 on to an end."""
 
+import json
 import signal
 import socket
 import sys
@@ -303,6 +304,16 @@ class TaskTest(unittest.TestCase):
                          ("available", 1, xp, 1), me)
         self.assertGreaterEqual(me["xp"], 10)
         self.assertIsNone(me.get("task_id"))
+        # The public profile shows the rider's level and completed tasks
+        # (and, as every public profile, no phone or email).
+        def profile():
+            s, _, b = call(port, "GET", "/api/v1/users/" + rid, tc)
+            return json.loads(b) if s == 200 else {}
+        prof = eventually(self, lambda: profile().get("completed_tasks") == 1 and profile(), 5,
+                          profile)
+        self.assertEqual(prof["level"], 1)
+        self.assertNotIn("phone", prof)
+        self.assertNotIn("email", prof)
         status, doc = get_task(port, tc, tid)
         self.assertEqual((doc["status"], doc["rider_id"]), ("completed", rid))
         eventually(self, lambda: psql(url, "SELECT status, rider_id FROM tasks WHERE id = '%s'"
