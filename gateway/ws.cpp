@@ -121,8 +121,6 @@ void authorize_topic(ws_actor* self, const std::string& topic,
   } else if (auto* k = actors::kind_of_topic(kind)) {
     // The kind's own rule (actors/kinds.hpp).
     k->may_see(self, {st.who.user_id, st.who.role}, id, std::move(done));
-  } else if (kind == "task") {
-    done(404, kind + " topics do not exist on this node yet");
   } else {
     done(400, "unknown topic kind " + kind);
   }
