@@ -12,6 +12,7 @@
 #include <caf/io/all.hpp>
 
 #include "cluster/node_info.hpp"
+#include "ctl/ctl.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
@@ -19,6 +20,7 @@
 #include "actors/topics.hpp"
 #include "actors/kinds.hpp"
 #include "gateway/service.hpp"
+#include "gateway/inspector.hpp"
 #include "gateway/topic_hub.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/service.hpp"
@@ -86,6 +88,13 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
     return gm::gateway::spawn_topic_hub(sup, events);
   };
 
+  // The node's life on `system:inspect`, for the console.
+  gm::sup::child_spec inspector;
+  inspector.name = "inspector";
+  inspector.start = [events, node](caf::local_actor* sup) {
+    return gm::gateway::spawn_inspector(sup, events, node);
+  };
+
   // One shard per entity kind (actors/kinds.cpp), under their own supervisor.
   gm::actors::kind_context kctx;
   kctx.gate = gate;
@@ -131,7 +140,7 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   };
   // Started in this order, stopped in reverse: the gateway drains first,
   // then the entities stop, then the journal flushes what they wrote.
-  return {persistence, journal, hub, shards, gateway};
+  return {persistence, journal, hub, inspector, shards, gateway};
 }
 
 int run(const gm::config::settings& cfg) {
@@ -226,6 +235,10 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   std::vector<std::string> args(argv + 1, argv + argc);
+  // `gigmesh ctl …`: the console for terminals, a client of a running node.
+  if (!args.empty() && args[0] == "ctl") {
+    return gm::ctl::run(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   for (auto& a : args) {
     if (a == "--help" || a == "-h") {
       std::cout << gm::config::help_text();

@@ -9,15 +9,11 @@
 
 #include <caf/all.hpp>
 
+#include "common/metrics.hpp"
 #include "common/registry.hpp"
 
 namespace gm::actors {
 
-void tell(caf::actor_system& sys, const entity_ref& ref, caf::message cmd) {
-  if (auto shard = shard_of(sys, ref.type)) {
-    caf::anon_send(shard, fwd_atom::value, ref.id, std::move(cmd));
-  }
-}
 
 caf::actor shard_of(caf::actor_system& sys, const std::string& type) {
   // The shard's name (shard.cpp's registry_name): a string, since kinds'
@@ -47,7 +43,15 @@ struct kind_route {
   /// Entities of a direct kind that answered a command routed from this
   /// thread with success: id → the entity, weakly (it may have quit).
   std::unordered_map<std::string, caf::actor_addr> live;
+  /// Commands sent to entities of this kind (/metrics, the console).
+  metrics::counter* messages = nullptr;
 };
+
+metrics::counter& messages_of(const std::string& type) {
+  return metrics::global().get_counter("gigmesh_entity_messages_total",
+                                       "commands sent to entities, by kind (asks and tells)",
+                                       {{"type", type}});
+}
 
 /// Bounds each thread's `live` map (cleared when full): a weak address
 /// keeps a quit entity's memory until it is dropped.
@@ -79,12 +83,25 @@ kind_route* route_of(caf::actor_system& sys, const std::string& type, caf::actor
     r = &routes.back();
     r->sys = &sys;
     r->type = type;
+    r->messages = &messages_of(type);
   }
   r->shard = shard.address();
   r->direct = is_direct(type);
   r->live.clear();  // entities of the shard before: gone with it
   return r;
 }
+
+} // namespace
+
+void tell(caf::actor_system& sys, const entity_ref& ref, caf::message cmd) {
+  caf::actor shard;
+  if (auto r = route_of(sys, ref.type, shard)) {
+    r->messages->inc();
+    caf::anon_send(shard, fwd_atom::value, ref.id, std::move(cmd));
+  }
+}
+
+namespace {
 
 /// Remembers that `who` answered for `ref` with success.
 void learn(caf::actor_system& sys, const entity_ref& ref, const caf::strong_actor_ptr& who) {
@@ -149,6 +166,7 @@ void send_via_shard(caf::event_based_actor* self, const entity_ref& ref, caf::me
     unavailable(e);
     return;
   }
+  r->messages->inc();
   if (r->direct) {
     auto it = r->live.find(ref.id);
     if (it != r->live.end()) {

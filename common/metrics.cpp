@@ -159,6 +159,24 @@ std::string number(double v) {
 
 } // namespace
 
+std::map<std::string, double> registry::sum_by(const std::string& name,
+                                               const std::string& key) const {
+  std::map<std::string, double> out;
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& f : families_) {
+    if (f->name != name) continue;
+    for (auto& s : f->members) {
+      std::string at;
+      for (auto& [k, v] : s->lbls) {
+        if (k == key) at = v;
+      }
+      if (s->c) out[at] += static_cast<double>(s->c->value());
+      if (s->g) out[at] += static_cast<double>(s->g->value());
+    }
+  }
+  return out;
+}
+
 std::string registry::render() const {
   std::ostringstream out;
   std::lock_guard<std::mutex> guard{mtx_};

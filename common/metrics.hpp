@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -69,6 +70,11 @@ public:
   /// Registers a gauge whose value is computed at scrape time.
   void gauge_fn(const std::string& name, const std::string& help,
                 std::function<double()> fn);
+
+  /// Returns the values of the counters or gauges of family `name`, summed
+  /// by the value of their label `key` (every series under "" if `key` is
+  /// empty or a series lacks it).
+  std::map<std::string, double> sum_by(const std::string& name, const std::string& key) const;
 
   /// Returns every metric in the Prometheus text exposition format 0.0.4.
   std::string render() const;

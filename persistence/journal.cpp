@@ -28,6 +28,7 @@
 #include <caf/all.hpp>
 
 #include "common/ids.hpp"
+#include "common/inspect_feed.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/registry.hpp"
@@ -1003,6 +1004,7 @@ void on_done(journal_actor* self, uint64_t seq, const std::string& error, double
     if (st.s.last_error.empty() || st.backoff >= st.opts.retry_max) {
       log->warn("batch of {} rows not written, keeping it and retrying: {}",
                 st.in_flight->size(), error);
+      inspect::note({"journal.error", {}, {}, 0, error, 0});
     }
     st.s.last_error = error;
     st.in_flight->mark_retried();
@@ -1044,6 +1046,7 @@ void on_done(journal_actor* self, uint64_t seq, const std::string& error, double
     log->error("PostgreSQL refused rows of {} for good (parked in journal_refused): {}", owner,
                why);
     st.s.last_refused = owner + ": " + why;
+    inspect::note({"journal.refused", {}, owner, 0, why, 0});
   }
   if (rep.parked > 0) {
     st.s.refused_rows += rep.parked;

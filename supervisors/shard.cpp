@@ -20,6 +20,7 @@
 
 #include "actors/router.hpp"
 #include "common/ids.hpp"
+#include "common/inspect_feed.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/registry.hpp"
@@ -171,6 +172,7 @@ void activate(shard_actor* self, const std::string& key, slot& s) {
   s.loaded = false;
   s.last_used_ms = now_ms();
   st.activations->inc();
+  inspect::note({"actor.activated", st.kind.type, key, s.restarts, {}, 0});
 }
 
 /// Returns the key for `id`: a UUID written with capitals names the same
@@ -214,6 +216,7 @@ void on_down(shard_actor* self, const std::string& key, const caf::actor_addr& w
   bool normal = !reason || reason == caf::exit_reason::normal ||
                 reason == caf::exit_reason::user_shutdown;
   if (normal && s.passivating && !s.holding()) {
+    inspect::note({"actor.passivated", st.kind.type, key, s.restarts, {}, 0});
     st.slots.erase(it);
     st.live->set(static_cast<int64_t>(st.slots.size()));
     return;
@@ -227,6 +230,7 @@ void on_down(shard_actor* self, const std::string& key, const caf::actor_addr& w
                 times.end());
     ++s.restarts;
     st.restarts->inc();
+    inspect::note({"actor.crashed", st.kind.type, key, s.restarts, caf::to_string(reason), 0});
     if (static_cast<int>(times.size()) > st.opts.intensity && !s.holding()) {
       log->error("{} {} crashed {} times within {} ms ({}): left passive until its next message",
                  st.kind.type, key, times.size(), st.opts.period.count(),
@@ -236,6 +240,7 @@ void on_down(shard_actor* self, const std::string& key, const caf::actor_addr& w
       return;
     }
     log->warn("{} {} crashed ({}): restarting it", st.kind.type, key, caf::to_string(reason));
+    inspect::note({"actor.restarted", st.kind.type, key, s.restarts, caf::to_string(reason), 0});
   }
   // Restart after a crash, or activate again for messages held meanwhile.
   activate_and_deliver(self, key, s);
@@ -250,6 +255,106 @@ void activate_and_deliver(shard_actor* self, const std::string& key, slot& s) {
     s.t->held_msgs.clear();
     for (auto& h : held_msgs) h.rp.delegate(s.handle, std::move(h.msg));
   }
+}
+
+/// Rows of the console's actor list: the `limit` live entities with the
+/// highest `sort` (mailbox, messages, restarts, idle), highest first. Idle
+/// time and restarts are the shard's own; version, mailbox and messages
+/// come from the entities (`stats_atom`, at high priority): from all of
+/// them when sorting by mailbox or messages, else from the rows returned.
+caf::result<std::vector<entity_info>> sorted_list(shard_actor* self, int64_t limit,
+                                                  const std::string& sort) {
+  auto& st = self->state;
+  auto now = now_ms();
+  std::vector<entity_info> rows;
+  std::vector<caf::actor> handles;
+  rows.reserve(st.slots.size());
+  for (auto& kv : st.slots) {
+    entity_info i;
+    i.type = st.kind.type;
+    i.id = kv.first;
+    i.node = st.opts.node_id;
+    i.status = kv.second.passivating ? "passivating" : "active";
+    i.restarts = kv.second.restarts;
+    i.idle_ms = now - kv.second.last_used_ms;
+    rows.push_back(std::move(i));
+    handles.push_back(kv.second.handle);
+  }
+  auto key = [&sort](const entity_info& i) {
+    if (sort == "messages") return i.messages;
+    if (sort == "restarts") return i.restarts;
+    if (sort == "idle") return i.idle_ms;
+    return i.mailbox;
+  };
+  auto top = [limit, key](std::vector<entity_info>& v) {
+    auto n = std::min<size_t>(v.size(), static_cast<size_t>(std::max<int64_t>(0, limit)));
+    std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(),
+                      [&key](const entity_info& a, const entity_info& b) {
+                        auto ka = key(a), kb = key(b);
+                        return ka != kb ? ka > kb : a.id < b.id;
+                      });
+    v.resize(n);
+  };
+  bool ask_all = sort == "mailbox" || sort == "messages" || sort.empty();
+  std::vector<size_t> ask;
+  if (ask_all) {
+    for (size_t i = 0; i < rows.size(); ++i) ask.push_back(i);
+  } else {
+    // Sort by the shard's own figures first, then ask only those rows.
+    std::vector<size_t> order(rows.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    auto n = std::min<size_t>(order.size(), static_cast<size_t>(std::max<int64_t>(0, limit)));
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                      [&](size_t a, size_t b) {
+                        auto ka = key(rows[a]), kb = key(rows[b]);
+                        return ka != kb ? ka > kb : rows[a].id < rows[b].id;
+                      });
+    order.resize(n);
+    ask = std::move(order);
+  }
+  auto out = std::make_shared<std::vector<entity_info>>(std::move(rows));
+  auto asked = std::make_shared<std::vector<size_t>>(ask);
+  auto rp = self->make_response_promise<std::vector<entity_info>>();
+  auto left = std::make_shared<size_t>(ask.size());
+  auto finish = [out, asked, rp, top, ask_all]() mutable {
+    std::vector<entity_info> v;
+    if (ask_all) {
+      v = std::move(*out);
+    } else {
+      for (auto i : *asked) v.push_back((*out)[i]);
+    }
+    top(v);
+    rp.deliver(std::move(v));
+  };
+  if (ask.empty()) {
+    finish();
+    return rp;
+  }
+  for (auto i : ask) {
+    auto done = [left, finish]() mutable {
+      if (--*left == 0) finish();
+    };
+    if (!handles[i]) {
+      done();
+      continue;
+    }
+    self->request<caf::message_priority::high>(handles[i], caf::duration{std::chrono::seconds{2}},
+                                               stats_atom::value)
+      .then(
+        [out, i, done](entity_info& info) mutable {
+          auto& r = (*out)[i];
+          r.version = info.version;
+          r.mailbox = info.mailbox;
+          r.messages = info.messages;
+          if (r.status == "active") r.status = info.status;
+          done();
+        },
+        [out, i, done](caf::error&) mutable {
+          (*out)[i].status = "unresponsive";
+          done();
+        });
+  }
+  return rp;
 }
 
 caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
@@ -356,6 +461,7 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
       auto it = self->state.slots.find(id);
       if (it == self->state.slots.end() || !it->second.handle) return false;
       gm::log::get("shard")->warn("{} {} killed on request", self->state.kind.type, id);
+      inspect::note({"actor.killed", self->state.kind.type, id, it->second.restarts, "on request", 0});
       self->send_exit(it->second.handle, caf::exit_reason::kill);
       return true;
     },
@@ -384,6 +490,10 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
           },
           [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
       return rp;
+    },
+    [self](list_atom, int64_t limit, const std::string& sort)
+      -> caf::result<std::vector<entity_info>> {
+      return sorted_list(self, limit, sort);
     },
     [self](list_atom, int64_t limit) -> caf::result<std::vector<entity_info>> {
       auto& st = self->state;

@@ -476,8 +476,8 @@ class WalletApiTest(NodeTestCase):
         tree = json_body(data)
         self.assertEqual((tree["name"], tree["strategy"]), ("root", "one_for_one"))
         children = {c["name"]: c for c in tree["children"]}
-        self.assertEqual(set(children), {"persistence", "journal", "topic_hub", "shards",
-                                         "gateway"})
+        self.assertEqual(set(children), {"persistence", "journal", "topic_hub", "inspector",
+                                         "shards", "gateway"})
         shards = children["shards"]["supervisor"]
         self.assertEqual({c["name"] for c in shards["children"]},
                          {"shard:user", "shard:wallet", "shard:circle", "shard:contract",
