@@ -14,6 +14,9 @@
 #include <caf/result.hpp>
 #include <caf/type_erased_tuple.hpp>
 
+#include "actors/entity.hpp"
+#include "actors/entity_core.hpp"
+
 namespace gm::actors {
 
 /// The commands of one kind whose entities are `Self` (a stateful actor).
@@ -37,10 +40,18 @@ public:
 
   /// Returns the result of the command `xs` holds, or nullopt if it holds
   /// none of this table's commands.
+  /// Counts the commands it serves (entity_core::handled), and answers
+  /// the shard's `stats_atom` for every kind.
   std::optional<result> dispatch(Self* self, caf::message_view& xs) const {
     result out = caf::delegated<caf::message>{};
     for (auto& e : entries_) {
-      if (e(self, xs.content(), out)) return out;
+      if (e(self, xs.content(), out)) {
+        ++self->state.core.handled;
+        return out;
+      }
+    }
+    if (xs.content().match_elements<stats_atom>()) {
+      return result{caf::make_message(describe(self, self->state.core, {}))};
     }
     return std::nullopt;
   }

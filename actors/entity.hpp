@@ -79,13 +79,14 @@ struct entity_info {
   int64_t mailbox = 0;
   int64_t restarts = 0;
   int64_t idle_ms = 0;
+  int64_t messages = 0;  // commands handled since activation
   std::string state;  // JSON, filled for single-entity inspection
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, entity_info& x) {
   return f(caf::meta::type_name("gm_entity_info"), x.type, x.id, x.node, x.status, x.version,
-           x.mailbox, x.restarts, x.idle_ms, x.state);
+           x.mailbox, x.restarts, x.idle_ms, x.messages, x.state);
 }
 
 // Router → shard: `(fwd_atom, id, message)`, answered by the entity.
@@ -103,6 +104,10 @@ using kill_atom = caf::atom_constant<caf::atom("e_kill")>;
 // entity_info (status, version, mailbox, state).
 using list_atom = caf::atom_constant<caf::atom("e_list")>;
 using inspect_atom = caf::atom_constant<caf::atom("e_inspect")>;
+// Shard → entity: `(stats_atom)` → entity_info without its state (status,
+// version, mailbox, messages): cheap enough to ask every live entity when
+// the console sorts them by mailbox. Served by every kind's command table.
+using stats_atom = caf::atom_constant<caf::atom("e_stats")>;
 // Admin → shard: `(count_atom)` → int64 live entities.
 using count_atom = caf::atom_constant<caf::atom("e_count")>;
 // Anyone → entity, through the router: `(exists_atom)` → ok with an empty

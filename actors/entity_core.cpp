@@ -88,6 +88,7 @@ entity_info describe(caf::event_based_actor* self, const entity_core& core, std:
   i.status = core.status;
   i.version = core.version;
   i.mailbox = static_cast<int64_t>(self->mailbox().size());
+  i.messages = static_cast<int64_t>(core.handled);
   i.state = std::move(state);
   return i;
 }

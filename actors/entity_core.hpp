@@ -47,6 +47,8 @@ struct entity_core {
   /// 256 ms of the steady clock (wraps; see note_command).
   uint16_t touched = 0;
   const char* status = "activating";
+  /// Commands handled since activation (the console's "messages").
+  uint64_t handled = 0;
 };
 
 /// A closure to run inside the actor that posted it. Local only.

@@ -7,6 +7,8 @@
 #include "actors/kinds.hpp"
 #include "actors/router.hpp"
 #include "gateway/api_context.hpp"
+#include "gateway/entity_http.hpp"
+#include "gateway/inspector.hpp"
 #include "gateway/routes.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/pg.hpp"
@@ -32,7 +34,7 @@ const std::vector<std::string>& entity_types() {
 json info_json(const actors::entity_info& i, bool with_state) {
   json j = {{"type", i.type},       {"id", i.id},          {"node", i.node},
             {"status", i.status},   {"version", i.version}, {"mailbox", i.mailbox},
-            {"restarts", i.restarts}, {"idle_ms", i.idle_ms}};
+            {"restarts", i.restarts}, {"idle_ms", i.idle_ms}, {"messages", i.messages}};
   if (with_state) {
     j["state"] = json::parse(i.state.empty() ? "{}" : i.state, nullptr, false);
     j["supervisor"] = "shard:" + i.type;
@@ -60,12 +62,26 @@ bool with_shard(caf::event_based_actor* self, const request& rq, const respond_f
   return true;
 }
 
+/// GET /admin/actors: this node's live actors, filtered by kind and node,
+/// sorted (highest first) by mailbox, messages, restarts or idle time, a
+/// page at a time. Each shard answers its own best offset+limit; the pages
+/// merge here.
 void list_actors(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
                  respond_fn respond) {
   auto type_filter = rq.query_param("type").value_or("");
   // This node lists its own entities: another node's name matches none here
   // (until the cluster issue asks the other nodes).
   auto node_filter = rq.query_param("node").value_or("");
+  auto sort = rq.query_param("sort").value_or("mailbox");
+  if (sort != "mailbox" && sort != "messages" && sort != "restarts" && sort != "idle") {
+    respond(problem(400, "invalid-query", "Bad Request",
+                    "sort must be mailbox, messages, restarts or idle"));
+    return;
+  }
+  auto pg_page = page_of(rq, respond);
+  if (!pg_page) return;
+  int64_t offset = pg_page->cursor ? std::stoll(*pg_page->cursor) : 0;
+  int64_t limit = pg_page->limit;
   std::vector<std::string> types;
   for (auto& t : entity_types()) {
     if ((type_filter.empty() || t == type_filter) &&
@@ -73,36 +89,123 @@ void list_actors(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
       types.push_back(t);
     }
   }
-  auto doc = std::make_shared<json>(json{{"counts_by_type", json::object()},
-                                         {"items", json::array()}});
-  auto left = std::make_shared<size_t>(types.size());
+  struct merged {
+    json counts = json::object();
+    int64_t total = 0;
+    std::vector<actors::entity_info> rows;
+    size_t left = 0;
+    bool failed = false;
+  };
+  auto m = std::make_shared<merged>();
+  m->left = types.size() * 2;  // a count and a list from each shard
+  auto finish = [m, offset, limit, sort, respond] {
+    auto key = [&sort](const actors::entity_info& i) {
+      if (sort == "messages") return i.messages;
+      if (sort == "restarts") return i.restarts;
+      if (sort == "idle") return i.idle_ms;
+      return i.mailbox;
+    };
+    std::sort(m->rows.begin(), m->rows.end(), [&key](const auto& a, const auto& b) {
+      auto ka = key(a), kb = key(b);
+      if (ka != kb) return ka > kb;
+      return a.type != b.type ? a.type < b.type : a.id < b.id;
+    });
+    json items = json::array();
+    for (int64_t i = offset; i < offset + limit && i < static_cast<int64_t>(m->rows.size()); ++i) {
+      items.push_back(info_json(m->rows[static_cast<size_t>(i)], false));
+    }
+    json doc = {{"counts_by_type", m->counts}, {"total", m->total}, {"sort", sort},
+                {"items", std::move(items)}, {"next_cursor", nullptr}};
+    if (offset + limit < static_cast<int64_t>(m->rows.size())) {
+      doc["next_cursor"] = std::to_string(offset + limit);
+    }
+    respond(json_response(200, doc.dump(-1, ' ', false, json::error_handler_t::replace)));
+  };
   if (types.empty()) {
-    respond(json_response(200, doc->dump()));
+    finish();
     return;
   }
   for (auto& t : types) {
     auto shard = actors::shard_of(self->system(), t);
     if (!shard) {
-      if (--*left == 0) respond(json_response(200, doc->dump()));
+      m->left -= 2;
+      if (m->left == 0) finish();
       continue;
     }
-    // The count is of every live entity; the items are the first 200.
     self->request(shard, ctx->request_timeout, actors::count_atom::value)
-      .then([doc, t](int64_t n) { (*doc)["counts_by_type"][t] = n; }, [](caf::error&) {});
-    self->request(shard, ctx->request_timeout, actors::list_atom::value, int64_t{200})
       .then(
-        [doc, left, respond](std::vector<actors::entity_info>& items) {
-          // At most 200 items in all (API.md's list maximum), over every kind.
-          for (auto& i : items) {
-            if ((*doc)["items"].size() >= 200) break;
-            (*doc)["items"].push_back(info_json(i, false));
-          }
-          if (--*left == 0) respond(json_response(200, doc->dump()));
+        [m, t, finish](int64_t n) {
+          m->counts[t] = n;
+          m->total += n;
+          if (--m->left == 0) finish();
         },
-        [left, respond](caf::error&) {
-          if (--*left == 0) respond(unavailable("a shard did not answer"));
+        [m, finish](caf::error&) {
+          if (--m->left == 0) finish();
+        });
+    // One more than the page: whether a next page exists.
+    self->request(shard, ctx->request_timeout, actors::list_atom::value, offset + limit + 1, sort)
+      .then(
+        [m, finish](std::vector<actors::entity_info>& items) {
+          for (auto& i : items) m->rows.push_back(std::move(i));
+          if (--m->left == 0) finish();
+        },
+        [m, respond](caf::error&) {
+          if (!m->failed) respond(unavailable("a shard did not answer"));
+          m->failed = true;
+          m->left = SIZE_MAX;  // answered already
         });
   }
+}
+
+/// A wallet's balances beside the sums of its ledger entries in
+/// PostgreSQL, read once the journal has committed what it holds (the
+/// wallet's rows up to the state just read, unless it changed since).
+void check_ledger(caf::event_based_actor* self, api_context_ptr ctx, json doc,
+                  respond_fn respond) {
+  auto& state = doc["state"];
+  if (!state.is_object() || !state.contains("id") || !state["id"].is_string()) {
+    respond(json_response(200, doc.dump()));
+    return;
+  }
+  auto wallet = state["id"].get<std::string>();
+  auto balance = state.value("balance", int64_t{0});
+  auto escrow = state.value("escrow_balance", int64_t{0});
+  auto read = [self, ctx, doc, wallet, balance, escrow, respond]() mutable {
+    with_pool(self, *ctx, respond,
+              [doc, wallet, balance, escrow, respond](std::shared_ptr<pg::pool> pool) mutable {
+                bool queued = pool->submit([doc, wallet, balance, escrow,
+                                            respond](pg::connection& c) mutable {
+                  auto r = c.exec(
+                    "SELECT coalesce(sum(delta) FILTER (WHERE account = $1), 0), "
+                    "coalesce(sum(delta) FILTER (WHERE account = 'escrow:' || $1), 0), count(*) "
+                    "FROM ledger_entries WHERE wallet_id = $1::uuid",
+                    {wallet});
+                  if (!r.ok()) {
+                    doc["ledger"] = {{"error", "the database is unavailable"}};
+                  } else {
+                    auto entries = std::stoll(r.value(0, 0, "0"));
+                    auto entries_escrow = std::stoll(r.value(0, 1, "0"));
+                    doc["ledger"] = {{"balance", balance},
+                                     {"escrow_balance", escrow},
+                                     {"entries_balance", entries},
+                                     {"entries_escrow", entries_escrow},
+                                     {"entries", std::stoll(r.value(0, 2, "0"))},
+                                     {"agrees", entries == balance && entries_escrow == escrow}};
+                  }
+                  respond(json_response(200, doc.dump(-1, ' ', false,
+                                                      json::error_handler_t::replace)));
+                });
+                if (!queued) respond(unavailable("the database queue is full"));
+              });
+  };
+  auto j = journal::find(self->system());
+  if (!j) {
+    read();
+    return;
+  }
+  self->request(j, ctx->request_timeout, journal::sync_atom::value)
+    .then([read](journal::ok_atom) mutable { read(); },
+          [respond](caf::error&) { respond(unavailable("the journal is busy; retry shortly")); });
 }
 
 void inspect_actor(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
@@ -111,31 +214,119 @@ void inspect_actor(caf::event_based_actor* self, api_context_ptr ctx, request& r
   if (!with_shard(self, rq, respond, shard)) return;
   self->request(shard, ctx->request_timeout, actors::inspect_atom::value,
                 lower_uuid(rq.path_params.at("id")))
-    .then([respond](actors::entity_info& i) { respond(json_response(200, info_json(i, true).dump())); },
-          [respond](caf::error& e) {
-            respond(e == caf::sec::invalid_argument ? no_entity() : unavailable("the actor did not answer"));
-          });
+    .then(
+      [self, ctx, respond](actors::entity_info& i) {
+        auto doc = info_json(i, true);
+        if (i.type == "wallet") {
+          check_ledger(self, ctx, std::move(doc), respond);
+        } else {
+          respond(json_response(200, doc.dump()));
+        }
+      },
+      [respond](caf::error& e) {
+        respond(e == caf::sec::invalid_argument ? no_entity()
+                                                : unavailable("the actor did not answer"));
+      });
+}
+
+/// Records an operator's action on a live actor (admin_audit), publishes it
+/// as `audit.recorded`, then answers with `answer` (its body says whether
+/// the record was written: the action happened either way).
+void audit(caf::event_based_actor* self, api_context_ptr ctx, const request& rq,
+           const char* action, const std::string& result, response answer, respond_fn respond) {
+  auto via = rq.header("X-Gigmesh-Client");
+  if (via != "console" && via != "cli") via = "api";
+  auto type = rq.path_params.at("type");
+  auto id = rq.path_params.at("id");
+  json rec = {{"id", new_uuid()},    {"at", now_rfc3339()}, {"user_id", rq.user_id},
+              {"action", action},    {"target", type + ":" + id}, {"via", via},
+              {"result", result},    {"node", ctx->node_id}};
+  pg::params p{rec["id"].get<std::string>(), rec["at"].get<std::string>(), rq.user_id,
+               std::string{action}, type, id, via, result, ctx->node_id};
+  auto* sys = &self->system();
+  with_pool(self, *ctx, respond, [sys, rec, p, answer, respond](std::shared_ptr<pg::pool> pool) {
+    bool queued = pool->submit([sys, rec, p, answer, respond](pg::connection& c) mutable {
+      auto r = c.exec("INSERT INTO admin_audit (id, at, user_id, action, target_type, target_id, "
+                      "via, result, node_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                      p);
+      if (!r.ok()) {
+        gm::log::get("admin")->error("{} of {} by {} was not audited: {}",
+                                     rec["action"].get<std::string>(),
+                                     rec["target"].get<std::string>(),
+                                     rec["user_id"].get<std::string>(), r.error);
+      } else {
+        publish_inspect(*sys, "audit.recorded", rec.dump());
+      }
+      if (answer.status == 202) {
+        answer.body =
+          json{{"status", "accepted"}, {"audited", r.ok()}, {"audit_id", rec["id"]}}.dump();
+      }
+      respond(std::move(answer));
+    });
+    if (!queued) respond(answer);
+  });
 }
 
 template <class Atom>
-actor_handler control(api_context_ptr ctx) {
-  return [ctx](caf::event_based_actor* self, request& rq, respond_fn respond) {
+actor_handler control(api_context_ptr ctx, const char* action) {
+  return [ctx, action](caf::event_based_actor* self, request& rq, respond_fn respond) {
     caf::actor shard;
     if (!with_shard(self, rq, respond, shard)) return;
+    auto rqp = std::make_shared<request>(rq);
     self->request(shard, ctx->request_timeout, Atom::value, lower_uuid(rq.path_params.at("id")))
       .then(
-        [respond](bool live) {
+        [self, ctx, action, rqp, respond](bool live) {
           if (!live) {
-            respond(no_entity());
+            audit(self, ctx, *rqp, action, "not_live", no_entity(), respond);
             return;
           }
           response r;
           r.status = 202;
           r.body = R"({"status":"accepted"})";
-          respond(std::move(r));
+          audit(self, ctx, *rqp, action, "accepted", std::move(r), respond);
         },
-        [respond](caf::error&) { respond(unavailable("the shard did not answer")); });
+        [self, ctx, action, rqp, respond](caf::error&) {
+          audit(self, ctx, *rqp, action, "failed", unavailable("the shard did not answer"),
+                respond);
+        });
   };
+}
+
+void list_audit(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
+                respond_fn respond) {
+  auto pg_page = page_of(rq, respond);
+  if (!pg_page) return;
+  auto limit = pg_page->limit;
+  auto offset = pg_page->cursor.value_or("0");
+  with_pool(self, *ctx, respond, [limit, offset, respond](std::shared_ptr<pg::pool> pool) {
+    bool queued = pool->submit([limit, offset, respond](pg::connection& c) {
+      auto r = c.exec(
+        "SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), user_id, "
+        "action, target_type || ':' || target_id, via, result, node_id, detail "
+        "FROM admin_audit ORDER BY at DESC, id LIMIT $1 OFFSET $2",
+        {std::to_string(limit + 1), offset});
+      if (!r.ok()) {
+        respond(unavailable("the database is unavailable, retry shortly"));
+        return;
+      }
+      json items = json::array();
+      size_t n = std::min(r.rows.size(), static_cast<size_t>(limit));
+      for (size_t i = 0; i < n; ++i) {
+        json item = {{"id", r.value(i, 0)},     {"at", r.value(i, 1)},
+                     {"user_id", r.value(i, 2)}, {"action", r.value(i, 3)},
+                     {"target", r.value(i, 4)},  {"via", r.value(i, 5)},
+                     {"result", r.value(i, 6)},  {"node", r.value(i, 7)}};
+        if (r.rows[i][8]) item["detail"] = *r.rows[i][8];
+        items.push_back(std::move(item));
+      }
+      json doc = {{"items", std::move(items)}, {"next_cursor", nullptr}};
+      if (r.rows.size() > static_cast<size_t>(limit)) {
+        doc["next_cursor"] = std::to_string(std::stoll(offset) + limit);
+      }
+      respond(json_response(200, doc.dump()));
+    });
+    if (!queued) respond(unavailable("the database queue is full"));
+  });
 }
 
 void journal_stats(caf::event_based_actor* self, api_context_ptr ctx, request&,
@@ -298,24 +489,33 @@ void add_admin_routes(route_table& table, api_context_ptr ctx) {
                       {{200, "{nodes: [{id, address, status, incarnation, started_at, "
                              "last_heartbeat, actors}]}"}},
                       admin, bind(cluster_nodes)));
-  table.add(api_route("GET", "/api/v1/admin/actors", "Live actors by type (?type=)", "admin",
-                      {{200, "{counts_by_type, items}"}}, admin, bind(list_actors)));
+  table.add(api_route("GET", "/api/v1/admin/actors",
+                      "Live actors (?type=, ?node=, ?sort=mailbox|messages|restarts|idle, "
+                      "highest first; ?limit=, ?cursor=)",
+                      "admin", {{200, "{counts_by_type, total, items, next_cursor}"}}, admin,
+                      bind(list_actors)));
   table.add(api_route("GET", "/api/v1/admin/actors/{type}/{id}", "One live actor's state",
                       "admin", {{200, "{type, id, node, state, version, mailbox, restarts}"},
                                 {404, "not live"}},
                       admin, bind(inspect_actor)));
   table.add(api_route("POST", "/api/v1/admin/actors/{type}/{id}/passivate",
                       "Passivate a live actor (flush, then stop)", "admin",
-                      {{202, "accepted"}, {404, "not live"}}, admin,
-                      control<actors::passivate_atom>(ctx)));
+                      {{202, "accepted (audited)"}, {404, "not live"}}, admin,
+                      control<actors::passivate_atom>(ctx, "passivate")));
   table.add(api_route("POST", "/api/v1/admin/actors/{type}/{id}/kill",
                       "Crash a live actor on purpose; its shard restarts it", "admin",
-                      {{202, "accepted"}, {404, "not live"}}, admin,
-                      control<actors::kill_atom>(ctx)));
+                      {{202, "accepted (audited)"}, {404, "not live"}}, admin,
+                      control<actors::kill_atom>(ctx, "kill")));
   table.add(api_route("GET", "/api/v1/admin/supervisors",
                       "The supervision tree: strategies, children, restart counts", "admin",
                       {{200, "{name, strategy, intensity, period_ms, restarts, children}"}}, admin,
                       bind(supervisors)));
+  table.add(api_route("GET", "/api/v1/admin/audit",
+                      "What operators did to live actors (passivate, kill): who, what, when, "
+                      "through what, with what result; newest first (?limit=, ?cursor=)",
+                      "admin", {{200, "{items: [{id, at, user_id, action, target, via, result}], "
+                                      "next_cursor}"}},
+                      admin, bind(list_audit)));
   table.add(api_route("GET", "/api/v1/admin/journal", "The write-behind journal's figures",
                       "admin", {{200, "{pending, in_flight, last_batch_rows, ...}"}}, admin,
                       bind(journal_stats)));
