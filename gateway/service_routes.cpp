@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/metrics.hpp"
+#include "gateway/console_assets.hpp"
 #include "persistence/journal.hpp"
 #include "persistence/service.hpp"
 
@@ -130,6 +131,26 @@ void add_service_routes(route_table& table, const service_context& ctx) {
                        r.body = metrics::global().render();
                        respond(std::move(r));
                      }));
+  // The inspection console: one page and its script and style, as they are
+  // in console/. It signs in through the API; nothing here needs a token.
+  for (auto& a : console_assets()) {
+    std::string path = std::string{"/console"} +
+                       (std::string{a.name} == "index.html" ? "" : std::string{"/"} + a.name);
+    table.add(io_route("GET", path,
+                       std::string{"The inspection console: "} + a.name + " (admins sign in on it)",
+                       "service", {{200, a.name}}, [a](request&, respond_fn respond) {
+                         response r;
+                         r.content_type = a.content_type;
+                         r.body = a.body;
+                         r.headers.emplace_back("Cache-Control", "no-cache");
+                         r.headers.emplace_back(
+                           "Content-Security-Policy",
+                           "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                           "frame-ancestors 'none'");
+                         r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+                         respond(std::move(r));
+                       }));
+  }
   auto doc = ctx.openapi;
   table.add(io_route("GET", "/api/openapi.json", "This OpenAPI document", "service",
                      {{200, "OpenAPI 3 document"}},
