@@ -280,10 +280,12 @@ caf::result<std::vector<entity_info>> sorted_list(shard_actor* self, int64_t lim
     rows.push_back(std::move(i));
     handles.push_back(kv.second.handle);
   }
-  auto key = [&sort](const entity_info& i) {
-    if (sort == "messages") return i.messages;
-    if (sort == "restarts") return i.restarts;
-    if (sort == "idle") return i.idle_ms;
+  // By value: the rows are ranked again when the entities have answered,
+  // after this message (and its string) is gone.
+  auto key = [by = sort](const entity_info& i) {
+    if (by == "messages") return i.messages;
+    if (by == "restarts") return i.restarts;
+    if (by == "idle") return i.idle_ms;
     return i.mailbox;
   };
   auto top = [limit, key](std::vector<entity_info>& v) {
