@@ -260,8 +260,13 @@ void activate_and_deliver(shard_actor* self, const std::string& key, slot& s) {
 /// Rows of the console's actor list: the `limit` live entities with the
 /// highest `sort` (mailbox, messages, restarts, idle), highest first. Idle
 /// time and restarts are the shard's own; version, mailbox and messages
-/// come from the entities (`stats_atom`, at high priority): from all of
-/// them when sorting by mailbox or messages, else from the rows returned.
+/// come from the entities (`stats_atom`, at high priority). Sorting by
+/// mailbox or messages asks the `max_asked` entities used most recently
+/// (a mailbox fills only while messages arrive; asking 100,000 entities
+/// took the shard longer than a request may wait), else only the rows
+/// returned.
+constexpr size_t max_asked = 2000;
+
 caf::result<std::vector<entity_info>> sorted_list(shard_actor* self, int64_t limit,
                                                   const std::string& sort) {
   auto& st = self->state;
@@ -300,7 +305,16 @@ caf::result<std::vector<entity_info>> sorted_list(shard_actor* self, int64_t lim
   bool ask_all = sort == "mailbox" || sort == "messages" || sort.empty();
   std::vector<size_t> ask;
   if (ask_all) {
-    for (size_t i = 0; i < rows.size(); ++i) ask.push_back(i);
+    std::vector<size_t> recent(rows.size());
+    for (size_t i = 0; i < recent.size(); ++i) recent[i] = i;
+    if (recent.size() > max_asked) {
+      std::nth_element(recent.begin(), recent.begin() + static_cast<std::ptrdiff_t>(max_asked),
+                       recent.end(), [&rows](size_t a, size_t b) {
+                         return rows[a].idle_ms < rows[b].idle_ms;
+                       });
+      recent.resize(max_asked);
+    }
+    ask = std::move(recent);
   } else {
     // Sort by the shard's own figures first, then ask only those rows.
     std::vector<size_t> order(rows.size());
@@ -318,13 +332,9 @@ caf::result<std::vector<entity_info>> sorted_list(shard_actor* self, int64_t lim
   auto asked = std::make_shared<std::vector<size_t>>(ask);
   auto rp = self->make_response_promise<std::vector<entity_info>>();
   auto left = std::make_shared<size_t>(ask.size());
-  auto finish = [out, asked, rp, top, ask_all]() mutable {
+  auto finish = [out, asked, rp, top]() mutable {
     std::vector<entity_info> v;
-    if (ask_all) {
-      v = std::move(*out);
-    } else {
-      for (auto i : *asked) v.push_back((*out)[i]);
-    }
+    for (auto i : *asked) v.push_back((*out)[i]);
     top(v);
     rp.deliver(std::move(v));
   };
