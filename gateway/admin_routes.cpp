@@ -198,14 +198,7 @@ void check_ledger(caf::event_based_actor* self, api_context_ptr ctx, json doc,
                 if (!queued) respond(unavailable("the database queue is full"));
               });
   };
-  auto j = journal::find(self->system());
-  if (!j) {
-    read();
-    return;
-  }
-  self->request(j, ctx->request_timeout, journal::sync_atom::value)
-    .then([read](journal::ok_atom) mutable { read(); },
-          [respond](caf::error&) { respond(unavailable("the journal is busy; retry shortly")); });
+  after_journal_sync(self, respond, read);
 }
 
 void inspect_actor(caf::event_based_actor* self, api_context_ptr ctx, request& rq,

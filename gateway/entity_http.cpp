@@ -9,6 +9,7 @@
 #include "actors/router.hpp"
 #include "gateway/api_context.hpp"
 #include "gateway/crypto.hpp"
+#include "persistence/journal.hpp"
 
 namespace gm::gateway {
 
@@ -81,6 +82,18 @@ std::optional<page> page_of(const request& rq, const respond_fn& respond) {
     p.cursor = *c;
   }
   return p;
+}
+
+void after_journal_sync(caf::event_based_actor* self, const respond_fn& respond,
+                        std::function<void()> read) {
+  auto j = journal::find(self->system());
+  if (!j) {
+    read();
+    return;
+  }
+  self->request(j, caf::infinite, journal::sync_atom::value)
+    .then([read](journal::ok_atom) { read(); },
+          [respond](caf::error&) { respond(unavailable("the journal is busy; retry shortly")); });
 }
 
 void ask_entity(caf::event_based_actor* self, const actors::entity_ref& ref, caf::message cmd,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -42,6 +43,13 @@ struct page {
 
 /// Returns the page the query asks for, or answers 400 and returns nullopt.
 std::optional<page> page_of(const request& rq, const respond_fn& respond);
+
+/// Runs `read` once the journal has committed every row handed to it (so a
+/// read of PostgreSQL sees the caller's own writes), or at once if there
+/// is no journal; answers 503 if the journal fails the sync. No CAF
+/// timeout: the HTTP server answers 503 after request_timeout.
+void after_journal_sync(caf::event_based_actor* self, const respond_fn& respond,
+                        std::function<void()> read);
 
 /// Sends `cmd` to entity `ref` and answers with its reply (entity_response).
 /// No CAF timeout: the HTTP server answers 503 after request_timeout.

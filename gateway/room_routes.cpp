@@ -164,14 +164,7 @@ void list_mine(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
       if (!queued) respond(unavailable("the database queue is full"));
     });
   };
-  auto j = journal::find(self->system());
-  if (!j) {
-    read();
-    return;
-  }
-  self->request(j, caf::infinite, journal::sync_atom::value)
-    .then([read](journal::ok_atom) { read(); },
-          [respond](caf::error&) { respond(unavailable("the journal is busy; retry shortly")); });
+  after_journal_sync(self, respond, read);
 }
 
 /// A room's messages, newest first, from PostgreSQL: those before
