@@ -22,6 +22,7 @@
 #include "actors/money/moves.hpp"
 #include "actors/money/saga.hpp"
 #include "actors/router.hpp"
+#include "actors/sweep.hpp"
 #include "actors/topics.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -435,51 +436,20 @@ void on_due(circle_actor* self, int64_t at) {
                   });
 }
 
-using sweep_atom = caf::atom_constant<caf::atom("c_sweep")>;
-
-/// Every sweep interval, activates the circles whose reminder or due date
-/// passed while they were not active (each then acts on it at once).
-caf::behavior due_sweep_impl(caf::event_based_actor* self, const environment* env) {
-  self->send(self, sweep_atom::value);
-  auto next = [self, env] {
-    self->delayed_send(self, env->money.sweep_interval, sweep_atom::value);
-  };
-  return {
-    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
-    [self, env, next](sweep_atom) {
-      auto day = std::to_string(env->day_ms);
-      actors::on_pool(
-        self,
-        [self, day, next](pg::connection& c) -> std::function<void()> {
-          auto r = c.exec(
-            "SELECT c.id FROM circles c, LATERAL (SELECT $1::bigint * CASE c.frequency "
-            "WHEN 'daily' THEN 1 WHEN 'weekly' THEN 7 ELSE 30 END AS p) x "
-            "WHERE c.status = 'active' AND EXISTS (SELECT 1 FROM circle_members m "
-            "WHERE m.circle_id = c.id AND m.paid_round < c.current_round) "
-            "AND ((c.reminded_round < c.current_round AND c.overdue_round < c.current_round "
-            "AND extract(epoch FROM now()) * 1000 >= extract(epoch FROM c.started_at) * 1000 "
-            "+ c.current_round * x.p - x.p / 4) "
-            "OR (c.overdue_round < c.current_round AND extract(epoch FROM now()) * 1000 >= "
-            "extract(epoch FROM c.started_at) * 1000 + c.current_round * x.p)) LIMIT 1000",
-            {day});
-          return [self, r, next] {
-            if (!r.ok()) {
-              gm::log::get("circle")->debug("due sweep waits: {}", r.error);
-            } else {
-              for (size_t i = 0; i < r.rows.size(); ++i) {
-                actors::ask(self, {type, r.value(i, 0)}, caf::make_message(actors::exists_atom::value),
-                            std::chrono::seconds{30}, [](entity_reply&) {});
-              }
-            }
-            next();
-          };
-        },
-        [next](const std::string& why) {
-          gm::log::get("circle")->debug("due sweep waits: {}", why);
-          next();
-        });
-    },
-  };
+/// What the due sweep activates: active circles whose reminder or due date
+/// passed while they were not active (each then acts on it at once); $1 is
+/// the length of a day in ms.
+const char* due_circles() {
+  return
+    "SELECT c.id FROM circles c, LATERAL (SELECT $1::bigint * CASE c.frequency "
+    "WHEN 'daily' THEN 1 WHEN 'weekly' THEN 7 ELSE 30 END AS p) x "
+    "WHERE c.status = 'active' AND EXISTS (SELECT 1 FROM circle_members m "
+    "WHERE m.circle_id = c.id AND m.paid_round < c.current_round) "
+    "AND ((c.reminded_round < c.current_round AND c.overdue_round < c.current_round "
+    "AND extract(epoch FROM now()) * 1000 >= extract(epoch FROM c.started_at) * 1000 "
+    "+ c.current_round * x.p - x.p / 4) "
+    "OR (c.overdue_round < c.current_round AND extract(epoch FROM now()) * 1000 >= "
+    "extract(epoch FROM c.started_at) * 1000 + c.current_round * x.p)) LIMIT 1000";
 }
 
 // ---- commands -----------------------------------------------------------------
@@ -763,7 +733,8 @@ actors::kind_registration registration() {
     };
     k.on_start = [env](caf::local_actor* shard) {
       money::start_sweep(shard, type, env->money.sweep_interval);
-      shard->spawn<caf::linked>(due_sweep_impl, env.get());
+      actors::start_activation_sweep(shard, type, env->money.sweep_interval, due_circles(),
+                                     {std::to_string(env->day_ms)});
     };
     return k;
   };

@@ -25,6 +25,7 @@
 #include "actors/money/moves.hpp"
 #include "actors/money/saga.hpp"
 #include "actors/router.hpp"
+#include "actors/sweep.hpp"
 #include "actors/topics.hpp"
 #include "actors/user/commands.hpp"
 #include "common/ids.hpp"
@@ -708,46 +709,15 @@ caf::behavior contract_impl(contract_actor* self, std::string id, const environm
   return actors::entity_handlers(self, &empty_state);
 }
 
-using sweep_atom = caf::atom_constant<caf::atom("k_sweep")>;
-
-/// Every sweep interval, activates the contracts whose delivery deadline
+/// What the contract sweep activates: contracts whose delivery deadline
 /// passed, or that left an escrow move decided and not ended, while they
 /// were not active (each then acts at once).
-caf::behavior sweep_impl(caf::event_based_actor* self, const environment* env) {
-  self->send(self, sweep_atom::value);
-  auto next = [self, env] {
-    self->delayed_send(self, env->money.sweep_interval, sweep_atom::value);
-  };
-  return {
-    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
-    [self, next](sweep_atom) {
-      actors::on_pool(
-        self,
-        [self, next](pg::connection& c) -> std::function<void()> {
-          auto r = c.exec(
-            "(SELECT id FROM contracts WHERE status = 'delivered' AND settling = '' "
-            "AND auto_release_at <= now() LIMIT 1000) UNION "
-            "(SELECT id FROM contracts WHERE (settling <> '' OR status = 'opening') "
-            "AND updated_at < now() - interval '2 seconds' LIMIT 1000)");
-          return [self, r, next] {
-            if (!r.ok()) {
-              gm::log::get("contract")->debug("contract sweep waits: {}", r.error);
-            } else {
-              for (size_t i = 0; i < r.rows.size(); ++i) {
-                actors::ask(self, {type, r.value(i, 0)},
-                            caf::make_message(actors::exists_atom::value),
-                            std::chrono::seconds{30}, [](entity_reply&) {});
-              }
-            }
-            next();
-          };
-        },
-        [next](const std::string& why) {
-          gm::log::get("contract")->debug("contract sweep waits: {}", why);
-          next();
-        });
-    },
-  };
+const char* due_contracts() {
+  return
+    "(SELECT id FROM contracts WHERE status = 'delivered' AND settling = '' "
+    "AND auto_release_at <= now() LIMIT 1000) UNION "
+    "(SELECT id FROM contracts WHERE (settling <> '' OR status = 'opening') "
+    "AND updated_at < now() - interval '2 seconds' LIMIT 1000)";
 }
 
 } // namespace
@@ -773,7 +743,7 @@ actors::kind_registration registration() {
       return shard->spawn(contract_impl, id, env.get());
     };
     k.on_start = [env](caf::local_actor* shard) {
-      shard->spawn<caf::linked>(sweep_impl, env.get());
+      actors::start_activation_sweep(shard, type, env->money.sweep_interval, due_contracts());
     };
     return k;
   };

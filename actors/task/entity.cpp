@@ -44,6 +44,7 @@
 #include "actors/rider/commands.hpp"
 #include "actors/rider/rider.hpp"
 #include "actors/router.hpp"
+#include "actors/sweep.hpp"
 #include "actors/topics.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -883,45 +884,14 @@ caf::behavior task_impl(task_actor* self, std::string id, const environment* env
   return actors::entity_handlers(self, &empty_state);
 }
 
-using sweep_atom = caf::atom_constant<caf::atom("t_sweep")>;
-
-/// Every sweep interval, activates the tasks whose next step is the
-/// runtime's while they were not active: a money move decided and not
-/// ended, a dispatch to run, an offer run out.
-caf::behavior sweep_impl(caf::event_based_actor* self, const environment* env) {
-  self->send(self, sweep_atom::value);
-  auto next = [self, env] {
-    self->delayed_send(self, env->money.sweep_interval, sweep_atom::value);
-  };
-  return {
-    [](actors::run_atom, const actors::continuation& fn) { (*fn)(); },
-    [self, next](sweep_atom) {
-      actors::on_pool(
-        self,
-        [self, next](pg::connection& c) -> std::function<void()> {
-          auto r = c.exec(
-            "SELECT id FROM tasks WHERE (status IN ('opening', 'pending') OR settling <> '' "
-            "OR (status = 'offered' AND offer_until < now())) "
-            "AND updated_at < now() - interval '2 seconds' LIMIT 1000");
-          return [self, r, next] {
-            if (!r.ok()) {
-              gm::log::get("task")->debug("task sweep waits: {}", r.error);
-            } else {
-              for (size_t i = 0; i < r.rows.size(); ++i) {
-                actors::ask(self, {type, r.value(i, 0)},
-                            caf::make_message(actors::exists_atom::value),
-                            std::chrono::seconds{30}, [](entity_reply&) {});
-              }
-            }
-            next();
-          };
-        },
-        [next](const std::string& why) {
-          gm::log::get("task")->debug("task sweep waits: {}", why);
-          next();
-        });
-    },
-  };
+/// What the task sweep activates: tasks whose next step is the runtime's
+/// while they were not active (a money move decided and not ended, a
+/// dispatch to run, an offer run out).
+const char* due_tasks() {
+  return
+    "SELECT id FROM tasks WHERE (status IN ('opening', 'pending') OR settling <> '' "
+    "OR (status = 'offered' AND offer_until < now())) "
+    "AND updated_at < now() - interval '2 seconds' LIMIT 1000";
 }
 
 } // namespace
@@ -949,7 +919,7 @@ actors::kind_registration registration() {
       return shard->spawn(task_impl, id, env.get());
     };
     k.on_start = [env](caf::local_actor* shard) {
-      shard->spawn<caf::linked>(sweep_impl, env.get());
+      actors::start_activation_sweep(shard, type, env->money.sweep_interval, due_tasks());
     };
     return k;
   };
