@@ -40,13 +40,13 @@ public:
 
   /// Returns the result of the command `xs` holds, or nullopt if it holds
   /// none of this table's commands.
-  /// Counts the commands it serves (entity_core::handled), and answers
+  /// Counts the commands it serves (note_handled), and answers
   /// the shard's `stats_atom` for every kind.
   std::optional<result> dispatch(Self* self, caf::message_view& xs) const {
     result out = caf::delegated<caf::message>{};
     for (auto& e : entries_) {
       if (e(self, xs.content(), out)) {
-        ++self->state.core.handled;
+        note_handled(self, self->state.core);
         return out;
       }
     }

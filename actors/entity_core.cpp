@@ -82,6 +82,19 @@ void on_passivate(caf::event_based_actor* self, entity_core& core) {
   finish_if_idle(self, core);
 }
 
+void note_handled(caf::event_based_actor* self, entity_core& core) {
+  ++core.handled;
+  if (!core.mailbox_depth) {
+    // Bounds in messages: an entity that keeps up sees 0 or 1; a deep
+    // mailbox is one that falls behind (observer's message_queue_len).
+    core.mailbox_depth = &metrics::global().get_histogram(
+      "gigmesh_entity_mailbox_depth",
+      "messages waiting in an entity's mailbox when it serves a command, by kind",
+      {{"type", core.type}}, {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096});
+  }
+  core.mailbox_depth->observe(static_cast<double>(self->mailbox().size()));
+}
+
 entity_info describe(caf::event_based_actor* self, const entity_core& core, std::string state) {
   entity_info i;
   i.id = core.id;

@@ -24,6 +24,9 @@
 namespace gm::pg {
 class connection;
 }
+namespace gm::metrics {
+class histogram;
+}
 
 namespace gm::actors {
 
@@ -49,7 +52,13 @@ struct entity_core {
   const char* status = "activating";
   /// Commands handled since activation (the console's "messages").
   uint64_t handled = 0;
+  /// gigmesh_entity_mailbox_depth{type}, found on the first command.
+  metrics::histogram* mailbox_depth = nullptr;
 };
+
+/// Counts a command served (entity_core::handled) and observes the depth
+/// of the mailbox behind it in /metrics' mailbox-depth histogram.
+void note_handled(caf::event_based_actor* self, entity_core& core);
 
 /// A closure to run inside the actor that posted it. Local only.
 using continuation = std::shared_ptr<std::function<void()>>;

@@ -5,6 +5,7 @@ passivate and kill is audited in PostgreSQL and listed; a wallet's balance
 is shown beside its ledger's sum; the actor list sorts and pages; the CLI's
 top, inspect, tree, kill and audit work against the node. Admins only."""
 
+import re
 import json
 import os
 import subprocess
@@ -177,6 +178,20 @@ class ConsoleTest(unittest.TestCase):
         counts = [i["messages"] for i in items]
         self.assertEqual(counts, sorted(counts, reverse=True))
         self.assertEqual(call(self.port, "GET", "/api/v1/admin/actors?sort=bogus", self.admin)[0], 400)
+
+    def test_what_the_console_shows_is_in_metrics(self):
+        _, token = register(self.port, "client")
+        for _ in range(3):
+            call(self.port, "GET", "/api/v1/wallet", token)
+        text = call(self.port, "GET", "/metrics")[2].decode()
+        for family in ("gigmesh_entities", "gigmesh_entity_messages_total",
+                       "gigmesh_entity_restarts_total"):
+            self.assertRegex(text, family + r'\{[^}]*type="wallet"[^}]*\} \d', family)
+        # The mailbox-depth histogram: every wallet command observed once.
+        count = re.search(r'gigmesh_entity_mailbox_depth_count\{type="wallet"\} (\d+)', text)
+        self.assertIsNotNone(count, "no mailbox-depth histogram for wallets")
+        self.assertGreaterEqual(int(count.group(1)), 3)
+        self.assertIn('gigmesh_entity_mailbox_depth_bucket{type="wallet",le="0"}', text)
 
     def test_the_cli(self):
         uid, tc = register(self.port, "client")
