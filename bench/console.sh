@@ -11,6 +11,9 @@
 #    shown), and how many events
 #    per second reach the console while those wallets activate (coalesced:
 #    not one per actor).
+# 3. The page itself in headless Chromium with those wallets live (if
+#    tests/console/install.sh has run): the Actors view's first and next
+#    page, and what its WebSocket receives in 10 s (tests/console/many.js).
 #
 #   bench/console.sh [seconds per run (10)] [connections (64)] [rounds (2)] [actors (100000)]
 set -euo pipefail
@@ -23,7 +26,8 @@ actors=${4:-100000}
 
 bench_setup
 bench_start_node GIGMESH_RATE_LIMIT_IP_PER_MIN=100000000 GIGMESH_RATE_LIMIT_USER_PER_MIN=100000000 \
-  GIGMESH_JWT_SECRET=$bench_secret GIGMESH_ENTITY_IDLE_TIMEOUT_MS=3600000
+  GIGMESH_JWT_SECRET=$bench_secret GIGMESH_ENTITY_IDLE_TIMEOUT_MS=3600000 \
+  GIGMESH_ADMIN_PHONE=+255700000009 GIGMESH_ADMIN_PASSWORD=bench-admin-password
 node_pid=${bench_pids[0]}
 url="http://127.0.0.1:$BENCH_NODE_PORT"
 admin=$(python3 - "$bench_secret" <<'PY'
@@ -121,6 +125,16 @@ page_ms() {
 mailbox_ms=() idle_ms=()
 for i in 1 2 3; do mailbox_ms+=("$(page_ms mailbox)"); idle_ms+=("$(page_ms idle)"); done
 
+browser="not run (run tests/console/install.sh and install chromium)"
+browser_json=""
+if [[ -d $GM_ROOT/tests/console/node_modules/playwright-core && -x /usr/bin/chromium ]]; then
+  if browser_json=$(node "$GM_ROOT/tests/console/many.js" "$url" +255700000009 bench-admin-password 10); then
+    browser=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("actors view with %d live: first page %d ms (%d rows), next page %d ms; its WebSocket received %d frames (%d bytes) in %d s" % (d["total"], d["first_page_ms"], d["rows"], d["next_page_ms"], d["frames"], d["frame_bytes"], d["seconds"]))' "$browser_json")
+  else
+    browser="FAILED: $browser_json"
+  fi
+fi
+
 echo
 echo "Console bench: transfers with and without a console open; its pages with $live live wallets"
 bench_header
@@ -131,4 +145,5 @@ echo "  runs without: ${without[*]}; with: ${with[*]}"
 echo "  the console received $c_events events in ${c_secs}s of the last round (at most $c_max in a second, $c_bytes bytes)"
 echo "activating $actors wallets took ${act_secs}s; the console received $a_events events in ${a_secs}s, at most $a_max in one second ($a_bytes bytes)"
 echo "GET /admin/actors?limit=50 with $live live wallets: sort=mailbox ${mailbox_ms[*]} ms; sort=idle ${idle_ms[*]} ms"
+echo "in Chromium: $browser"
 echo "RESULT console transfers_without=$w_med transfers_with=$c_med live=$live page_mailbox_ms=$(bench_median "${mailbox_ms[@]}") page_idle_ms=$(bench_median "${idle_ms[@]}") events_max_per_s=$a_max"
