@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "cluster/membership.hpp"
 #include "cluster/node_info.hpp"
 #include "ctl/ctl.hpp"
 #include "common/log.hpp"
@@ -45,6 +46,23 @@ const char* malloc_conf =
 
 namespace {
 
+/// Does this node join others (a cluster listener or seeds configured)?
+bool clustered(const gm::config::settings& cfg) {
+  return cfg.cluster_port != 0 || !cfg.seeds.empty();
+}
+
+std::vector<std::string> split_seeds(const std::string& seeds) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < seeds.size()) {
+    auto end = seeds.find(',', start);
+    if (end == std::string::npos) end = seeds.size();
+    if (end > start) out.push_back(seeds.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
                                                const gm::cluster::node_info& node) {
   using namespace std::chrono;
@@ -54,6 +72,35 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   persistence.shutdown_timeout = stop_within;
   persistence.start = [cfg, node](caf::local_actor* sup) {
     return gm::persistence::spawn_service(sup, cfg, node);
+  };
+
+  // The node's topics: entities record their events here, the hub
+  // (restarted on a crash) manages who watches them.
+  auto events = std::make_shared<gm::topics::store>();
+
+  // Membership: this node's row in `nodes` (the journal writes only once it
+  // joined, fenced by it), the other nodes, placement (cluster/).
+  auto joined_incarnation = std::make_shared<std::atomic<int64_t>>(0);
+  gm::sup::child_spec cluster;
+  cluster.name = "cluster";
+  cluster.shutdown_timeout = stop_within;
+  cluster.start = [cfg, node, joined_incarnation, events](caf::local_actor* sup) {
+    gm::cluster::options o;
+    o.node_id = node.id;
+    o.incarnation = node.incarnation;
+    o.http_address = node.address;
+    o.pg_url = cfg.pg_url;
+    o.connect_timeout = milliseconds{cfg.pg_connect_timeout_ms};
+    o.host = cfg.cluster_host;
+    o.port = static_cast<uint16_t>(cfg.cluster_port);
+    o.clustered = clustered(cfg);
+    o.seeds = split_seeds(cfg.seeds);
+    o.heartbeat = milliseconds{cfg.cluster_heartbeat_ms};
+    o.down_after = milliseconds{cfg.cluster_down_after_ms};
+    o.handoff = milliseconds{cfg.cluster_handoff_ms};
+    o.joined_incarnation = joined_incarnation;
+    o.events = events;
+    return gm::cluster::spawn_membership(sup, std::move(o));
   };
 
   // One gate per node: the journal counts the rows it holds, entities check
@@ -68,7 +115,7 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   // not restarted but stops the node (the root gives up, exit 1); the next
   // start resumes every saga from PostgreSQL.
   journal.significant = true;
-  journal.start = [cfg, gate](caf::local_actor* sup) {
+  journal.start = [cfg, gate, node, joined_incarnation](caf::local_actor* sup) {
     gm::journal::options o;
     o.conninfo = cfg.pg_url;
     o.connect_timeout = milliseconds{cfg.pg_connect_timeout_ms};
@@ -76,12 +123,12 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
     o.batch_max = static_cast<size_t>(cfg.journal_batch_max);
     o.eager = cfg.journal_group_commit == "eager";
     o.durable_at_once = cfg.journal_group_commit == "durable";
+    o.fence_node = node.id;
+    o.fence_incarnation = joined_incarnation;
+    o.on_fenced = [](const std::string& why) { gm::cluster::exit_fenced(why); };
     return gm::journal::spawn_journal(sup, o, gate);
   };
 
-  // The node's topics: entities record their events here, the hub
-  // (restarted on a crash) manages who watches them.
-  auto events = std::make_shared<gm::topics::store>();
   gm::sup::child_spec hub;
   hub.name = "topic_hub";
   hub.start = [events](caf::local_actor* sup) {
@@ -140,7 +187,7 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   };
   // Started in this order, stopped in reverse: the gateway drains first,
   // then the entities stop, then the journal flushes what they wrote.
-  return {persistence, journal, hub, inspector, shards, gateway};
+  return {persistence, cluster, journal, hub, inspector, shards, gateway};
 }
 
 int run(const gm::config::settings& cfg) {
@@ -170,6 +217,18 @@ int run(const gm::config::settings& cfg) {
   caf_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   gm::actors::use_lean_scheduler(caf_cfg);  // CAF's policy, our worker loop: see the header
   gm::actors::announce_commands(caf_cfg);    // typed commands, by name (cluster)
+  gm::cluster::announce(caf_cfg);            // replies that cross nodes
+  if (clustered(cfg)) {
+    // Nodes talk through CAF's middleman. Both of its failure detectors are
+    // off by default (a hung peer would never be noticed): heartbeats
+    // twice per cluster heartbeat, and a connection silent past
+    // cluster_down_after_ms is closed (docs/architecture.md, Cluster).
+    caf_cfg.load<caf::io::middleman>();
+    caf_cfg.set("middleman.heartbeat-interval",
+                caf::timespan{std::chrono::milliseconds{std::max<int64_t>(cfg.cluster_heartbeat_ms / 2, 50)}});
+    caf_cfg.set("middleman.connection-timeout",
+                caf::timespan{std::chrono::milliseconds{cfg.cluster_down_after_ms}});
+  }
   caf::actor_system sys{caf_cfg};
 
   gm::sup::options opts;

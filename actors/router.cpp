@@ -2,6 +2,7 @@
 #include "actors/router.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -19,6 +20,58 @@ caf::actor shard_of(caf::actor_system& sys, const std::string& type) {
   // The shard's name (shard.cpp's registry_name): a string, since kinds'
   // names may be longer than a CAF atom.
   return find_registered(sys, "shard:" + type);
+}
+
+namespace {
+
+std::atomic<placement_fn> placement{nullptr};
+std::atomic<handoff_fn> handoff{nullptr};
+
+/// Returns true if another node owns `ref` (its endpoint in `endpoint`).
+bool remote(const entity_ref& ref, caf::actor& endpoint) {
+  auto f = placement.load(std::memory_order_acquire);
+  return f != nullptr && f(ref.type, ref.id, endpoint);
+}
+
+metrics::counter& remote_messages() {
+  static auto& c = metrics::global().get_counter(
+    "gigmesh_cluster_forwarded_total", "commands sent to entities on other nodes");
+  return c;
+}
+
+/// A bound for asks to another node: a request to a node that died times
+/// out rather than fails (CAF 0.17), so it never waits unbounded.
+std::chrono::milliseconds remote_timeout(caf::infinite_t) { return std::chrono::seconds{30}; }
+std::chrono::milliseconds remote_timeout(std::chrono::milliseconds t) { return t; }
+template <class Rep, class Period>
+std::chrono::milliseconds remote_timeout(std::chrono::duration<Rep, Period> t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t);
+}
+
+entity_reply unreachable(const entity_ref& ref) {
+  return fail(errc::unavailable,
+              "the node that owns this " + ref.type + " is not reachable right now");
+}
+
+} // namespace
+
+void set_placement(placement_fn f) { placement.store(f, std::memory_order_release); }
+void set_handoff(handoff_fn f) { handoff.store(f, std::memory_order_release); }
+
+bool owned_elsewhere(const std::string& type, const std::string& id, caf::actor& endpoint) {
+  auto f = placement.load(std::memory_order_acquire);
+  return f != nullptr && f(type, id, endpoint);
+}
+
+bool owned_here(const std::string& type, const std::string& id) {
+  caf::actor ignored;
+  auto f = placement.load(std::memory_order_acquire);
+  return f == nullptr || !f(type, id, ignored);
+}
+
+std::chrono::milliseconds handoff_wait(const std::string& type, const std::string& id) {
+  auto f = handoff.load(std::memory_order_acquire);
+  return f ? f(type, id) : std::chrono::milliseconds{0};
 }
 
 namespace {
@@ -94,6 +147,12 @@ kind_route* route_of(caf::actor_system& sys, const std::string& type, caf::actor
 } // namespace
 
 void tell(caf::actor_system& sys, const entity_ref& ref, caf::message cmd) {
+  caf::actor endpoint;
+  if (remote(ref, endpoint)) {
+    remote_messages().inc();
+    if (endpoint) caf::anon_send(endpoint, fwd_atom::value, ref.type, ref.id, int32_t{0}, std::move(cmd));
+    return;  // news: a node that cannot be reached misses it, as a stopped entity would
+  }
   caf::actor shard;
   if (auto r = route_of(sys, ref.type, shard)) {
     r->messages->inc();
@@ -159,6 +218,19 @@ template <class Timeout, class OnReply, class OnError>
 void send_via_shard(caf::event_based_actor* self, const entity_ref& ref, caf::message cmd,
                     Timeout timeout, OnReply on_reply, OnError on_error,
                     const reply_fn& unavailable) {
+  caf::actor endpoint;
+  if (remote(ref, endpoint)) {
+    if (!endpoint) {
+      auto e = unreachable(ref);
+      unavailable(e);
+      return;
+    }
+    remote_messages().inc();
+    self->request(endpoint, remote_timeout(timeout), fwd_atom::value, ref.type, ref.id,
+                  int32_t{0}, std::move(cmd))
+      .then(std::move(on_reply), std::move(on_error));
+    return;
+  }
   caf::actor shard;
   auto r = route_of(self->system(), ref.type, shard);
   if (!r) {
@@ -279,6 +351,18 @@ void on_ask_tick(caf::event_based_actor* self, ask_book& book) {
     auto r = fail(errc::unavailable, type + " did not answer in time");
     done(r);
   }
+}
+
+void deliver_here(caf::event_based_actor* self, const std::string& type, const std::string& id,
+                  caf::message msg, caf::response_promise rp) {
+  caf::actor shard;
+  auto r = route_of(self->system(), type, shard);
+  if (!r) {
+    rp.deliver(fail(errc::unavailable, type + " entities are not available right now"));
+    return;
+  }
+  r->messages->inc();
+  rp.delegate(shard, fwd_atom::value, id, std::move(msg));
 }
 
 void allow_direct(const std::string& type) {

@@ -1,8 +1,10 @@
 // The router: the one way to reach an entity. Callers name the entity by
 // entity_ref and get an entity_reply back; failures of the path (no shard,
 // timeout, the entity died mid-request) come back as `unavailable` replies,
-// so every caller has one path to handle. Today it routes to the local
-// shard; cluster placement plugs in here.
+// so every caller has one path to handle. In a cluster it asks placement
+// (installed by cluster/) which node owns the entity, and sends commands
+// for entities of other nodes to that node's cluster endpoint:
+// `(fwd_atom, type, id, hops, message)`, answered by the entity there.
 //
 // Direct routes: for kinds that allow it (entity_kind::direct), a command
 // goes straight to the entity if the router has seen it answer (the
@@ -88,5 +90,33 @@ void allow_direct(const std::string& type);
 /// command routed from this thread with success, so it loaded (it
 /// exists). A hint: false says nothing.
 bool known_live(caf::actor_system& sys, const std::string& type, const std::string& id);
+
+/// Cluster placement, installed by cluster/ when the node runs in a
+/// cluster: returns true if another node owns `type:id`, with that node's
+/// endpoint in `endpoint` (invalid if the node is not reachable now).
+using placement_fn = bool (*)(const std::string& type, const std::string& id,
+                              caf::actor& endpoint);
+void set_placement(placement_fn f);
+
+/// Returns true if this node owns `type:id` (always without a cluster).
+bool owned_here(const std::string& type, const std::string& id);
+
+/// Returns true if another node owns `type:id`, with its endpoint in
+/// `endpoint` (invalid if that node is not reachable now).
+bool owned_elsewhere(const std::string& type, const std::string& id, caf::actor& endpoint);
+
+/// How long an entity that activates here must wait first, while the node
+/// that owned it before (still up: the cluster changed) passivates it.
+using handoff_fn = std::chrono::milliseconds (*)(const std::string& type, const std::string& id);
+void set_handoff(handoff_fn f);
+std::chrono::milliseconds handoff_wait(const std::string& type, const std::string& id);
+
+/// Membership → shard: passivate the live entities this node no longer owns.
+using rebalance_atom = caf::atom_constant<caf::atom("e_rebal")>;
+
+/// Sends `msg` for entity `type:id` to this node's shard of `type` on
+/// behalf of another node (the cluster endpoint), answering `rp`.
+void deliver_here(caf::event_based_actor* self, const std::string& type, const std::string& id,
+                  caf::message msg, caf::response_promise rp);
 
 } // namespace gm::actors

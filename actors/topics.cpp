@@ -155,17 +155,52 @@ size_t store::topic_count() const {
   return n;
 }
 
+namespace {
+
+std::atomic<forward_fn> forwarder{nullptr};
+
+/// Records the event and hands it to the hub for its subscribers here.
+/// Returns false if it repeats or comes out of order.
+bool record_and_deliver(caf::actor_system& sys, store* s, const std::string& topic,
+                        std::string name, int64_t seq, std::string data);
+
+} // namespace
+
+void set_forwarder(forward_fn f) { forwarder.store(f, std::memory_order_release); }
+
 void publish(caf::actor_system& sys, store* s, const std::string& topic, const char* event,
              int64_t seq, std::string data) {
   if (s == nullptr) return;
+  if (auto f = forwarder.load(std::memory_order_acquire)) {
+    std::string name{event};
+    f(topic, name, seq, data);  // copies what it sends: `data` is recorded below
+    record_and_deliver(sys, s, topic, std::move(name), seq, std::move(data));
+    return;
+  }
+  record_and_deliver(sys, s, topic, event, seq, std::move(data));
+}
+
+void publish_from_peer(caf::actor_system& sys, store* s, const std::string& topic,
+                       std::string event, int64_t seq, std::string data) {
+  if (s == nullptr) return;
+  record_and_deliver(sys, s, topic, std::move(event), seq, std::move(data));
+}
+
+namespace {
+
+bool record_and_deliver(caf::actor_system& sys, store* s, const std::string& topic,
+                        std::string name, int64_t seq, std::string data) {
   std::vector<caf::actor> to;
-  std::string name{event};
-  if (!s->record(topic, name, seq, data, to) || to.empty()) return;
+  if (!s->record(topic, name, seq, data, to)) return false;
+  if (to.empty()) return true;
   auto hub = find_registered(sys, registry_name());
-  if (!hub) return;  // restarting: live notifications during it are missed
+  if (!hub) return true;  // restarting: live notifications during it are missed
   caf::anon_send(hub, deliver_atom::value, topic, std::move(name), seq, std::move(data),
                  std::move(to));
+  return true;
 }
+
+} // namespace
 
 void notify(caf::actor_system& sys, store* s, const std::string& user_id, std::string data) {
   publish(sys, s, "user:" + user_id, "notification.new", clock_seq(), std::move(data));

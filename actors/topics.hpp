@@ -122,6 +122,18 @@ private:
 void publish(caf::actor_system& sys, store* s, const std::string& topic, const char* event,
              int64_t seq, std::string data);
 
+/// In a cluster, hands every event recorded on this node to the other
+/// nodes, once per node (cluster/ installs it; without it events stay on
+/// this node).
+using forward_fn = void (*)(const std::string& topic, const std::string& event, int64_t seq,
+                            const std::string& data);
+void set_forwarder(forward_fn f);
+
+/// Records and delivers an event that another node raised: like publish(),
+/// without forwarding it again.
+void publish_from_peer(caf::actor_system& sys, store* s, const std::string& topic,
+                       std::string event, int64_t seq, std::string data);
+
 /// Publishes `notification.new` with `data` on `user:{user_id}`. Any entity
 /// may notify any user, so the seq is not one entity's version: it is the
 /// node's wall clock in microseconds, kept rising (one notification per

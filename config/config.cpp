@@ -217,6 +217,34 @@ const std::vector<key_spec>& schema() {
      int_field(&settings::dispatch_max_offers, 1, 100)},
     {"dispatch_radius_m", "how far from a task's pickup riders are looked for, in meters",
      int_field(&settings::dispatch_radius_m, 1, 50000)},
+    {"cluster_host", "address the cluster (CAF middleman) listener binds",
+     string_field(&settings::cluster_host)},
+    {"cluster_port", "cluster listener port; 0 with no seeds: the node runs alone",
+     int_field(&settings::cluster_port, 0, 65535)},
+    {"seeds", "other nodes' cluster addresses to contact first (host:port,...)",
+     [](settings& s, const std::string& key, const std::string& v) {
+       size_t start = 0;
+       while (!v.empty() && start <= v.size()) {
+         auto end = v.find(',', start);
+         auto one = v.substr(start, end == std::string::npos ? std::string::npos : end - start);
+         auto colon = one.rfind(':');
+         bool ok = !one.empty() && colon != std::string::npos && colon > 0 &&
+                   colon + 1 < one.size() &&
+                   std::all_of(one.begin() + static_cast<std::ptrdiff_t>(colon) + 1, one.end(),
+                               [](char c) { return c >= '0' && c <= '9'; });
+         if (!ok) fail(key, "'" + one + "' is not host:port");
+         if (end == std::string::npos) break;
+         start = end + 1;
+       }
+       s.seeds = v;
+     }},
+    {"cluster_heartbeat_ms", "how often a node proves it is alive (and looks at the others)",
+     int_field(&settings::cluster_heartbeat_ms, 50, 60000)},
+    {"cluster_down_after_ms", "a node silent this long is declared down by the others",
+     int_field(&settings::cluster_down_after_ms, 200, 600000)},
+    {"cluster_handoff_ms", "how long an entity moved by a membership change waits for its "
+                           "previous owner to stop it",
+     int_field(&settings::cluster_handoff_ms, 0, 60000)},
     {"currency", "the currency of wallets (ISO 4217 code)",
      [](settings& s, const std::string& key, const std::string& v) {
        bool ok = v.size() == 3 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
@@ -301,6 +329,9 @@ std::string env_name(const std::string& key) {
 }
 
 void validate(settings& s) {
+  if (s.cluster_down_after_ms < 2 * s.cluster_heartbeat_ms) {
+    throw config_error("cluster_down_after_ms: must be at least two heartbeats (cluster_heartbeat_ms)");
+  }
   if (!s.jwt_secret_file.empty()) {
     std::ifstream in{s.jwt_secret_file};
     if (!in) {

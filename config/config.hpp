@@ -98,6 +98,15 @@ struct settings {
   int64_t dispatch_offer_timeout_ms = 30000;
   int64_t dispatch_max_offers = 5;
   int64_t dispatch_radius_m = 5000;
+  // Cluster: the middleman's listener (cluster_port 0 and no seeds: the
+  // node runs alone), seeds to contact first, heartbeats and failure
+  // detection, and how long a moved entity waits for its previous owner.
+  std::string cluster_host = "127.0.0.1";
+  int64_t cluster_port = 0;
+  std::string seeds;  // host:port,host:port
+  int64_t cluster_heartbeat_ms = 500;
+  int64_t cluster_down_after_ms = 3000;
+  int64_t cluster_handoff_ms = 1500;
 };
 
 /// Returns the settings built from defaults, the config file (from `--config`

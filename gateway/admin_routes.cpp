@@ -4,6 +4,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cluster/membership.hpp"
 #include "actors/kinds.hpp"
 #include "actors/router.hpp"
 #include "gateway/api_context.hpp"
@@ -46,6 +47,18 @@ response no_entity() {
   return problem(404, "not-found", "Not Found", "no such live actor");
 }
 
+/// Requests `xs` of the shard of `type` on this node (`endpoint` invalid)
+/// or, through its cluster endpoint, on another node.
+template <class... Ts>
+auto ask_shard(caf::event_based_actor* self, const caf::actor& endpoint, const caf::actor& shard,
+               const std::string& type, std::chrono::milliseconds timeout, Ts&&... xs) {
+  if (endpoint) {
+    return self->request(endpoint, timeout, cluster::admin_atom::value, type,
+                         caf::make_message(std::forward<Ts>(xs)...));
+  }
+  return self->request(shard, timeout, std::forward<Ts>(xs)...);
+}
+
 /// Runs `next` with the shard of the route's {type}, or answers 404.
 bool with_shard(caf::event_based_actor* self, const request& rq, const respond_fn& respond,
                 caf::actor& shard) {
@@ -62,6 +75,19 @@ bool with_shard(caf::event_based_actor* self, const request& rq, const respond_f
   return true;
 }
 
+/// Like with_shard, and finds the node that owns entity {id}: `endpoint`
+/// is that node's if it is another (invalid if it is this one).
+bool with_owner(caf::event_based_actor* self, const request& rq, const respond_fn& respond,
+                caf::actor& shard, caf::actor& endpoint) {
+  if (!with_shard(self, rq, respond, shard)) return false;
+  auto id = lower_uuid(rq.path_params.at("id"));
+  if (actors::owned_elsewhere(rq.path_params.at("type"), id, endpoint) && !endpoint) {
+    respond(unavailable("the node that owns this actor is not reachable right now"));
+    return false;
+  }
+  return true;
+}
+
 /// GET /admin/actors: this node's live actors, filtered by kind and node,
 /// sorted (highest first) by mailbox, messages, restarts or idle time, a
 /// page at a time. Each shard answers its own best offset+limit; the pages
@@ -69,8 +95,8 @@ bool with_shard(caf::event_based_actor* self, const request& rq, const respond_f
 void list_actors(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
                  respond_fn respond) {
   auto type_filter = rq.query_param("type").value_or("");
-  // This node lists its own entities: another node's name matches none here
-  // (until the cluster issue asks the other nodes).
+  // Every node up that this node is connected to (cluster::admin_nodes),
+  // or the one named.
   auto node_filter = rq.query_param("node").value_or("");
   auto sort = rq.query_param("sort").value_or("mailbox");
   if (sort != "mailbox" && sort != "messages" && sort != "restarts" && sort != "idle") {
@@ -84,10 +110,11 @@ void list_actors(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
   int64_t limit = pg_page->limit;
   std::vector<std::string> types;
   for (auto& t : entity_types()) {
-    if ((type_filter.empty() || t == type_filter) &&
-        (node_filter.empty() || node_filter == ctx->node_id)) {
-      types.push_back(t);
-    }
+    if (type_filter.empty() || t == type_filter) types.push_back(t);
+  }
+  std::vector<cluster::node_handle> nodes;
+  for (auto& n : cluster::admin_nodes(ctx->node_id)) {
+    if (node_filter.empty() || node_filter == n.id) nodes.push_back(n);
   }
   struct merged {
     json counts = json::object();
@@ -97,7 +124,7 @@ void list_actors(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
     bool failed = false;
   };
   auto m = std::make_shared<merged>();
-  m->left = types.size() * 2;  // a count and a list from each shard
+  m->left = types.size() * nodes.size() * 2;  // a count and a list from each shard
   auto finish = [m, offset, limit, sort, respond] {
     auto key = [&sort](const actors::entity_info& i) {
       if (sort == "messages") return i.messages;
@@ -121,39 +148,50 @@ void list_actors(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
     }
     respond(json_response(200, doc.dump(-1, ' ', false, json::error_handler_t::replace)));
   };
-  if (types.empty()) {
+  if (types.empty() || nodes.empty()) {
     finish();
     return;
   }
-  for (auto& t : types) {
-    auto shard = actors::shard_of(self->system(), t);
-    if (!shard) {
-      m->left -= 2;
-      if (m->left == 0) finish();
-      continue;
+  for (auto& node : nodes) {
+    bool remote = static_cast<bool>(node.endpoint);
+    for (auto& t : types) {
+      auto shard = actors::shard_of(self->system(), t);
+      if (!shard && !remote) {
+        m->left -= 2;
+        if (m->left == 0) finish();
+        continue;
+      }
+      ask_shard(self, node.endpoint, shard, t, ctx->request_timeout, actors::count_atom::value)
+        .then(
+          [m, t, finish](int64_t n) {
+            if (m->failed) return;
+            m->counts[t] = m->counts.value(t, int64_t{0}) + n;
+            m->total += n;
+            if (--m->left == 0) finish();
+          },
+          [m, finish](caf::error&) {
+            if (m->failed) return;
+            if (--m->left == 0) finish();
+          });
+      // One more than the page: whether a next page exists.
+      ask_shard(self, node.endpoint, shard, t, ctx->request_timeout, actors::list_atom::value,
+                offset + limit + 1, sort)
+        .then(
+          [m, finish](std::vector<actors::entity_info>& items) {
+            if (m->failed) return;
+            for (auto& i : items) m->rows.push_back(std::move(i));
+            if (--m->left == 0) finish();
+          },
+          [m, remote, finish, respond](caf::error&) {
+            if (m->failed) return;
+            if (remote) {  // a node that went away meanwhile: listed without it
+              if (--m->left == 0) finish();
+              return;
+            }
+            respond(unavailable("a shard did not answer"));
+            m->failed = true;
+          });
     }
-    self->request(shard, ctx->request_timeout, actors::count_atom::value)
-      .then(
-        [m, t, finish](int64_t n) {
-          m->counts[t] = n;
-          m->total += n;
-          if (--m->left == 0) finish();
-        },
-        [m, finish](caf::error&) {
-          if (--m->left == 0) finish();
-        });
-    // One more than the page: whether a next page exists.
-    self->request(shard, ctx->request_timeout, actors::list_atom::value, offset + limit + 1, sort)
-      .then(
-        [m, finish](std::vector<actors::entity_info>& items) {
-          for (auto& i : items) m->rows.push_back(std::move(i));
-          if (--m->left == 0) finish();
-        },
-        [m, respond](caf::error&) {
-          if (!m->failed) respond(unavailable("a shard did not answer"));
-          m->failed = true;
-          m->left = SIZE_MAX;  // answered already
-        });
   }
 }
 
@@ -203,10 +241,10 @@ void check_ledger(caf::event_based_actor* self, api_context_ptr ctx, json doc,
 
 void inspect_actor(caf::event_based_actor* self, api_context_ptr ctx, request& rq,
                    respond_fn respond) {
-  caf::actor shard;
-  if (!with_shard(self, rq, respond, shard)) return;
-  self->request(shard, ctx->request_timeout, actors::inspect_atom::value,
-                lower_uuid(rq.path_params.at("id")))
+  caf::actor shard, endpoint;
+  if (!with_owner(self, rq, respond, shard, endpoint)) return;
+  ask_shard(self, endpoint, shard, rq.path_params.at("type"), ctx->request_timeout,
+            actors::inspect_atom::value, lower_uuid(rq.path_params.at("id")))
     .then(
       [self, ctx, respond](actors::entity_info& i) {
         auto doc = info_json(i, true);
@@ -263,10 +301,11 @@ void audit(caf::event_based_actor* self, api_context_ptr ctx, const request& rq,
 template <class Atom>
 actor_handler control(api_context_ptr ctx, const char* action) {
   return [ctx, action](caf::event_based_actor* self, request& rq, respond_fn respond) {
-    caf::actor shard;
-    if (!with_shard(self, rq, respond, shard)) return;
+    caf::actor shard, endpoint;
+    if (!with_owner(self, rq, respond, shard, endpoint)) return;
     auto rqp = std::make_shared<request>(rq);
-    self->request(shard, ctx->request_timeout, Atom::value, lower_uuid(rq.path_params.at("id")))
+    ask_shard(self, endpoint, shard, rq.path_params.at("type"), ctx->request_timeout, Atom::value,
+              lower_uuid(rq.path_params.at("id")))
       .then(
         [self, ctx, action, rqp, respond](bool live) {
           if (!live) {
@@ -377,29 +416,52 @@ void cluster_nodes(caf::event_based_actor* self, api_context_ptr ctx, request&,
   count_live(self, *ctx, [self, ctx, respond](int64_t live) {
     with_pool(self, *ctx, respond, [ctx, live, respond](std::shared_ptr<pg::pool> pool) {
       bool queued = pool->submit([ctx, live, respond](pg::connection& c) {
+        // Status as membership keeps it (cluster/membership.cpp); a node
+        // that runs alone is declared down by nobody, so a silent one
+        // shows as down here. Live actors of the other nodes come with
+        // their heartbeats (at most a heartbeat old).
         auto r = c.exec(
           "SELECT node_id, address, CASE WHEN last_heartbeat > now() - interval '15 seconds' "
           "THEN status ELSE 'down' END, incarnation, "
           "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-          "to_char(last_heartbeat AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+          "to_char(last_heartbeat AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+          "cluster_address, live::text, "
+          "to_char(down_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
           "FROM nodes ORDER BY node_id");
         if (!r.ok()) {
           respond(unavailable("the database is unavailable, retry shortly"));
           return;
         }
+        auto me = cluster::current_status();
         json nodes = json::array();
         for (size_t i = 0; i < r.rows.size(); ++i) {
           auto id = r.value(i, 0);
+          auto by_type = json::parse(r.value(i, 7, "{}"), nullptr, false);
+          if (by_type.is_discarded() || !by_type.is_object()) by_type = json::object();
+          int64_t sum = 0;
+          for (auto& [k, v] : by_type.items()) {
+            (void)k;
+            if (v.is_number_integer()) sum += v.get<int64_t>();
+          }
+          bool up = r.value(i, 2) == "up";
+          json actors = id == ctx->node_id ? json(live) : up ? json(sum) : json(nullptr);
           nodes.push_back({{"id", id},
                            {"address", r.value(i, 1)},
                            {"status", r.value(i, 2)},
                            {"incarnation", std::stoll(r.value(i, 3, "0"))},
                            {"started_at", r.value(i, 4)},
                            {"last_heartbeat", r.value(i, 5)},
-                           // Only this node's count is known here (no cluster yet).
-                           {"actors", id == ctx->node_id ? json(live) : json(nullptr)}});
+                           {"cluster_address", r.value(i, 6)},
+                           {"down_at", r.rows[i][8] ? json(r.value(i, 8)) : json(nullptr)},
+                           {"actors", actors},
+                           {"actors_by_type", up ? by_type : json::object()},
+                           {"self", id == ctx->node_id}});
         }
-        respond(json_response(200, json{{"nodes", std::move(nodes)}}.dump()));
+        respond(json_response(200, json{{"nodes", std::move(nodes)},
+                                        {"clustered", me.clustered},
+                                        {"epoch", me.epoch},
+                                        {"members", me.members}}
+                                     .dump()));
       });
       if (!queued) respond(unavailable("the database queue is full"));
     });

@@ -68,7 +68,11 @@ json event_json(const state& st, const inspect::event& e) {
   if (!e.type.empty()) j["type"] = e.type;
   if (!e.id.empty()) j["id"] = e.id;
   if (e.name.rfind("actor.", 0) == 0) j["restarts"] = e.restarts;
-  if (!e.reason.empty()) j[e.name.rfind("journal.", 0) == 0 ? "error" : "reason"] = e.reason;
+  if (e.name == "node.up") {
+    j["address"] = e.reason;  // membership notes a node that came up with its address
+  } else if (!e.reason.empty()) {
+    j[e.name.rfind("journal.", 0) == 0 ? "error" : "reason"] = e.reason;
+  }
   return j;
 }
 

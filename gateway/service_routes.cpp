@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cluster/membership.hpp"
 #include "common/metrics.hpp"
 #include "gateway/console_assets.hpp"
 #include "persistence/journal.hpp"
@@ -54,6 +55,20 @@ void with_journal(caf::event_based_actor* self, const service_context& ctx,
   self->request(j, ctx.request_timeout, journal::stats_atom::value)
     .then(
       [node_id, respond, checks](journal::stats& s) mutable {
+        // Journal writes wait until the node joined (they are fenced by
+        // its row); its failing time then says nothing of PostgreSQL.
+        auto c = cluster::current_status();
+        bool joined = c.joined && (!c.clustered || c.members > 0);
+        checks["cluster"] = {{"ok", joined},
+                             {"joined", joined},
+                             {"clustered", c.clustered},
+                             {"members", c.members},
+                             {"epoch", c.epoch},
+                             {"heartbeat_ms_ago", c.heartbeat_ms_ago}};
+        if (!joined) {
+          respond(not_ready(node_id, "the node has not joined the cluster yet", checks));
+          return;
+        }
         bool ok = s.failing_ms < journal_failing_limit_ms;
         checks["journal"] = {{"ok", ok},
                              {"pending", s.pending},

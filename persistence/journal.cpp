@@ -556,8 +556,14 @@ struct outcome {
   }
 };
 
-/// Writes `b` in one transaction.
-outcome write_batch(pg::connection& conn, const batch& b) {
+/// The SQLSTATE gm_fence() raises (migration 0013).
+constexpr const char* fenced_state = "GM001";
+
+/// Writes `b` in one transaction; first, if `o` names a fence, checks in
+/// the same transaction that this node still is a member (gm_fence(), which
+/// holds its `nodes` row FOR SHARE until the commit, so the cluster cannot
+/// declare it down in between).
+outcome write_batch(pg::connection& conn, const batch& b, const options& o) {
   // One statement per table, or two: fresh rows (on a first attempt) go
   // in a binary COPY (or, if a value has no binary form, a plain INSERT),
   // the others in the table's checking statement.
@@ -581,7 +587,21 @@ outcome write_batch(pg::connection& conn, const batch& b) {
   std::vector<std::vector<int>> binary(parts.size());
   std::vector<std::string> copies(parts.size());
   std::vector<pg::connection::statement> stmts;
-  stmts.reserve(parts.size());
+  stmts.reserve(parts.size() + 1);
+  static const std::string fence_sql = "SELECT gm_fence($1, $2)";
+  pg::params fence_params;
+  size_t first_part = 0;
+  if (!o.fence_node.empty()) {
+    auto inc = o.fence_incarnation ? o.fence_incarnation->load() : 0;
+    if (inc == 0) {
+      outcome out;
+      out.error = "this node has not joined the cluster yet";
+      return out;
+    }
+    fence_params = {o.fence_node, std::to_string(inc)};
+    stmts.push_back({&fence_sql, &fence_params, nullptr, nullptr, nullptr});
+    first_part = 1;
+  }
   std::vector<int64_t> affected(parts.size(), -1);
   std::vector<const value*> col;
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -619,6 +639,12 @@ outcome write_batch(pg::connection& conn, const batch& b) {
   auto r = conn.transaction(stmts, &failed);
   outcome out;
   if (!r.ok()) {
+    if (r.sqlstate == fenced_state) {
+      out.error = r.error;
+      out.sqlstate = r.sqlstate;
+      return out;
+    }
+    failed -= std::min(failed, first_part);
     out.error = failed < parts.size() ? parts[failed].table->name + ": " + r.error : r.error;
     out.sqlstate = r.sqlstate;
     return out;
@@ -668,10 +694,10 @@ struct isolation {
 /// own transaction: owners are entities, and no entity's change spans
 /// owners (a money saga's steps are separate, ordered writes).
 void bisect(pg::connection& conn, const batch& b, std::vector<const std::string*> owners,
-            isolation& iso) {
+            isolation& iso, const options& o) {
   if (owners.empty() || !iso.error.empty()) return;
   auto part = select_rows(b, owners);
-  auto out = write_batch(conn, part);
+  auto out = write_batch(conn, part, o);
   if (out.ok()) return;
   if (!out.refusal()) {
     iso.error = out.error;
@@ -682,13 +708,13 @@ void bisect(pg::connection& conn, const batch& b, std::vector<const std::string*
     return;
   }
   auto mid = owners.begin() + static_cast<std::ptrdiff_t>(owners.size() / 2);
-  bisect(conn, b, {owners.begin(), mid}, iso);
-  bisect(conn, b, {mid, owners.end()}, iso);
+  bisect(conn, b, {owners.begin(), mid}, iso, o);
+  bisect(conn, b, {mid, owners.end()}, iso, o);
 }
 
 /// A batch PostgreSQL refused: commit what it takes, park the refused
 /// owners' rows in journal_refused (nothing is dropped), and say whose.
-isolation isolate(pg::connection& conn, const batch& b) {
+isolation isolate(pg::connection& conn, const batch& b, const options& o) {
   isolation iso;
   std::vector<const std::string*> owners;
   for (auto& g : b.groups()) {
@@ -700,7 +726,7 @@ isolation isolate(pg::connection& conn, const batch& b) {
       if (!seen) owners.push_back(o);
     }
   }
-  bisect(conn, b, owners, iso);
+  bisect(conn, b, owners, iso, o);
   if (!iso.error.empty() || iso.refused.empty()) return iso;
   static const std::string park =
     "INSERT INTO journal_refused (owner, table_name, row_image, error) "
@@ -920,14 +946,20 @@ void write_from(caf::actor me, std::shared_ptr<feed> f, options opts, pg::connec
   auto log = gm::log::get("journal");
   while (b) {
     auto started = steady::now();
-    auto out = write_batch(conn, *b);
+    auto out = write_batch(conn, *b, opts);
+    if (out.sqlstate == fenced_state) {
+      // Declared down: these rows were never committed (nor acknowledged
+      // as durable), and no row may be written under this incarnation.
+      log->critical("PostgreSQL fenced a batch of {} rows: {}", b->size(), out.error);
+      if (opts.on_fenced) opts.on_fenced(out.error);
+    }
     batch_report rep;
     rep.stale = out.stale;
     rep.stale_tables = out.stale_tables;
     if (!out.ok() && out.refusal()) {
       log->warn("PostgreSQL refused a batch of {} rows ({}): finding whose rows", b->size(),
                  out.error);
-      auto iso = isolate(conn, *b);
+      auto iso = isolate(conn, *b, opts);
       if (iso.error.empty()) {
         out.error.clear();
         rep.isolated = true;

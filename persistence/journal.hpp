@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -178,6 +179,15 @@ struct options {
   /// A sync not answered within this long (PostgreSQL down or slow) is
   /// answered with an error (`caf::sec::request_timeout`).
   std::chrono::milliseconds sync_timeout{30000};
+  /// Fencing (docs/architecture.md, Cluster): every batch commits only
+  /// while `fence_node`'s row in `nodes` is up with the incarnation in
+  /// `fence_incarnation` (0: not joined yet, and batches wait). A batch
+  /// PostgreSQL fences (the cluster declared this node down) runs
+  /// `on_fenced`, on the writer thread: the node must not write again
+  /// under this incarnation. Without a fence_node, batches are not fenced.
+  std::string fence_node;
+  std::shared_ptr<std::atomic<int64_t>> fence_incarnation;
+  std::function<void(const std::string&)> on_fenced;
 };
 
 struct stats {

@@ -1,9 +1,9 @@
 // Implements the persistence service actor.
 //
 // Every health_interval it runs one probe per server, never more than one in
-// flight: on PostgreSQL, the migrations until they have succeeded, then the
-// node heartbeat (an upsert of this node's row, which proves reads and writes
-// work); on Redis, PING. Probe results come back as messages from the pool's
+// flight: on PostgreSQL, the migrations until they have succeeded, then a
+// SELECT 1 (this node's row in `nodes` is cluster/membership's); on Redis,
+// PING. Probe results come back as messages from the pool's
 // threads, so the actor itself never blocks on a server.
 #include "persistence/service.hpp"
 
@@ -32,13 +32,6 @@ using redis_probe_atom = caf::atom_constant<caf::atom("p_rdprobe")>;
 
 using clock = std::chrono::steady_clock;
 
-constexpr const char* heartbeat_sql =
-  "INSERT INTO nodes (node_id, address, incarnation, started_at, last_heartbeat, status)"
-  " VALUES ($1, $2, $3, to_timestamp($3::bigint / 1000.0), now(), 'up')"
-  " ON CONFLICT (node_id) DO UPDATE SET address = excluded.address,"
-  " incarnation = excluded.incarnation, started_at = excluded.started_at,"
-  " last_heartbeat = now(), status = 'up'";
-
 struct state {
   std::shared_ptr<pg::pool> pool;
   std::unique_ptr<redis::client> redis;
@@ -53,13 +46,7 @@ struct state {
   static inline const char* name = "gm.persistence";
 
   ~state() {
-    // Tell the cluster view this node is gone (runs while the pool drains);
-    // the next incarnation's heartbeat marks it up again.
-    if (pool && h.migrations_ok) {
-      pool->submit([id = node.id](pg::connection& c) {
-        c.exec("UPDATE nodes SET status = 'down' WHERE node_id = $1", {id});
-      });
-    }
+    // (This node's row in `nodes` is cluster/membership's.)
     // Joins the pool's and client's threads; this actor is detached.
     if (pool) pool->stop();
     if (redis) redis->stop();
@@ -96,8 +83,7 @@ void probe_pg(caf::stateful_actor<state>* self) {
   st.pg_probe_in_flight = true;
   caf::actor me = caf::actor_cast<caf::actor>(self);
   bool migrated = st.h.migrations_ok;
-  auto node = st.node;
-  auto accepted = st.pool->submit([me, migrated, node](pg::connection& c) {
+  auto accepted = st.pool->submit([me, migrated](pg::connection& c) {
     int version = 0;
     std::string migration_error;
     bool now_migrated = migrated;
@@ -109,7 +95,7 @@ void probe_pg(caf::stateful_actor<state>* self) {
     }
     std::string error;
     if (now_migrated) {
-      auto r = c.exec(heartbeat_sql, {node.id, node.address, std::to_string(node.incarnation)});
+      auto r = c.exec("SELECT 1");
       error = r.error;
     } else {
       error = c.connected() ? std::string{} : migration_error;

@@ -32,6 +32,8 @@ using namespace actors;
 using sweep_atom = caf::atom_constant<caf::atom("sh_sweep")>;
 // Entity attachable → shard: `(down_atom, slot key address, entity, reason)`.
 using down_atom = caf::atom_constant<caf::atom("sh_down")>;
+// Shard → itself: the wait for an entity's previous owner is over.
+using handoff_atom = caf::atom_constant<caf::atom("sh_handoff")>;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -159,6 +161,16 @@ void activate(shard_actor* self, const std::string& key, slot& s) {
     self->monitor(old);
     return;
   }
+  auto wait = handoff_wait(st.kind.type, key);
+  if (wait.count() > 0) {
+    // The cluster changed and the node that owned the entity is still up:
+    // it passivates the entity (flushing its writes) meanwhile. What comes
+    // for the entity is held until then.
+    s.handle = nullptr;
+    s.passivating = true;
+    self->delayed_send(self, wait, handoff_atom::value, key);
+    return;
+  }
   s.handle = st.kind.spawn(self, key);
   const std::string* slot_key = &key;
   s.handle->attach_functor([shard = self->address(), slot_key,
@@ -246,8 +258,28 @@ void on_down(shard_actor* self, const std::string& key, const caf::actor_addr& w
   activate_and_deliver(self, key, s);
 }
 
-/// Activates the entity of slot `s` and hands it what was held for it.
+/// Activates the entity of slot `s` and hands it what was held for it. An
+/// entity another node owns now (the cluster changed while it stopped) is
+/// not activated: what was held for it goes to its owner.
 void activate_and_deliver(shard_actor* self, const std::string& key, slot& s) {
+  auto& st = self->state;
+  caf::actor owner;
+  if (owned_elsewhere(st.kind.type, key, owner)) {
+    if (s.holding()) {
+      for (auto& h : s.t->held_msgs) {
+        if (owner) {
+          h.rp.delegate(owner, fwd_atom::value, st.kind.type, key, int32_t{1}, std::move(h.msg));
+        } else {
+          h.rp.deliver(fail(errc::unavailable, "the node that owns this " + st.kind.type +
+                                                 " is not reachable right now"));
+        }
+      }
+    }
+    std::string k = key;  // `key` may be the slot's own key
+    st.slots.erase(k);
+    st.live->set(static_cast<int64_t>(st.slots.size()));
+    return;
+  }
   activate(self, key, s);
   if (!s.handle) return;  // still waiting for an old copy
   if (s.holding()) {
@@ -443,6 +475,25 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
       // The key's slot lives until this very message is handled: slots are
       // erased only here, after their entity has exited.
       on_down(self, *reinterpret_cast<const std::string*>(key), who, reason);
+    },
+    [self](handoff_atom, const std::string& key) {
+      auto it = self->state.slots.find(key);
+      if (it == self->state.slots.end() || it->second.handle || !it->second.passivating) return;
+      it->second.passivating = false;
+      activate_and_deliver(self, it->first, it->second);
+    },
+    [self](rebalance_atom) {
+      // The cluster changed: entities another node owns now stop here
+      // (flushing their writes) and activate there at their next message.
+      auto& st = self->state;
+      int n = 0;
+      for (auto& kv : st.slots) {
+        if (kv.second.handle && !kv.second.passivating && !owned_here(st.kind.type, kv.first)) {
+          passivate(self, kv.second);
+          ++n;
+        }
+      }
+      if (n > 0) gm::log::get("shard")->info("{}: {} entities moved to other nodes", st.kind.type, n);
     },
     [self](gone_atom, const std::string& id) {
       auto it = self->state.slots.find(id);

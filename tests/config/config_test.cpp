@@ -120,3 +120,15 @@ TEST_CASE("the journal's group commit is durable by default, interval or eager o
   CHECK(error_of({}, {{"GIGMESH_JOURNAL_GROUP_COMMIT", "sometimes"}}).find("journal_group_commit") !=
         std::string::npos);
 }
+
+TEST_CASE("seeds are host:port lists; failure detection needs two heartbeats") {
+  auto s = load({"--seeds=10.0.0.1:7001,node-b:7002", "--cluster-port=7000"}, {});
+  CHECK(s.seeds == "10.0.0.1:7001,node-b:7002");
+  CHECK(s.cluster_port == 7000);
+  CHECK(load({}, {{"GIGMESH_SEEDS", ""}}).seeds.empty());
+  CHECK(error_of({"--seeds=10.0.0.1"}).find("seeds") != std::string::npos);
+  CHECK(error_of({"--seeds=a:1,,b:2"}).find("not host:port") != std::string::npos);
+  CHECK(error_of({"--seeds=a:x"}).find("not host:port") != std::string::npos);
+  CHECK(error_of({"--cluster-heartbeat-ms=1000", "--cluster-down-after-ms=1500"})
+          .find("two heartbeats") != std::string::npos);
+}
