@@ -160,3 +160,35 @@ gm_redis_stop() {
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$pidfile"
 }
+
+# The private PostgreSQL and Redis of this checkout (data in .data/), shared
+# by scripts/run and scripts/cluster: started unless an earlier run's are
+# still up. Sets PG_PORT and REDIS_PORT.
+gm_private_servers() {
+  local data=$GM_ROOT/.data state=$GM_ROOT/.data/servers.env pgdir
+  mkdir -p "$data"
+  if [ -f "$state" ]; then
+    . "$state"
+    if ! gm_port_busy "$PG_PORT" || ! gm_port_busy "$REDIS_PORT"; then
+      gm_private_servers_stop
+    fi
+  fi
+  if [ ! -f "$state" ]; then
+    pgdir=$(gm_pg_dir "$data/pg")
+    echo "$pgdir" > "$data/pgdir"
+    PG_PORT=$(gm_free_port pg)
+    gm_pg_start "$pgdir" "$PG_PORT"
+    REDIS_PORT=$(gm_free_port redis)
+    gm_redis_start "$REDIS_PORT" "$data/redis"
+    printf 'PG_PORT=%s\nREDIS_PORT=%s\n' "$PG_PORT" "$REDIS_PORT" > "$state"
+    gm_log "PostgreSQL on 127.0.0.1:$PG_PORT, Redis on 127.0.0.1:$REDIS_PORT (stop: scripts/run stop)"
+  fi
+}
+
+gm_private_servers_stop() {
+  local data=$GM_ROOT/.data
+  gm_pg_stop "$(cat "$data/pgdir" 2>/dev/null || echo "$data/pg")"
+  gm_redis_stop "$data/redis"
+  rm -f "$data/servers.env"
+  gm_log "private PostgreSQL and Redis stopped"
+}
