@@ -476,7 +476,7 @@ class WalletApiTest(NodeTestCase):
         tree = json_body(data)
         self.assertEqual((tree["name"], tree["strategy"]), ("root", "one_for_one"))
         children = {c["name"]: c for c in tree["children"]}
-        self.assertEqual(set(children), {"persistence", "journal", "topic_hub", "inspector",
+        self.assertEqual(set(children), {"persistence", "cluster", "journal", "topic_hub", "inspector",
                                          "shards", "gateway"})
         shards = children["shards"]["supervisor"]
         self.assertEqual({c["name"] for c in shards["children"]},

@@ -1,0 +1,116 @@
+"""Helpers of bench/cluster.sh: who owns which wallet (cluster/view.cpp's
+rendezvous hashing, the same as tests/integration/test_cluster.py), wrk
+scripts for transfers between chosen pairs, and the failover probe.
+
+  cluster_tool.py lua same|cross NODES USER_IDS TOKENS OUT.lua
+      transfers whose source node1 owns, to a wallet node1 owns too (same)
+      or one another node owns (cross), among NODES (comma-separated ids)
+  cluster_tool.py owned NODE NODES USER_IDS TOKENS
+      prints the tokens of the users whose wallet NODE owns
+  cluster_tool.py failover PORT TOKENS_FILE PID
+      kill -9 PID, then asks GET /api/v1/wallet on 127.0.0.1:PORT for each
+      token until each answers 200 (at most 30 s); prints "seconds_to_all
+      seconds_to_first answered total"
+"""
+import http.client
+import os
+import random
+import signal
+import sys
+import time
+
+M = (1 << 64) - 1
+
+
+def _fnv(h, data):
+    for c in data:
+        h ^= c
+        h = (h * 1099511628211) & M
+    return h
+
+
+def score(node, key):
+    h = _fnv(14695981039346656037, node.encode())
+    h = _fnv(h ^ 0x1F, key.encode())
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & M
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & M
+    h ^= h >> 31
+    return h
+
+
+def owner(nodes, uid):
+    key = "wallet:" + uid
+    return max(sorted(nodes), key=lambda n: score(n, key))
+
+
+def load(ids_path, tokens_path):
+    ids = open(ids_path).read().split()
+    tokens = open(tokens_path).read().split()
+    return list(zip(ids, tokens))
+
+
+def lua(kind, nodes, users, out):
+    home = nodes[0]
+    src = [u for u in users if owner(nodes, u[0]) == home]
+    dst = [u for u in users if (owner(nodes, u[0]) == home) == (kind == "same")]
+    rnd = random.Random(7919)
+    with open(out, "w") as f:
+        f.write("local reqs = {}\ninit = function(args)\n")
+        for _ in range(20000):
+            s, d = rnd.choice(src), rnd.choice(dst)
+            while d[0] == s[0]:
+                d = rnd.choice(dst)
+            body = '{"to_user_id":"%s","amount":%d}' % (d[0], rnd.randint(1, 100))
+            f.write('  reqs[#reqs + 1] = wrk.format("POST", "/api/v1/wallet/transfer", '
+                    '{["Authorization"] = "Bearer %s", ["Content-Type"] = "application/json"}, '
+                    "'%s')\n" % (s[1], body))
+        f.write("end\nlocal i = 0\nrequest = function()\n  i = i %% #reqs + 1\n"
+                "  return reqs[i]\nend\n")
+    print(len(src), len(dst))
+
+
+def wallet_ok(port, token):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", "/api/v1/wallet", headers={"Authorization": "Bearer " + token})
+        ok = c.getresponse().status == 200
+        c.close()
+        return ok
+    except OSError:
+        return False
+
+
+def failover(port, tokens, pid):
+    left = set(tokens)
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    first = None
+    while left and time.monotonic() - t0 < 30:
+        for t in list(left):
+            if wallet_ok(port, t):
+                left.discard(t)
+                if first is None:
+                    first = time.monotonic() - t0
+        time.sleep(0.01)
+    print("%.3f %.3f %d %d" % (time.monotonic() - t0, first or -1, len(tokens) - len(left),
+                               len(tokens)))
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "lua":
+        lua(sys.argv[2], sys.argv[3].split(","), load(sys.argv[4], sys.argv[5]), sys.argv[6])
+    elif cmd == "owned":
+        nodes = sys.argv[3].split(",")
+        for uid, token in load(sys.argv[4], sys.argv[5]):
+            if owner(nodes, uid) == sys.argv[2]:
+                print(token)
+    elif cmd == "failover":
+        tokens = open(sys.argv[3]).read().split()
+        failover(int(sys.argv[2]), tokens, int(sys.argv[4]))
+
+
+if __name__ == "__main__":
+    main()
