@@ -19,30 +19,13 @@ import signal
 import sys
 import time
 
-M = (1 << 64) - 1
-
-
-def _fnv(h, data):
-    for c in data:
-        h ^= c
-        h = (h * 1099511628211) & M
-    return h
-
-
-def score(node, key):
-    h = _fnv(14695981039346656037, node.encode())
-    h = _fnv(h ^ 0x1F, key.encode())
-    h ^= h >> 30
-    h = (h * 0xBF58476D1CE4E5B9) & M
-    h ^= h >> 27
-    h = (h * 0x94D049BB133111EB) & M
-    h ^= h >> 31
-    return h
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+import rendezvous  # noqa: E402  (cluster/view.cpp's placement)
 
 
 def owner(nodes, uid):
-    key = "wallet:" + uid
-    return max(sorted(nodes), key=lambda n: score(n, key))
+    return rendezvous.owner(nodes, "wallet", uid)
 
 
 def load(ids_path, tokens_path):

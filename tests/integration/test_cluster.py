@@ -20,38 +20,12 @@ import unittest
 from harness import Node, free_port, json_body, main, psql, wait_for
 from test_wallet import (NODE_ENV, Load, call, check_ledger, fresh_database, login_admin,
                          register)
+from rendezvous import owner
 from wsclient import WsClient
 import test_chat
 import test_circles
 import test_gigs
 import test_tasks
-
-M = (1 << 64) - 1
-
-
-def _fnv(h, data):
-    for c in data:
-        h ^= c
-        h = (h * 1099511628211) & M
-    return h
-
-
-def score(node, key):
-    """cluster/view.cpp's rendezvous score."""
-    h = _fnv(14695981039346656037, node.encode())
-    h = _fnv(h ^ 0x1F, key.encode())
-    h ^= h >> 30
-    h = (h * 0xBF58476D1CE4E5B9) & M
-    h ^= h >> 27
-    h = (h * 0x94D049BB133111EB) & M
-    h ^= h >> 31
-    return h
-
-
-def owner(nodes, kind, entity_id):
-    key = "%s:%s" % (kind, entity_id)
-    return max(sorted(nodes), key=lambda n: score(n, key))
-
 
 def members(node):
     status, _, body = call(node.port, "GET", "/readyz")
