@@ -6,7 +6,9 @@
 #    and PostgreSQL share the machine's cores.
 # 2. Same-node against cross-node transfers, on 2 nodes: every request goes
 #    to node 1 and its source wallet is node 1's; the receiver's wallet is
-#    node 1's too (same) or node 2's (cross). Throughput and latency.
+#    node 1's too (same) or node 2's (cross); senders and receivers are
+#    disjoint sets of equal size either way. Latency with one connection
+#    (first), then throughput.
 # 3. Failover: 3 nodes; kill -9 of node 3, then node 1 is asked for every
 #    wallet node 3 held until each answers: seconds from the kill to the
 #    first and to the last answer.
@@ -21,9 +23,6 @@ users=${3:-1000}
 tool=$GM_ROOT/bench/cluster_tool.py
 
 bench_setup
-bench_make_users "$users" 100000000
-lua=$bench_data/transfer.lua
-bench_transfer_lua "$lua"
 
 declare -A http_port cluster_port node_pid
 for i in 1 2 3; do
@@ -87,6 +86,9 @@ run_spread() {
 
 start_node 1
 wait_members 1
+bench_make_users "$users" 100000000  # after node 1 applied the migrations
+lua=$bench_data/transfer.lua
+bench_transfer_lua "$lua"
 one=$(run_spread 1)
 start_node 2
 wait_members 2
@@ -97,10 +99,11 @@ read -r src dst < <(python3 "$tool" lua same node1,node2 "$bench_data/user_ids" 
 python3 "$tool" lua cross node1,node2 "$bench_data/user_ids" "$bench_data/tokens" "$bench_data/cross.lua" >/dev/null
 for kind in same cross; do
   wrk -t1 -c"$conns" -d2s -s "$bench_data/$kind.lua" "http://127.0.0.1:${http_port[1]}/" >/dev/null
-  read -r rps p99 bad < <(bench_wrk_ok -t2 -c"$conns" -d"${secs}s" -s "$bench_data/$kind.lua" "http://127.0.0.1:${http_port[1]}/")
-  read -r _ p99_1 _ < <(bench_wrk_ok -t1 -c1 -d"$((secs / 2 + 1))s" -s "$bench_data/$kind.lua" "http://127.0.0.1:${http_port[1]}/")
+  sleep 1
   lat1=$(wrk --latency -t1 -c1 -d"$((secs / 2 + 1))s" -s "$bench_data/$kind.lua" "http://127.0.0.1:${http_port[1]}/" |
     awk '$1 == "50%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)}; print v}')
+  read -r rps p99 bad < <(bench_wrk_ok -t2 -c"$conns" -d"${secs}s" -s "$bench_data/$kind.lua" "http://127.0.0.1:${http_port[1]}/")
+  sleep 1
   printf -v "${kind}_rps" '%s' "$rps"
   printf -v "${kind}_p99" '%s' "$p99"
   printf -v "${kind}_p50_1" '%s' "$lat1"

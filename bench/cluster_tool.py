@@ -3,8 +3,9 @@ rendezvous hashing, the same as tests/integration/test_cluster.py), wrk
 scripts for transfers between chosen pairs, and the failover probe.
 
   cluster_tool.py lua same|cross NODES USER_IDS TOKENS OUT.lua
-      transfers whose source node1 owns, to a wallet node1 owns too (same)
-      or one another node owns (cross), among NODES (comma-separated ids)
+      transfers whose source the first of NODES owns, to a wallet it owns
+      too (same) or another node owns (cross); sources and receivers are
+      disjoint sets of equal size in both
   cluster_tool.py owned NODE NODES USER_IDS TOKENS
       prints the tokens of the users whose wallet NODE owns
   cluster_tool.py failover PORT TOKENS_FILE PID
@@ -36,8 +37,13 @@ def load(ids_path, tokens_path):
 
 def lua(kind, nodes, users, out):
     home = nodes[0]
-    src = [u for u in users if owner(nodes, u[0]) == home]
-    dst = [u for u in users if (owner(nodes, u[0]) == home) == (kind == "same")]
+    mine = [u for u in users if owner(nodes, u[0]) == home]
+    theirs = [u for u in users if owner(nodes, u[0]) != home]
+    # Sources and receivers are two sets that do not meet in both cases
+    # (a wallet is only ever one or the other): the same contention.
+    n = min(len(mine) // 2, len(theirs))
+    src = mine[:n]
+    dst = mine[n:2 * n] if kind == "same" else theirs[:n]
     rnd = random.Random(7919)
     with open(out, "w") as f:
         f.write("local reqs = {}\ninit = function(args)\n")
@@ -49,14 +55,16 @@ def lua(kind, nodes, users, out):
             f.write('  reqs[#reqs + 1] = wrk.format("POST", "/api/v1/wallet/transfer", '
                     '{["Authorization"] = "Bearer %s", ["Content-Type"] = "application/json"}, '
                     "'%s')\n" % (s[1], body))
-        f.write("end\nlocal i = 0\nrequest = function()\n  i = i %% #reqs + 1\n"
+        f.write("end\nlocal i = 0\nrequest = function()\n  i = i % #reqs + 1\n"
                 "  return reqs[i]\nend\n")
     print(len(src), len(dst))
 
 
 def wallet_ok(port, token):
     try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        # Short: a request sent just before the node noticed the death
+        # waits out its timeout, which would count as failover time.
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=0.25)
         c.request("GET", "/api/v1/wallet", headers={"Authorization": "Bearer " + token})
         ok = c.getresponse().status == 200
         c.close()
