@@ -84,6 +84,10 @@ std::vector<gm::sup::child_spec> root_children(const gm::config::settings& cfg,
   gm::sup::child_spec cluster;
   cluster.name = "cluster";
   cluster.shutdown_timeout = stop_within;
+  // Not restarted: a new membership would rejoin under the same
+  // incarnation while the others may have declared this node down and
+  // taken its entities. Its crash stops the node (exit 1).
+  cluster.significant = true;
   cluster.start = [cfg, node, joined_incarnation, events](caf::local_actor* sup) {
     gm::cluster::options o;
     o.node_id = node.id;

@@ -32,6 +32,7 @@
 #include "actors/router.hpp"
 #include "actors/topics.hpp"
 #include "cluster/view.hpp"
+#include "common/ids.hpp"
 #include "common/inspect_feed.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -78,8 +79,13 @@ int64_t steady_ms() {
 
 // ---- placement and forwarding, read by routers on every command ------------
 
-bool place(const std::string& type, const std::string& id, caf::actor& endpoint) {
+bool place(const std::string& type, const std::string& given, caf::actor& endpoint) {
   auto& v = current_here();
+  // The shard's key: a UUID with capitals names the same entity as its
+  // lower-case form, so it must hash the same (rare: no copy otherwise).
+  thread_local std::string lowered;
+  bool upper = std::any_of(given.begin(), given.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  const std::string& id = upper && is_uuid(given) ? (lowered = lower_uuid(given)) : given;
   // Before its first view a clustered node owns nothing: whoever owns the
   // entity is not known yet (answered `unavailable`, endpoint invalid).
   if (v.up.empty()) return shared().clustered.load(std::memory_order_relaxed);
@@ -92,15 +98,19 @@ bool place(const std::string& type, const std::string& id, caf::actor& endpoint)
 
 std::chrono::milliseconds handoff_for(const std::string& type, const std::string& id) {
   auto& v = current_here();
-  if (v.before.empty() || v.handoff.count() == 0) return std::chrono::milliseconds{0};
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(v.since + v.handoff -
-                                                                    clock::now());
-  if (left.count() <= 0) return std::chrono::milliseconds{0};
-  auto prev = owner_among(v.before, type, id);
-  if (prev.empty() || prev == v.self) return std::chrono::milliseconds{0};
-  // Only if the node it leaves is still up: one that died is fenced.
-  bool up = std::any_of(v.up.begin(), v.up.end(), [&](const member& m) { return m.id == prev; });
-  return up ? left : std::chrono::milliseconds{0};
+  std::chrono::milliseconds wait{0};
+  if (v.recent.empty() || v.handoff.count() == 0) return wait;
+  auto now = clock::now();
+  for (auto& c : v.recent) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.at + v.handoff - now);
+    if (left <= wait) continue;
+    auto prev = owner_among(c.before, type, id);
+    if (prev.empty() || prev == v.self) continue;
+    // Only if the node it leaves is still up: one that died is fenced.
+    bool up = std::any_of(v.up.begin(), v.up.end(), [&](const member& m) { return m.id == prev; });
+    if (up) wait = left;
+  }
+  return wait;
 }
 
 void forward_event(const std::string& topic, const std::string& event, int64_t seq,
@@ -192,18 +202,30 @@ struct state {
       gm::log::get("cluster")->info("left the cluster");
     }
     shared().joined = false;
+    // No handles to other nodes may outlive the actor system.
+    actors::set_placement(nullptr);
+    topics::set_forwarder(nullptr);
+    install(std::make_shared<view>());
   }
 };
 
 using membership_actor = caf::stateful_actor<state>;
 
-std::string with_tcp_timeout(const std::string& url, std::chrono::milliseconds t) {
-  // A partition must not hang the heartbeat in a read forever.
-  auto opt = "tcp_user_timeout=" + std::to_string(t.count());
-  if (url.find("://") != std::string::npos) {
-    return url + (url.find('?') == std::string::npos ? "?" : "&") + opt;
+std::string with_timeouts(const std::string& url, std::chrono::milliseconds tcp,
+                          std::chrono::milliseconds lock) {
+  // A partition must not hang the heartbeat in a read forever, nor a row
+  // lock (a stalled node's batch holding its row) stop this node's own
+  // heartbeat: a statement that waits longer for a lock fails, and the
+  // next tick tries again.
+  auto l = std::to_string(lock.count());
+  bool uri = url.find("://") != std::string::npos;
+  if (uri) {
+    return url + (url.find('?') == std::string::npos ? "?" : "&") +
+           "tcp_user_timeout=" + std::to_string(tcp.count()) +
+           "&options=-c%20lock_timeout%3D" + l;
   }
-  return url + " " + opt;
+  return url + " tcp_user_timeout=" + std::to_string(tcp.count()) +
+         " options='-c lock_timeout=" + l + "'";
 }
 
 bool split_address(const std::string& a, std::string& host, uint16_t& port) {
@@ -281,21 +303,23 @@ void install_view(membership_actor* self, bool membership_changed) {
     v->up.push_back(std::move(m));
   }
   auto old = current();
+  auto now = clock::now();
+  v->handoff = st.opts.handoff;
+  for (auto& c : old->recent) {
+    if (c.at + st.opts.handoff > now) v->recent.push_back(c);
+  }
   if (membership_changed) {
+    view::change c;
+    c.at = now;
     // The first view of a node that joins: the others held its entities.
     if (st.up_ids.empty()) {
       for (auto& id : ids) {
-        if (id != st.opts.node_id) v->before.push_back(id);
+        if (id != st.opts.node_id) c.before.push_back(id);
       }
     } else {
-      v->before = st.up_ids;
+      c.before = st.up_ids;
     }
-    v->since = clock::now();
-    v->handoff = st.opts.handoff;
-  } else {
-    v->before = old->before;
-    v->since = old->since;
-    v->handoff = old->handoff;
+    if (!c.before.empty()) v->recent.push_back(std::move(c));
   }
   st.up_ids = ids;
   install(v);
@@ -378,7 +402,7 @@ void survey(membership_actor* self) {
     "e AS (UPDATE cluster_epoch SET epoch = epoch + 1 WHERE EXISTS (SELECT 1 FROM d)) "
     "SELECT node_id, incarnation FROM d",
     {st.opts.node_id, std::to_string(st.opts.down_after.count()), lost,
-     std::to_string(2 * st.opts.heartbeat.count())});
+     std::to_string(std::max(2 * st.opts.heartbeat.count(), st.opts.down_after.count() / 2))});
   if (!d.ok()) {
     note_error(self, "could not check the other nodes", d.error);
     return;
@@ -487,7 +511,7 @@ caf::behavior membership_impl(membership_actor* self, options opts) {
   st.opts = std::move(opts);
   if (!st.opts.joined_incarnation) st.opts.joined_incarnation = std::make_shared<std::atomic<int64_t>>(0);
   st.conn = std::make_unique<pg::connection>(
-    with_tcp_timeout(st.opts.pg_url, st.opts.down_after), st.opts.connect_timeout);
+    with_timeouts(st.opts.pg_url, st.opts.down_after, st.opts.heartbeat), st.opts.connect_timeout);
   shared().clustered = st.opts.clustered;
   auto log = gm::log::get("cluster");
   if (st.opts.clustered) {

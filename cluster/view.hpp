@@ -29,11 +29,17 @@ struct view {
   int64_t epoch = 0;
   std::string self;
   std::vector<member> up;  // sorted by id; this node included once it joined
-  /// Who was up in the view before (ids): an entity whose owner changed
-  /// from a node that is still up waits `handoff` after `since` before it
-  /// activates on its new owner, while the old owner passivates it.
-  std::vector<std::string> before;
-  std::chrono::steady_clock::time_point since{};
+  /// Who was up before each recent change (ids), and when the change came:
+  /// an entity whose owner in any of them is another node that is still up
+  /// waits until `handoff` after that change before it activates here,
+  /// while the old owner passivates it. Changes older than `handoff` are
+  /// dropped; keeping all the recent ones means a second change soon after
+  /// the first does not cut the first one's wait short.
+  struct change {
+    std::vector<std::string> before;
+    std::chrono::steady_clock::time_point at{};
+  };
+  std::vector<change> recent;
   std::chrono::milliseconds handoff{0};
 };
 

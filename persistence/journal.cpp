@@ -559,7 +559,7 @@ struct outcome {
 /// The SQLSTATE gm_fence() raises (migration 0013).
 constexpr const char* fenced_state = "GM001";
 
-/// Writes `b` in one transaction; first, if `o` names a fence, checks in
+/// Writes `b` in one transaction; last, if `o` names a fence, checks in
 /// the same transaction that this node still is a member (gm_fence(), which
 /// holds its `nodes` row FOR SHARE until the commit, so the cluster cannot
 /// declare it down in between).
@@ -590,7 +590,6 @@ outcome write_batch(pg::connection& conn, const batch& b, const options& o) {
   stmts.reserve(parts.size() + 1);
   static const std::string fence_sql = "SELECT gm_fence($1, $2)";
   pg::params fence_params;
-  size_t first_part = 0;
   if (!o.fence_node.empty()) {
     auto inc = o.fence_incarnation ? o.fence_incarnation->load() : 0;
     if (inc == 0) {
@@ -599,8 +598,6 @@ outcome write_batch(pg::connection& conn, const batch& b, const options& o) {
       return out;
     }
     fence_params = {o.fence_node, std::to_string(inc)};
-    stmts.push_back({&fence_sql, &fence_params, nullptr, nullptr, nullptr});
-    first_part = 1;
   }
   std::vector<int64_t> affected(parts.size(), -1);
   std::vector<const value*> col;
@@ -632,6 +629,11 @@ outcome write_batch(pg::connection& conn, const batch& b, const options& o) {
     sqls[i] = write_sql(t, parts[i].fresh);
     stmts.push_back({&sqls[i], &p, &binary[i], nullptr, &affected[i]});
   }
+  // The fence goes last, in the same round trip as COMMIT: it holds the
+  // node's row FOR SHARE only from there to the commit, never while a
+  // COPY waits for this client (a stalled node must not hold the row the
+  // others need to declare it down).
+  if (!fence_params.empty()) stmts.push_back({&fence_sql, &fence_params, nullptr, nullptr, nullptr});
   // BEGIN, the statements and COMMIT in one round trip. A failed commit
   // leaves the outcome unknown: versioned writes, and the checking
   // statements a retry uses for every row, make a retry safe.
@@ -644,7 +646,6 @@ outcome write_batch(pg::connection& conn, const batch& b, const options& o) {
       out.sqlstate = r.sqlstate;
       return out;
     }
-    failed -= std::min(failed, first_part);
     out.error = failed < parts.size() ? parts[failed].table->name + ": " + r.error : r.error;
     out.sqlstate = r.sqlstate;
     return out;

@@ -434,6 +434,21 @@ caf::behavior shard_impl(shard_actor* self, entity_kind kind, options opts) {
     [self](fwd_atom, const std::string& given, caf::message& msg) {
       std::string lowered;
       const auto& id = canonical_id(given, lowered);
+      auto& st = self->state;
+      caf::actor owner;
+      if (st.slots.count(id) == 0 && owned_elsewhere(st.kind.type, id, owner)) {
+        // Routed here before this node's view changed (a direct command
+        // refused by a passivating entity, or one queued behind the
+        // rebalance): never activate another node's entity here.
+        auto rp = self->make_response_promise();
+        if (owner) {
+          rp.delegate(owner, fwd_atom::value, st.kind.type, id, int32_t{1}, std::move(msg));
+        } else {
+          rp.deliver(fail(errc::unavailable, "the node that owns this " + st.kind.type +
+                                               " is not reachable right now"));
+        }
+        return;
+      }
       auto& s = slot_for(self, id);
       s.last_used_ms = now_ms();
       auto rp = self->make_response_promise();
