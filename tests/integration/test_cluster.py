@@ -27,6 +27,15 @@ import test_circles
 import test_gigs
 import test_tasks
 
+def merged_statuses(loads):
+    """The answers of several Loads, counted together by status."""
+    out = {}
+    for load in loads:
+        for k, v in load.statuses.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
 def members(node):
     status, _, body = call(node.port, "GET", "/readyz")
     if status != 200:
@@ -97,10 +106,7 @@ class ClusterTest(unittest.TestCase):
         loads = [Load(n.port, users, 300, threads=6).start() for n in (n1, n2, n3)]
         for load in loads:
             load.join()
-        statuses = {}
-        for load in loads:
-            for k, v in load.statuses.items():
-                statuses[k] = statuses.get(k, 0) + v
+        statuses = merged_statuses(loads)
         self.assertEqual(set(statuses) - {201, 409}, set(), statuses)
         self.assertGreater(statuses.get(201, 0), 600, statuses)
         withdrawn = sum(load.withdrawn for load in loads)
@@ -169,10 +175,7 @@ class ClusterTest(unittest.TestCase):
         self.assertLess(failover, 5.0)
         for load in loads:
             load.join()
-        statuses = {}
-        for load in loads:
-            for k, v in load.statuses.items():
-                statuses[k] = statuses.get(k, 0) + v
+        statuses = merged_statuses(loads)
         # Clients saw only retriable 503s while node 3's entities moved.
         self.assertEqual(set(statuses) - {201, 409, 503}, set(), statuses)
         acked = [t for load in loads for t in load.acked]
